@@ -1,0 +1,98 @@
+"""The one interface every engine offers, and the values that cross it.
+
+An engine turns a conversation into a stream of events. It runs on the engine
+worker's thread only, so it needs no locking of its own; the worker hands it a
+`GenerationRequest`, an `emit` callback for the events and a `should_stop`
+callable it polls between tokens.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """One turn of a conversation as the model sees it."""
+
+    role: Literal["system", "user", "assistant"]
+    text: str
+    images: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int = 1024
+    temperature: float = 0.3
+    top_p: float = 0.95
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    turns: tuple[ChatTurn, ...]
+    sampling: Sampling = field(default_factory=Sampling)
+    thinking: bool = False
+
+
+@dataclass(frozen=True)
+class Delta:
+    """New text: part of the thinking trace or of the answer."""
+
+    kind: Literal["thinking", "answer"]
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The end of a generation that produced a (possibly empty) answer."""
+
+    reason: Literal["stop", "length", "cancelled"]
+    prompt_tokens: int
+    completion_tokens: int
+    first_token_seconds: float | None
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A generation that could not run; `message` is fit to show a clinician."""
+
+    message: str
+
+
+Event = Delta | Finished | Failed
+
+
+class EngineError(Exception):
+    """A request the engine refuses; its text is fit to show a clinician."""
+
+
+class Engine(ABC):
+    """A loaded model that can stream answers."""
+
+    name: str
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the model; raise EngineError (or any error) if it cannot."""
+
+    @abstractmethod
+    def generate(
+        self,
+        request: GenerationRequest,
+        emit: Callable[[Event], None],
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Stream `request`'s answer through `emit`, ending with Finished or Failed.
+
+        Raise EngineError for a request that cannot be served (too long, images
+        to a text-only model); the worker turns it into Failed.
+        """
+
+    def describe(self) -> dict[str, str]:
+        """Facts for /api/health: device, dtype, quantization."""
+        return {}
