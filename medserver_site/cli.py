@@ -1,0 +1,236 @@
+"""`medserver`: parse the flags, prepare the database, start the model, serve on Daphne."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from medserver_site import __version__
+from medserver_site.config import ServerConfig
+from medserver_site.dotenv import load_env_files
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+log = logging.getLogger("medserver")
+
+WORKERS_NOTE = (
+    "--workers {n}: MedServer serves every clinician from one process, because that "
+    "process owns the model and its GPU memory and more processes would each load the "
+    "model again. Requests are handled concurrently inside it; serving with 1 worker."
+)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one clear line (no usage dump)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _checked(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """Adapt a config parser to argparse, keeping its own error message."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def build_parser() -> OneLineParser:
+    fields = {f.name: f for f in dataclasses.fields(ServerConfig)}
+    defaults = ServerConfig()
+
+    def typed(name: str) -> dict:
+        return {
+            "type": _checked(fields[name].metadata["parse"]),
+            "default": getattr(defaults, name),
+        }
+
+    parser = OneLineParser(
+        prog="medserver",
+        description="Serve MedGemma to your clinic's network as a private clinical chat.",
+        epilog="Example: medserver -m 4 -p 7070 -ip 192.168.1.50",
+    )
+    add = parser.add_argument
+    add(
+        "-m",
+        "--model",
+        required=True,
+        type=_checked(fields["model"].metadata["parse"]),
+        help="model to serve: 4 (MedGemma 1.5 4B), 27 (27B multimodal), 27t (27B text), "
+        "demo (tiny built-in model, no GPU or download), or the path of a local model folder",
+    )
+    add("-p", "--port", **typed("port"), help="port to listen on (default: %(default)s)")
+    add("-ip", "--host", **typed("host"), help="address to bind (default: %(default)s, all)")
+    add("-q", "--quantize", action="store_true", help="load 4-bit NF4 weights (NVIDIA GPU)")
+    add("--force-transformers", action="store_true", help="never use SGLang")
+    add("-v", "--version", action="version", version=f"%(prog)s {__version__}")
+    add("--workers", **typed("workers"), help="kept for compatibility; MedServer uses 1")
+    add(
+        "--max-user-streams",
+        **typed("max_user_streams"),
+        help="answers one user may have generating at once (default: %(default)s)",
+    )
+    add("--rate-limit", **typed("rate_limit"), help="requests per user (default: %(default)s)")
+    add(
+        "--max-history-messages",
+        **typed("max_history_messages"),
+        help="messages in one chat (default: %(default)s)",
+    )
+    add(
+        "--max-text-length",
+        **typed("max_text_length"),
+        help="characters in one message (default: %(default)s)",
+    )
+    add(
+        "--max-image-count",
+        **typed("max_image_count"),
+        help="images in one message (default: %(default)s)",
+    )
+    add(
+        "--max-payload-mb",
+        **typed("max_payload_mb"),
+        help="size of one upload in MB (default: %(default)s)",
+    )
+    add("--show-hardware-stats", action="store_true", help="show GPU facts in the page")
+    add(
+        "--hf-token",
+        type=_checked(fields["hf_token"].metadata["parse"]),
+        default=None,
+        help="Hugging Face token for the gated MedGemma models (default: $HF_TOKEN or .env)",
+    )
+    add(
+        "--max-model-len",
+        **typed("max_model_len"),
+        help="context length in tokens (default: %(default)s)",
+    )
+    add(
+        "--max-new-tokens",
+        **typed("max_new_tokens"),
+        help="longest answer in tokens; 0 = the model's default (default: %(default)s)",
+    )
+    add(
+        "--gpu-memory-utilization",
+        **typed("gpu_memory_utilization"),
+        help="fraction of GPU memory SGLang may use (default: %(default)s)",
+    )
+    add("--log-level", **typed("log_level"), help="debug, info, warning or error")
+    add(
+        "--default-temperature",
+        **typed("default_temperature"),
+        help="sampling temperature (default: %(default)s)",
+    )
+    add("--default-top-p", **typed("default_top_p"), help="top-p (default: %(default)s)")
+    add(
+        "--allow-client-sampling-config",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.allow_client_sampling_config,
+        help="let API clients set temperature and top-p (default: allowed)",
+    )
+    add(
+        "--data-dir",
+        type=_checked(fields["data_dir"].metadata["parse"]),
+        default=os.environ.get("MEDSERVER_DATA_DIR") or defaults.data_dir,
+        help="database, uploads and the demo model (default: $MEDSERVER_DATA_DIR or ~/.medserver)",
+    )
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
+    """Parse the command line into a ServerConfig; exit with one line on a bad value."""
+    load_env_files(PROJECT_DIR)
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
+    if args["hf_token"] is None:
+        args["hf_token"] = os.environ.get("HF_TOKEN", "").strip()
+    return ServerConfig(**args)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(argv)
+    _check_port_free(config.host, config.port)
+    os.environ.update(config.to_environ())
+    os.environ["DJANGO_SETTINGS_MODULE"] = "medserver_site.settings"
+
+    import daphne.server  # installs Twisted's asyncio reactor before anything else can
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    if config.workers > 1:
+        log.warning(WORKERS_NOTE.format(n=config.workers))
+    call_command("migrate", interactive=False, verbosity=0)
+
+    from chat import services
+    from inference.worker import start_engine_worker, stop_engine_worker
+
+    interrupted = services.answers_mark_interrupted()
+    if interrupted:
+        log.warning(
+            "%d answer(s) cut off by the last shutdown were marked as interrupted", interrupted
+        )
+    start_engine_worker(config)
+    banner = _banner(config)  # built here: the database is not for the server's loop thread
+
+    from daphne.endpoints import build_endpoint_description_strings
+
+    from medserver_site.asgi import application
+
+    server = daphne.server.Server(
+        application=application,
+        endpoints=build_endpoint_description_strings(host=config.host, port=config.port),
+        ready_callable=lambda: print(banner, flush=True),
+        verbosity=0,
+        websocket_max_message_size=config.max_payload_bytes + 65536,
+    )
+    try:
+        server.run()
+    finally:
+        stop_engine_worker()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = error.strerror or str(error)
+            sys.exit(f"medserver: error: cannot listen on {host}:{port}: {reason.lower()}")
+
+
+def _banner(config: ServerConfig) -> str:
+    from django.contrib.auth.models import User
+
+    from chat.setup_link import setup_path
+    from inference.registry import model_spec_for
+    from medserver_site.network import urls_to_open
+
+    urls = urls_to_open(config.host, config.port)
+    lines = [
+        f"MedServer {__version__} is serving {model_spec_for(config.model).label}.",
+        "Open it in a browser on this network:",
+        *(f"    {url}" for url in urls),
+        "The model loads in the background; /api/health says when it is ready.",
+    ]
+    if not User.objects.exists():
+        lines += [
+            "No account exists yet. Create the administrator here (this link works once):",
+            f"    {urls[0].rstrip('/')}{setup_path()}",
+        ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

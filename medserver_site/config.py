@@ -1,0 +1,191 @@
+"""MedServer's run-time configuration: one table of options, read once.
+
+The `medserver` CLI parses its flags into a `ServerConfig`, writes it into the
+environment with `to_environ()`, then starts Django; `settings.py` rebuilds the
+same `ServerConfig` with `from_environ()`. `manage.py` and the test suite go
+through `from_environ()` too, so every entry point agrees on every value.
+Code reads `settings.MEDSERVER`, never the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODEL_KEYS = ("4", "27", "27t", "demo")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_RATE_RE = re.compile(r"^(\d+)/(\d*)(s|sec|second|m|min|minute|h|hour|d|day)s?$")
+
+
+def default_data_dir() -> Path:
+    """Where the database, uploads and the demo model live unless told otherwise."""
+    return Path.home() / ".medserver"
+
+
+# --- value parsers: each takes the text a person typed and returns the value,
+# or raises ValueError with a message that can stand alone on one line.
+
+
+def parse_model(text: str) -> str:
+    """Return a model key (4, 27, 27t, demo) or the absolute path of a model folder."""
+    text = text.strip()
+    if text in MODEL_KEYS:
+        return text
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"model folder {path} has no config.json (is it a model folder?)")
+        return str(path.resolve())
+    raise ValueError(
+        f"unknown model {text!r}: use 4, 27, 27t, demo, or the path of a local model folder"
+    )
+
+
+def _int_in(low: int, high: int | None, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{what} must be a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"{what} must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float, what: str, *, low_open: bool = False) -> Callable:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{what} must be a number, got {text!r}") from None
+        too_low = value <= low if low_open else value < low
+        if too_low or value > high or value != value:
+            opener = "above" if low_open else "from"
+            raise ValueError(f"{what} must be {opener} {low} up to {high}, got {text}")
+        return value
+
+    return parse
+
+
+def parse_rate(text: str) -> str:
+    """Return a django-ratelimit rate such as '20/minute' (count / period)."""
+    text = text.strip().lower()
+    match = _RATE_RE.match(text)
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"rate limit must look like 20/minute or 5/s, got {text!r}")
+    return text
+
+
+def parse_log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return level
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected a yes/no value, got {text!r}")
+
+
+def parse_host(text: str) -> str:
+    host = text.strip()
+    if not host or any(c.isspace() for c in host):
+        raise ValueError(f"host must be an IP address or host name, got {text!r}")
+    return host
+
+
+def parse_data_dir(text: str) -> Path:
+    path = Path(text).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"data dir {path} exists and is not a folder")
+    return path
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+def _opt(default: Any, parse: Callable[[str], Any], env: str | None = None) -> Any:
+    return field(default=default, metadata={"parse": parse, "env": env})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Every setting the CLI accepts, with the original tool's defaults."""
+
+    model: str = _opt("demo", parse_model)
+    host: str = _opt("0.0.0.0", parse_host)
+    port: int = _opt(8000, _int_in(1, 65535, "port"))
+    quantize: bool = _opt(False, parse_bool)
+    force_transformers: bool = _opt(False, parse_bool)
+    workers: int = _opt(1, _int_in(1, 64, "workers"))
+    max_user_streams: int = _opt(1, _int_in(1, 1000, "max user streams"))
+    rate_limit: str = _opt("20/minute", parse_rate)
+    max_history_messages: int = _opt(100, _int_in(1, 100_000, "max history messages"))
+    max_text_length: int = _opt(50_000, _int_in(1, 10_000_000, "max text length"))
+    max_image_count: int = _opt(10, _int_in(0, 1000, "max image count"))
+    max_payload_mb: int = _opt(20, _int_in(1, 4096, "max payload MB"))
+    show_hardware_stats: bool = _opt(False, parse_bool)
+    hf_token: str = _opt("", _text, env="HF_TOKEN")
+    max_model_len: int = _opt(8192, _int_in(256, 1_048_576, "max model length"))
+    gpu_memory_utilization: float = _opt(
+        0.90, _float_in(0.0, 1.0, "GPU memory utilization", low_open=True)
+    )
+    log_level: str = _opt("info", parse_log_level)
+    default_temperature: float = _opt(0.3, _float_in(0.0, 2.0, "default temperature"))
+    default_top_p: float = _opt(0.95, _float_in(0.0, 1.0, "default top-p", low_open=True))
+    allow_client_sampling_config: bool = _opt(True, parse_bool)
+    # 0 means the model's own default (2048 tokens; 200 for the demo model).
+    max_new_tokens: int = _opt(0, _int_in(0, 1_048_576, "max new tokens"))
+    data_dir: Path = _opt(None, parse_data_dir)
+
+    def __post_init__(self) -> None:
+        if self.data_dir is None:
+            object.__setattr__(self, "data_dir", default_data_dir())
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        """The environment variable that carries the option `name`."""
+        meta = {f.name: f.metadata for f in dataclasses.fields(ServerConfig)}[name]
+        return meta["env"] or f"MEDSERVER_{name.upper()}"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> ServerConfig:
+        """Build the config from the environment; raise ValueError naming a bad variable."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(cls.env_name(f.name))
+            if raw is None or (raw == "" and f.name != "hf_token"):
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as error:
+                raise ValueError(f"{cls.env_name(f.name)}: {error}") from None
+        return cls(**values)
+
+    def to_environ(self) -> dict[str, str]:
+        """Return the environment variables that make `from_environ` rebuild this config."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            env[self.env_name(f.name)] = (
+                ("1" if value else "0") if isinstance(value, bool) else str(value)
+            )
+        return env
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return self.max_payload_mb * 1024 * 1024
