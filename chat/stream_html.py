@@ -11,7 +11,8 @@ PAGE = "chat/session.html"
 
 def messages_added(question: Message, answer: Message) -> str:
     """The user's message and the empty answer, appended to the message list."""
-    return render_to_string(f"{PAGE}#messages-added", {"new_messages": [question, answer]})
+    context = {"new_messages": [question, answer], "session": question.session}
+    return render_to_string(f"{PAGE}#messages-added", context)
 
 
 def composer_sent() -> str:

@@ -18,6 +18,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 from transformers.generation.streamers import BaseStreamer
+from transformers.utils import logging as transformers_logging
 
 from inference.engine import (
     Delta,
@@ -31,6 +32,8 @@ from inference.registry import ModelSpec
 from inference.thinking import ThoughtSplitter
 
 log = logging.getLogger(__name__)
+# Loading bars are for notebooks; the server's console keeps to its own log lines.
+transformers_logging.disable_progress_bar()
 
 # MedGemma 27B thinks aloud when its system prompt starts with this line
 # (Google's model card); the trace comes back between <unused94>/<unused95>.

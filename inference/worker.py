@@ -25,6 +25,7 @@ from inference.engine import (
     Finished,
     GenerationRequest,
 )
+from inference.registry import model_spec_for
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,14 @@ class GenerationHandle:
         return self._cancelled.is_set()
 
     def publish(self, event: Event) -> None:
-        """Called on the worker thread; hands the event to the caller's loop."""
-        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        """Called on the worker thread; hands the event to the caller's loop.
+
+        If that loop has closed, nobody can read the answer: stop generating it.
+        """
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:
+            self._cancelled.set()
 
     async def next_events(self) -> list[Event]:
         """Wait for at least one event; return it with any others already waiting.
@@ -205,20 +212,23 @@ _worker_lock = threading.Lock()
 def start_engine_worker(config=None) -> EngineWorker:
     """Start the process's engine worker for `config` (settings.MEDSERVER by default).
 
-    Calling it again returns the running worker.
+    Calling it again returns the running worker. The heavy imports (torch,
+    transformers) happen on the worker thread, so the server listens at once.
     """
     global _worker
     with _worker_lock:
         if _worker is None:
-            from inference.engine_select import load_engine
-            from inference.registry import model_spec_for
-
             if config is None:
                 from django.conf import settings
 
                 config = settings.MEDSERVER
-            label = model_spec_for(config.model).label
-            _worker = EngineWorker(lambda: load_engine(config), label).start()
+
+            def load() -> Engine:
+                from inference.engine_select import load_engine
+
+                return load_engine(config)
+
+            _worker = EngineWorker(load, model_spec_for(config.model).label).start()
         return _worker
 
 

@@ -1,0 +1,225 @@
+"""The chat WebSocket, driven through Channels' WebsocketCommunicator.
+
+Answers come from the real engine worker running the demo model; what a test
+checks is what a browser would receive and what the database keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from chat import services
+from chat.models import ChatSession, Message
+from medserver_site.asgi import application
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+DELTA = re.compile(r'<div id="answer-(\d+)" hx-swap-oob="beforeend">(.*?)</div>', re.S)
+# The finished answer replaces its streaming version: an article swapped out-of-band.
+FINAL = re.compile(
+    r'<article class="message" id="message-(\d+)"[^>]*data-status="(\w+)" hx-swap-oob="true"'
+)
+
+
+@pytest.fixture
+def chat_session(user, engine, medserver_settings):
+    medserver_settings(default_temperature=0.0)  # greedy: the same answer every run
+    return services.session_create(owner=user, model_name=engine.state.model)
+
+
+async def connect(session: ChatSession, user) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
+    communicator.scope["user"] = user
+    # The app checks Origin against ALLOWED_HOSTS, as a browser would send it.
+    communicator.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def read_until_final(communicator, *, timeout: float = 60) -> tuple[list[str], str, str]:
+    """Collect frames until an answer's final swap; return (frames, message id, status)."""
+    frames = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        frame = await communicator.receive_from(timeout=max(left, 0.1))
+        frames.append(frame)
+        final = FINAL.search(frame)
+        if final:
+            return frames, final.group(1), final.group(2)
+
+
+def streamed_text(frames: list[str]) -> str:
+    return "".join(html.unescape(m.group(2)) for f in frames for m in DELTA.finditer(f))
+
+
+@database_sync_to_async
+def messages_of(session: ChatSession) -> list[Message]:
+    return list(session.messages.order_by("id"))
+
+
+async def test_answer_streams_from_demo_model_and_is_saved(chat_session, user):
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "What is GERD?"})
+
+    frames, message_id, status = await read_until_final(communicator)
+
+    assert status == "complete"
+    assert any('data-message-role="user"' in frame for frame in frames)
+    question, answer = await messages_of(chat_session)
+    assert (question.role, question.content) == ("user", "What is GERD?")
+    assert str(answer.pk) == message_id
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.completion_tokens and answer.completion_tokens > 0
+    assert answer.engine == "transformers"
+    # What streamed to the page is exactly what was saved.
+    assert streamed_text(frames) == answer.content
+    await communicator.disconnect()
+
+
+async def test_second_turn_carries_the_history(chat_session, user):
+    communicator = await connect(chat_session, user)
+    for text in ("First question", "And a follow-up"):
+        await communicator.send_json_to({"action": "send", "content": text})
+        _, _, status = await read_until_final(communicator)
+        assert status == "complete"
+    messages = await messages_of(chat_session)
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[3].prompt_tokens > messages[1].prompt_tokens
+    await communicator.disconnect()
+
+
+async def test_anonymous_socket_is_closed(chat_session):
+    communicator = WebsocketCommunicator(application, f"/ws/chat/{chat_session.pk}/")
+    communicator.scope["user"] = AnonymousUser()
+    communicator.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4401
+
+
+async def test_socket_to_another_users_session_is_refused(chat_session, other_user):
+    communicator = WebsocketCommunicator(application, f"/ws/chat/{chat_session.pk}/")
+    communicator.scope["user"] = other_user
+    communicator.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4404
+
+
+async def test_socket_from_a_foreign_origin_is_refused(chat_session, user):
+    communicator = WebsocketCommunicator(application, f"/ws/chat/{chat_session.pk}/")
+    communicator.scope["user"] = user
+    communicator.scope["headers"] = [(b"origin", b"http://evil.example")]
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_too_long_message_is_refused_with_a_message_and_nothing_saved(
+    chat_session, user, medserver_settings
+):
+    medserver_settings(max_text_length=20)
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "x" * 21})
+    frame = await communicator.receive_from(timeout=10)
+    assert 'id="composer-alert"' in frame
+    assert "21 characters" in frame and "limit is 20" in frame
+    assert await messages_of(chat_session) == []
+    await communicator.disconnect()
+
+
+async def test_malformed_frames_get_a_clear_answer(chat_session, user):
+    communicator = await connect(chat_session, user)
+    await communicator.send_to(text_data="{not json")
+    assert "not understood" in await communicator.receive_from(timeout=10)
+    await communicator.send_json_to({"action": "send", "content": ["a", "list"]})
+    assert "not understood" in await communicator.receive_from(timeout=10)
+    await communicator.send_json_to({"action": "dance"})
+    assert "not understood" in await communicator.receive_from(timeout=10)
+    assert await messages_of(chat_session) == []
+    await communicator.disconnect()
+
+
+async def test_conversation_longer_than_the_context_fails_clearly(chat_session, user):
+    communicator = await connect(chat_session, user)
+    # Each "€" is three byte-fallback tokens: far past the 8192-token context.
+    await communicator.send_json_to({"action": "send", "content": "€" * 9000})
+    frames, _, status = await read_until_final(communicator)
+    assert status == "error"
+    _, answer = await messages_of(chat_session)
+    assert "context holds 8192" in answer.error
+    assert "context holds 8192" in html.unescape(frames[-1])
+    await communicator.disconnect()
+
+
+async def test_answer_goes_on_and_is_saved_when_the_page_disconnects(chat_session, user):
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "Closing the tab now"})
+    await communicator.receive_from(timeout=10)  # the composer reset
+    await communicator.disconnect()
+
+    for _ in range(300):
+        messages = await messages_of(chat_session)
+        if len(messages) == 2 and messages[1].status != Message.Status.STREAMING:
+            break
+        await asyncio.sleep(0.1)
+    assert messages[1].status == Message.Status.COMPLETE
+    assert messages[1].completion_tokens > 0
+
+
+async def test_every_open_page_of_the_session_follows_the_answer(chat_session, user):
+    sender = await connect(chat_session, user)
+    watcher = await connect(chat_session, user)
+    await sender.send_json_to({"action": "send", "content": "Seen on two screens"})
+    sent_frames, sent_id, _ = await read_until_final(sender)
+    seen_frames, seen_id, _ = await read_until_final(watcher)
+    assert sent_id == seen_id
+    assert streamed_text(seen_frames) == streamed_text(sent_frames)
+    await sender.disconnect()
+    await watcher.disconnect()
+
+
+async def test_stop_ends_the_answer_and_keeps_it_as_stopped(chat_session, user, medserver_settings):
+    medserver_settings(max_new_tokens=4000)
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "Write at length"})
+    while True:  # wait until the answer is really streaming
+        frame = await communicator.receive_from(timeout=30)
+        if DELTA.search(frame):
+            break
+    await communicator.send_json_to({"action": "stop"})
+    _, _, status = await read_until_final(communicator)
+    assert status == "stopped"
+    _, answer = await messages_of(chat_session)
+    assert answer.status == Message.Status.STOPPED
+    assert 0 < answer.completion_tokens < 4000
+    await communicator.disconnect()
+
+
+async def test_a_second_answer_beyond_the_users_stream_limit_is_refused(
+    chat_session, user, engine, medserver_settings
+):
+    medserver_settings(max_new_tokens=4000, max_user_streams=1)
+    other_session = await database_sync_to_async(services.session_create)(
+        owner=user, model_name=engine.state.model
+    )
+    first = await connect(chat_session, user)
+    second = await connect(other_session, user)
+    await first.send_json_to({"action": "send", "content": "A long answer please"})
+    await first.receive_from(timeout=10)
+    await second.send_json_to({"action": "send", "content": "And another at once"})
+    frame = await second.receive_from(timeout=10)
+    assert "the limit is 1" in frame
+    assert await messages_of(other_session) == []
+    await first.send_json_to({"action": "stop"})
+    await read_until_final(first)
+    await first.disconnect()
+    await second.disconnect()

@@ -1,0 +1,55 @@
+"""Fixtures shared by the whole suite. Nothing of MedServer's own is mocked."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from channels.layers import channel_layers
+
+from inference.worker import EngineWorker, start_engine_worker
+
+# Short answers keep generation on the demo model to a fraction of a second.
+TEST_ANSWER_TOKENS = 12
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path):
+    """Uploads go to a folder of the test's own; each test gets fresh channel layers."""
+    settings.MEDIA_ROOT = tmp_path / "uploads"
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def medserver_settings(settings):
+    """Change MedServer's limits for one test: `medserver_settings(max_text_length=10)`."""
+
+    def override(**changes):
+        settings.MEDSERVER = dataclasses.replace(settings.MEDSERVER, **changes)
+        return settings.MEDSERVER
+
+    override(max_new_tokens=TEST_ANSWER_TOKENS)
+    return override
+
+
+@pytest.fixture(scope="session")
+def engine() -> EngineWorker:
+    """The process's engine worker, serving the demo model built in the test data dir."""
+    from django.conf import settings
+
+    config = dataclasses.replace(settings.MEDSERVER, model="demo")
+    worker = start_engine_worker(config)
+    assert worker.wait_ready(timeout=120), worker.state.reason
+    return worker
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("clinician", password="a-long-passphrase")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("colleague", password="a-long-passphrase")

@@ -1,0 +1,115 @@
+"""`medserver -m demo` as a subprocess: ready quickly, login enforced, answers saved."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.chat.test_consumer import FINAL
+from tests.e2e.conftest import READY_WITHIN_SECONDS
+
+
+class Browserless:
+    """A cookie-keeping HTTP client that logs in like a browser form does."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.cookies = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+
+    def get(self, path: str):
+        return self.opener.open(self.base + path, timeout=10)
+
+    def cookie(self, name: str) -> str:
+        return next(c.value for c in self.cookies if c.name == name)
+
+    def login(self, username: str, password: str) -> str:
+        self.get("/accounts/login/")
+        body = urllib.parse.urlencode(
+            {
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": self.cookie("csrftoken"),
+            }
+        ).encode()
+        request = urllib.request.Request(
+            self.base + "/accounts/login/", data=body, headers={"Referer": self.base + "/"}
+        )
+        return self.opener.open(request, timeout=10).geturl()
+
+
+def test_server_is_ready_within_a_minute_and_says_so(server):
+    assert server.ready_seconds < READY_WITHIN_SECONDS
+    health = server.health()
+    assert health["status"] == "ready"
+    assert health["engine"] == "transformers"
+    assert "demo" in health["model"]
+    assert any("http://127.0.0.1:" in line for line in server.output)
+
+
+def test_pages_need_a_login(server):
+    client = Browserless(server.url)
+    for path in ("/", "/chat/new/", "/admin/"):
+        final_url = client.get(path).geturl()
+        assert "/login/" in final_url, path
+
+
+def test_logged_in_user_posts_a_message_and_reads_back_the_saved_answer(server):
+    server.manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "dr-ada",
+        "--email",
+        "ada@clinic.example",
+        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
+    )
+    client = Browserless(server.url)
+    session_url = client.login("dr-ada", "a-long-passphrase")
+    session_path = urllib.parse.urlparse(session_url).path
+    assert re.fullmatch(r"/chat/[0-9a-f-]{36}/", session_path)
+
+    ws_url = server.url.replace("http://", "ws://") + "/ws" + session_path
+    headers = {"Cookie": f"sessionid={client.cookie('sessionid')}", "Origin": server.url}
+    with connect(ws_url, additional_headers=headers, open_timeout=10) as socket:
+        socket.send(json.dumps({"action": "send", "content": "Findings of pneumothorax?"}))
+        while True:
+            frame = socket.recv(timeout=60)
+            final = FINAL.search(frame)
+            if final:
+                break
+    assert final.group(2) == "complete"
+
+    page = client.get(session_path).read().decode()
+    assert "Findings of pneumothorax?" in page
+    answers = re.findall(
+        r'data-message-role="assistant".*?<div class="message-content markdown"[^>]*>(.*?)</div>',
+        page,
+        re.S,
+    )
+    assert len(answers) == 1 and html.unescape(answers[0]).strip()
+
+
+def test_unknown_session_is_not_found(server):
+    server.manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "dr-bo",
+        "--email",
+        "bo@clinic.example",
+        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
+    )
+    client = Browserless(server.url)
+    client.login("dr-bo", "a-long-passphrase")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        client.get("/chat/00000000-0000-0000-0000-000000000000/")
+    assert error.value.code == 404
