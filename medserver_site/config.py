@@ -118,8 +118,11 @@ def _text(text: str) -> str:
     return text.strip()
 
 
-def _opt(default: Any, parse: Callable[[str], Any], env: str | None = None) -> Any:
-    return field(default=default, metadata={"parse": parse, "env": env})
+def _opt(
+    default: Any, parse: Callable[[str], Any], env: str | None = None, *, secret: bool = False
+) -> Any:
+    # A secret stays out of repr(), and so out of logs and error pages.
+    return field(default=default, repr=not secret, metadata={"parse": parse, "env": env})
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class ServerConfig:
     max_image_count: int = _opt(10, _int_in(0, 1000, "max image count"))
     max_payload_mb: int = _opt(20, _int_in(1, 4096, "max payload MB"))
     show_hardware_stats: bool = _opt(False, parse_bool)
-    hf_token: str = _opt("", _text, env="HF_TOKEN")
+    hf_token: str = _opt("", _text, env="HF_TOKEN", secret=True)
     max_model_len: int = _opt(8192, _int_in(256, 1_048_576, "max model length"))
     gpu_memory_utilization: float = _opt(
         0.90, _float_in(0.0, 1.0, "GPU memory utilization", low_open=True)

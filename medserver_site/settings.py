@@ -38,7 +38,13 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = os.environ.get("MEDSERVER_DEBUG", "") == "1"
-ALLOWED_HOSTS = allowed_hosts_for(MEDSERVER.host)
+# Names a reverse proxy or the clinic's DNS gives this machine can be added,
+# comma-separated, in MEDSERVER_ALLOWED_HOSTS.
+ALLOWED_HOSTS = allowed_hosts_for(MEDSERVER.host) + [
+    host.strip()
+    for host in os.environ.get("MEDSERVER_ALLOWED_HOSTS", "").split(",")
+    if host.strip()
+]
 
 INSTALLED_APPS = [
     "daphne",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import threading
 
 import pytest
 from PIL import Image
@@ -121,3 +122,28 @@ def test_demo_model_loads_through_the_hub_model_code_path(tmp_path):
 def test_split_trace_of_a_medgemma_style_answer():
     text = "<unused94>thought\nCheck the airway first.<unused95>Secure the airway."
     assert split_trace(text) == ("Check the airway first.", "Secure the airway.")
+
+
+@pytest.mark.asyncio
+async def test_requests_sent_while_the_model_loads_wait_and_are_served(settings):
+    """The server is up before the model: health says loading, requests queue."""
+    gate = threading.Event()
+    config = dataclasses.replace(settings.MEDSERVER, model="demo")
+
+    def slow_load():
+        gate.wait(30)
+        return load_engine(config)
+
+    worker = EngineWorker(slow_load, "demo").start()
+    try:
+        assert worker.state.status == "loading"
+        handle = worker.submit(ask("Asked during loading"))
+        assert worker.queue_depth == 1
+        gate.set()
+        events = [event async for event in handle.events()]
+        assert isinstance(events[-1], Finished)
+        assert worker.state.status == "ready"
+        assert worker.state.ready_at is not None
+    finally:
+        gate.set()
+        worker.stop()
