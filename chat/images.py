@@ -42,12 +42,18 @@ def clean_image(raw: bytes, *, name: str, max_bytes: int) -> CleanImage:
                 raise MessageRejected(f"{name} has too many pixels ({image.width}×{image.height}).")
             image_format = image.format
             image.load()  # decode it all now: a truncated file fails here, not later
-            clean = image.convert("RGB") if image.mode not in ("RGB", "L") else image.copy()
+            icc_profile = image.info.get("icc_profile")
+            clean = _to_display_mode(image)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError):
         raise MessageRejected(f"{name} could not be read as an image.") from None
-    out = io.BytesIO()
+    # Only pixels (and the colour profile) travel on: EXIF, XMP, comments and
+    # text chunks, where patient names hide, are left behind.
+    clean.info = {}
     options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
-    clean.save(out, format=image_format, **options)  # no exif= argument: metadata dropped
+    if icc_profile:
+        options["icc_profile"] = icc_profile
+    out = io.BytesIO()
+    clean.save(out, format=image_format, **options)
     return CleanImage(
         out.getvalue(),
         ALLOWED_FORMATS[image_format],
@@ -55,3 +61,19 @@ def clean_image(raw: bytes, *, name: str, max_bytes: int) -> CleanImage:
         clean.width,
         clean.height,
     )
+
+
+def _to_display_mode(image: Image.Image) -> Image.Image:
+    """Return an 8-bit RGB or grayscale copy of the image.
+
+    16-bit and 32-bit grayscale (how radiographs often leave a PACS viewer) is
+    stretched over its own range rather than clipped at 255.
+    """
+    if image.mode in ("RGB", "L"):
+        return image.copy()
+    if image.mode.startswith("I") or image.mode == "F":
+        wide = image.convert("F")
+        low, high = wide.getextrema()
+        scale = 255.0 / (high - low) if high > low else 0.0
+        return wide.point(lambda value: (value - low) * scale).convert("L")
+    return image.convert("RGB")

@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt
 # text, never rendered, and nh3 removes anything unsafe that remains.
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
 _TAGS = {
-    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "code",
+    "p", "br", "hr", "s", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "code",
     "pre", "blockquote", "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td",
 }  # fmt: skip
 _ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"style"}, "td": {"style"}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -44,7 +46,7 @@ def message_send(
     """
     limits = settings.MEDSERVER
     content = content.strip()
-    attachment_ids = list(dict.fromkeys(str(a) for a in attachment_ids if a))
+    attachment_ids = _attachment_uuids(attachment_ids)
     if not content and not attachment_ids:
         raise MessageRejected("Type a message or attach an image first.")
     if len(content) > limits.max_text_length:
@@ -123,6 +125,16 @@ def answers_mark_interrupted() -> int:
     return Message.objects.filter(status=Message.Status.STREAMING).update(
         status=Message.Status.ERROR, error=INTERRUPTED, completed_at=timezone.now()
     )
+
+
+def _attachment_uuids(values) -> list[uuid.UUID]:
+    """Parse the ids a client sent; raise MessageRejected for anything else."""
+    try:
+        return list(dict.fromkeys(uuid.UUID(str(value)) for value in values if value))
+    except ValueError:
+        raise MessageRejected(
+            "An attached image is no longer available; attach it again."
+        ) from None
 
 
 def _ms(seconds: float | None) -> int | None:

@@ -20,7 +20,7 @@ class ThoughtSplitter:
     def __init__(self) -> None:
         self._pending = ""
         self._in_thought = False
-        self._label_left = ""
+        self._label_seen: str | None = None  # text after <unused94> that may be the label
 
     def feed(self, text: str) -> Iterator[tuple[str, str]]:
         self._pending += text
@@ -32,7 +32,7 @@ class ThoughtSplitter:
                 yield from self._emit(kind, self._pending[:index])
                 self._pending = self._pending[index + len(marker) :]
                 self._in_thought = not self._in_thought
-                self._label_left = _LABEL if self._in_thought else ""
+                self._label_seen = "" if self._in_thought else None
                 continue
             # Hold back a tail that could be the start of a marker.
             keep = _partial_marker_length(self._pending, marker)
@@ -47,23 +47,20 @@ class ThoughtSplitter:
         """Emit whatever is held back once the stream has ended."""
         kind = "thinking" if self._in_thought else "answer"
         rest, self._pending = self._pending, ""
+        if self._label_seen:  # the stream ended inside what looked like the label
+            rest, self._label_seen = self._label_seen + rest, None
         yield from self._emit(kind, rest)
 
     def _emit(self, kind: str, text: str) -> Iterator[tuple[str, str]]:
-        if kind == "thinking" and self._label_left:
-            # Drop the "thought\n" label that opens every trace.
-            common = 0
-            while (
-                common < len(text)
-                and common < len(self._label_left)
-                and text[common] == self._label_left[common]
-            ):
-                common += 1
-            if common == len(text) or common == len(self._label_left):
-                self._label_left = self._label_left[common:]
-                text = text[common:]
-            else:
-                self._label_left = ""
+        if kind == "thinking" and self._label_seen is not None:
+            # Drop the "thought\n" label that opens every trace; hold back text
+            # while it may still be the label, give it back once it is not.
+            seen = self._label_seen + text
+            if _LABEL.startswith(seen) and len(seen) < len(_LABEL):
+                self._label_seen = seen
+                return
+            self._label_seen = None
+            text = seen[len(_LABEL) :] if seen.startswith(_LABEL) else seen
         if text:
             yield kind, text
 
