@@ -24,9 +24,9 @@ def messages_for(session: ChatSession) -> QuerySet[Message]:
     return session.messages.prefetch_related("attachments").order_by("id")
 
 
-def attachment_for(user, attachment_id) -> Attachment:
-    """Return the user's attachment; raise Attachment.DoesNotExist for anyone else's."""
-    return Attachment.objects.get(owner=user, pk=attachment_id)
+def attachments_for(user) -> QuerySet[Attachment]:
+    """The user's images; nobody else's can be reached through it."""
+    return Attachment.objects.filter(owner=user)
 
 
 def conversation_before(answer: Message) -> tuple[ChatTurn, ...]:

@@ -6,15 +6,14 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from chat import answers, selectors, services
 from chat.errors import MessageRejected
 from chat.forms import FirstAdminForm
-from chat.models import Attachment, ChatSession
 from chat.setup_link import setup_token_valid
 from inference.worker import engine_worker
 
@@ -38,10 +37,7 @@ def session_new(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def session_detail(request: HttpRequest, session_id) -> HttpResponse:
-    try:
-        session = selectors.session_for(request.user, session_id)
-    except ChatSession.DoesNotExist:
-        raise Http404("No such chat.") from None
+    session = get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
     worker = engine_worker()
     context = {
         "session": session,
@@ -59,10 +55,7 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
 @require_POST
 def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
     """Store the chosen images; answer with their thumbnails for the composer."""
-    try:
-        selectors.session_for(request.user, session_id)
-    except ChatSession.DoesNotExist:
-        raise Http404("No such chat.") from None
+    get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
     files = request.FILES.getlist("images")
     limit = settings.MEDSERVER.max_image_count
     error = None
@@ -82,10 +75,7 @@ def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
 @require_GET
 def attachment_file(request: HttpRequest, attachment_id) -> FileResponse:
     """Serve an image to its owner only; anyone else gets 404."""
-    try:
-        attachment = selectors.attachment_for(request.user, attachment_id)
-    except Attachment.DoesNotExist:
-        raise Http404("No such image.") from None
+    attachment = get_object_or_404(selectors.attachments_for(request.user), pk=attachment_id)
     response = FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
     response["Cache-Control"] = "private, max-age=86400"
     response["X-Content-Type-Options"] = "nosniff"

@@ -32,6 +32,15 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def _checked(parse: Callable[[str], object]) -> Callable[[str], object]:
     """Adapt a config parser to argparse, keeping its own error message."""
 
@@ -59,6 +68,7 @@ def build_parser() -> OneLineParser:
         prog="medserver",
         description="Serve MedGemma to your clinic's network as a private clinical chat.",
         epilog="Example: medserver -m 4 -p 7070 -ip 192.168.1.50",
+        formatter_class=_HelpFormatter,
     )
     add = parser.add_argument
     add(
@@ -69,8 +79,8 @@ def build_parser() -> OneLineParser:
         help="model to serve: 4 (MedGemma 1.5 4B), 27 (27B multimodal), 27t (27B text), "
         "demo (tiny built-in model, no GPU or download), or the path of a local model folder",
     )
-    add("-p", "--port", **typed("port"), help="port to listen on (default: %(default)s)")
-    add("-ip", "--host", **typed("host"), help="address to bind (default: %(default)s, all)")
+    add("-p", "--port", **typed("port"), help="port to listen on")
+    add("-ip", "--host", **typed("host"), help="address to bind (0.0.0.0: every interface)")
     add("-q", "--quantize", action="store_true", help="load 4-bit NF4 weights (NVIDIA GPU)")
     add("--force-transformers", action="store_true", help="never use SGLang")
     add("-v", "--version", action="version", version=f"%(prog)s {__version__}")
@@ -78,69 +88,69 @@ def build_parser() -> OneLineParser:
     add(
         "--max-user-streams",
         **typed("max_user_streams"),
-        help="answers one user may have generating at once (default: %(default)s)",
+        help="answers one user may have generating at once",
     )
-    add("--rate-limit", **typed("rate_limit"), help="requests per user (default: %(default)s)")
+    add("--rate-limit", **typed("rate_limit"), help="requests per user")
     add(
         "--max-history-messages",
         **typed("max_history_messages"),
-        help="messages in one chat (default: %(default)s)",
+        help="messages in one chat",
     )
     add(
         "--max-text-length",
         **typed("max_text_length"),
-        help="characters in one message (default: %(default)s)",
+        help="characters in one message",
     )
     add(
         "--max-image-count",
         **typed("max_image_count"),
-        help="images in one message (default: %(default)s)",
+        help="images in one message",
     )
     add(
         "--max-payload-mb",
         **typed("max_payload_mb"),
-        help="size of one upload in MB (default: %(default)s)",
+        help="size of one upload in MB",
     )
     add("--show-hardware-stats", action="store_true", help="show GPU facts in the page")
     add(
         "--hf-token",
         type=_checked(fields["hf_token"].metadata["parse"]),
         default=None,
-        help="Hugging Face token for the gated MedGemma models (default: $HF_TOKEN or .env)",
+        help="Hugging Face token for the gated MedGemma models (else $HF_TOKEN or .env)",
     )
     add(
         "--max-model-len",
         **typed("max_model_len"),
-        help="context length in tokens (default: %(default)s)",
+        help="context length in tokens",
     )
     add(
         "--max-new-tokens",
         **typed("max_new_tokens"),
-        help="longest answer in tokens; 0 = the model's default (default: %(default)s)",
+        help="longest answer in tokens; 0 = the model's default",
     )
     add(
         "--gpu-memory-utilization",
         **typed("gpu_memory_utilization"),
-        help="fraction of GPU memory SGLang may use (default: %(default)s)",
+        help="fraction of GPU memory SGLang may use",
     )
     add("--log-level", **typed("log_level"), help="debug, info, warning or error")
     add(
         "--default-temperature",
         **typed("default_temperature"),
-        help="sampling temperature (default: %(default)s)",
+        help="sampling temperature",
     )
-    add("--default-top-p", **typed("default_top_p"), help="top-p (default: %(default)s)")
+    add("--default-top-p", **typed("default_top_p"), help="top-p")
     add(
         "--allow-client-sampling-config",
         action=argparse.BooleanOptionalAction,
         default=defaults.allow_client_sampling_config,
-        help="let API clients set temperature and top-p (default: allowed)",
+        help="let API clients set temperature and top-p",
     )
     add(
         "--data-dir",
         type=_checked(fields["data_dir"].metadata["parse"]),
         default=os.environ.get("MEDSERVER_DATA_DIR") or defaults.data_dir,
-        help="database, uploads and the demo model (default: $MEDSERVER_DATA_DIR or ~/.medserver)",
+        help="database, uploads and the demo model ($MEDSERVER_DATA_DIR if set)",
     )
     return parser
 

@@ -34,12 +34,18 @@ def chat_session(user, engine, medserver_settings):
     return services.session_create(owner=user, model_name=engine.state.model)
 
 
-async def connect(session: ChatSession, user) -> WebsocketCommunicator:
+async def open_socket(session: ChatSession, user, origin: bytes = b"http://localhost"):
+    """Open the session's socket as `user`; return (communicator, connected, close code)."""
     communicator = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
     communicator.scope["user"] = user
     # The app checks Origin against ALLOWED_HOSTS, as a browser would send it.
-    communicator.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    connected, _ = await communicator.connect()
+    communicator.scope["headers"] = [(b"origin", origin), (b"host", b"localhost")]
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+async def connect(session: ChatSession, user) -> WebsocketCommunicator:
+    communicator, connected, _ = await open_socket(session, user)
     assert connected
     return communicator
 
@@ -98,28 +104,19 @@ async def test_second_turn_carries_the_history(chat_session, user):
 
 
 async def test_anonymous_socket_is_closed(chat_session):
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{chat_session.pk}/")
-    communicator.scope["user"] = AnonymousUser()
-    communicator.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    connected, code = await communicator.connect()
+    _, connected, code = await open_socket(chat_session, AnonymousUser())
     assert not connected
     assert code == 4401
 
 
 async def test_socket_to_another_users_session_is_refused(chat_session, other_user):
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{chat_session.pk}/")
-    communicator.scope["user"] = other_user
-    communicator.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    connected, code = await communicator.connect()
+    _, connected, code = await open_socket(chat_session, other_user)
     assert not connected
     assert code == 4404
 
 
 async def test_socket_from_a_foreign_origin_is_refused(chat_session, user):
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{chat_session.pk}/")
-    communicator.scope["user"] = user
-    communicator.scope["headers"] = [(b"origin", b"http://evil.example")]
-    connected, _ = await communicator.connect()
+    _, connected, _ = await open_socket(chat_session, user, origin=b"http://evil.example")
     assert not connected
 
 

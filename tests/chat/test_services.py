@@ -431,12 +431,12 @@ def test_session_for_unknown_id_raises_does_not_exist(user):
         selectors.session_for(user, uuid.uuid4())
 
 
-def test_attachment_for_never_returns_another_users_attachment(user, other_user):
+def test_attachments_for_never_returns_another_users_attachment(user, other_user):
     image = _attachment(user)
 
-    assert selectors.attachment_for(user, image.pk) == image
+    assert selectors.attachments_for(user).get(pk=image.pk) == image
     with pytest.raises(Attachment.DoesNotExist):
-        selectors.attachment_for(other_user, image.pk)
+        selectors.attachments_for(other_user).get(pk=image.pk)
 
 
 # --- attachments
