@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import selectors, services
-from chat.errors import LimitExceeded
+from chat.limits import StreamSlot, release_stream
 from chat.models import Message
 from inference.engine import Delta, Failed, Finished, GenerationRequest, Sampling
 from inference.registry import model_spec_for
@@ -36,56 +36,36 @@ def session_group(session_id) -> str:
 
 
 @dataclass(eq=False)
-class StreamSlot:
-    """One of a user's concurrent answers: reserved first, then running."""
+class _LiveAnswer:
+    """An answer being written, with the stream slot it holds."""
 
+    slot: StreamSlot
     owner_id: int
-    session_id: object = None
+    session_id: object
     handle: GenerationHandle | None = None
     task: asyncio.Task | None = None
 
 
-# Both live on the server's event loop only, so they need no lock.
-_reserved: set[StreamSlot] = set()
-_running: dict[int, StreamSlot] = {}  # answer message id -> its slot
-
-
-def reserve_slot(user) -> StreamSlot:
-    """Claim one of the user's concurrent answers; raise LimitExceeded if none is free.
-
-    Reserve before saving anything, so a refused request leaves no trace.
-    """
-    limit = settings.MEDSERVER.max_user_streams
-    busy = sum(1 for slot in [*_running.values(), *_reserved] if slot.owner_id == user.pk)
-    if busy >= limit:
-        plural = "answer" if limit == 1 else "answers"
-        raise LimitExceeded(
-            f"You already have {busy} {plural} being written (the limit is {limit}); "
-            "wait for it to finish or stop it."
-        )
-    slot = StreamSlot(user.pk)
-    _reserved.add(slot)
-    return slot
-
-
-def release_slot(slot: StreamSlot) -> None:
-    _reserved.discard(slot)
+# Lives on the server's event loop only, so it needs no lock.
+_running: dict[int, _LiveAnswer] = {}  # answer message id -> its live state
 
 
 def start_answer(answer: Message, slot: StreamSlot) -> None:
-    """Start writing `answer` (a saved streaming placeholder) in the background."""
-    release_slot(slot)
-    slot.session_id = answer.session_id
-    _running[answer.pk] = slot
-    slot.task = asyncio.create_task(_write_answer(answer, slot), name=f"answer-{answer.pk}")
+    """Start writing `answer` (a saved streaming placeholder) in the background.
+
+    The answer keeps `slot` (from chat.limits.reserve_stream) until it ends.
+    """
+    live = _LiveAnswer(slot, slot.owner_id, answer.session_id)
+    _running[answer.pk] = live
+    live.task = asyncio.create_task(_write_answer(answer, live), name=f"answer-{answer.pk}")
 
 
 def stop_answers(session_id, user) -> int:
     """Ask the engine to stop the user's answers in a session; return how many."""
     stopped = 0
-    for slot in _running.values():
-        if slot.owner_id == user.pk and slot.session_id == session_id and slot.handle:
-            slot.handle.cancel()
+    for live in _running.values():
+        if live.owner_id == user.pk and live.session_id == session_id and live.handle:
+            live.handle.cancel()
             stopped += 1
     return stopped
 
@@ -108,7 +88,7 @@ def _request_for(answer: Message) -> GenerationRequest:
     )
 
 
-async def _write_answer(answer: Message, running: StreamSlot) -> None:
+async def _write_answer(answer: Message, running: _LiveAnswer) -> None:
     layer = get_channel_layer()
     group = session_group(answer.session_id)
     parts: dict[str, list[str]] = {"thinking": [], "answer": []}
@@ -162,6 +142,7 @@ async def _write_answer(answer: Message, running: StreamSlot) -> None:
         await _fail(answer, parts, "Something went wrong while writing this answer.")
     finally:
         _running.pop(answer.pk, None)
+        release_stream(running.slot)
         await layer.group_send(group, {"type": "answer.done", "message_id": answer.pk})
 
 

@@ -12,7 +12,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from chat import answers, selectors, services, stream_html
+from chat import answers, limits, selectors, services, stream_html
 from chat.errors import LimitExceeded, MessageRejected
 from chat.models import ChatSession, Message
 from inference.worker import engine_worker
@@ -74,7 +74,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         user = self.scope["user"]
         try:
-            slot = answers.reserve_slot(user)
+            slot = limits.reserve_stream(user)
         except LimitExceeded as error:
             await self._alert(str(error))
             return
@@ -86,11 +86,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 model_name=engine_worker().state.model,
             )
         except MessageRejected as error:
-            answers.release_slot(slot)
+            limits.release_stream(slot)
             await self._alert(str(error))
             return
         except Exception:
-            answers.release_slot(slot)
+            limits.release_stream(slot)
             raise
         html = await database_sync_to_async(stream_html.messages_added)(question, answer)
         await self.send(text_data=stream_html.composer_sent())

@@ -7,3 +7,7 @@ class MessageRejected(Exception):
 
 class LimitExceeded(Exception):
     """A request over a configured limit (concurrent answers, rate)."""
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds after which trying again may work

@@ -16,6 +16,14 @@ EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 MAX_PIXELS = 80_000_000
 
 
+class ImageTooLarge(MessageRejected):
+    """An image over the byte or pixel limit."""
+
+
+class ImageUnsupported(MessageRejected):
+    """A file that is not a PNG, JPEG or WebP image."""
+
+
 @dataclass(frozen=True)
 class CleanImage:
     data: bytes
@@ -31,15 +39,15 @@ def clean_image(raw: bytes, *, name: str, max_bytes: int) -> CleanImage:
     Raise MessageRejected when it is too large, not a PNG/JPEG/WebP, or broken.
     """
     if len(raw) > max_bytes:
-        raise MessageRejected(
+        raise ImageTooLarge(
             f"{name} is {len(raw) / 1048576:.1f} MB; the limit is {max_bytes // 1048576} MB."
         )
     try:
         with Image.open(io.BytesIO(raw)) as image:
             if image.format not in ALLOWED_FORMATS:
-                raise MessageRejected(f"{name} is not a PNG, JPEG or WebP image.")
+                raise ImageUnsupported(f"{name} is not a PNG, JPEG or WebP image.")
             if image.width * image.height > MAX_PIXELS:
-                raise MessageRejected(f"{name} has too many pixels ({image.width}×{image.height}).")
+                raise ImageTooLarge(f"{name} has too many pixels ({image.width}×{image.height}).")
             image_format = image.format
             image.load()  # decode it all now: a truncated file fails here, not later
             icc_profile = image.info.get("icc_profile")

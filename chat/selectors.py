@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.db.models import QuerySet
 
-from chat.models import Attachment, ChatSession, Message
+from chat.models import ApiToken, Attachment, ChatSession, Message
 from inference.engine import ChatTurn
 
 
@@ -52,3 +52,8 @@ def conversation_before(answer: Message) -> tuple[ChatTurn, ...]:
         else:
             turns.append(ChatTurn(role, message.content, images))
     return tuple(turns)
+
+
+def api_tokens_for(user) -> QuerySet[ApiToken]:
+    """The user's API tokens, newest first, revoked ones included."""
+    return ApiToken.objects.filter(owner=user).order_by("-created_at")

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import include, path
 
-from chat import api, views
+from chat import views
 
 app_name = "chat"
 
@@ -11,5 +11,9 @@ urlpatterns = [
     path("chat/<uuid:session_id>/attachments/", views.attachment_upload, name="attachment-upload"),
     path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
     path("setup/<str:token>/", views.first_admin_setup, name="setup"),
-    path("api/health", api.health, name="health"),
+    path("account/api-tokens/", views.api_tokens, name="api-tokens"),
+    path(
+        "account/api-tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"
+    ),
+    path("", include("chat.api.urls")),
 ]

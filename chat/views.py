@@ -96,3 +96,27 @@ def first_admin_setup(request: HttpRequest, token: str) -> HttpResponse:
             return HttpResponseClientRedirect("/")
         return redirect("chat:home")
     return render(request, "chat/setup.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """List the user's API tokens; a POST creates one and shows its key once."""
+    created_key = None
+    if request.method == "POST":
+        token, created_key = services.api_token_create(
+            owner=request.user, name=request.POST.get("name", "")
+        )
+        if request.htmx:
+            context = {"token": token, "created_key": created_key}
+            return render(request, "chat/api_tokens.html#token-created", context)
+    tokens = selectors.api_tokens_for(request.user)
+    return render(request, "chat/api_tokens.html", {"tokens": tokens, "created_key": created_key})
+
+
+@require_POST
+def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    services.api_token_revoke(owner=request.user, token_id=token_id)
+    token = get_object_or_404(selectors.api_tokens_for(request.user), pk=token_id)
+    if request.htmx:
+        return render(request, "chat/api_tokens.html#token-row", {"token": token})
+    return redirect("chat:api-tokens")

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+# An image is a file on disk or the bytes of a PNG/JPEG/WebP file.
+ImageSource = Path | bytes
+
 
 @dataclass(frozen=True)
 class ChatTurn:
@@ -21,7 +24,7 @@ class ChatTurn:
 
     role: Literal["system", "user", "assistant"]
     text: str
-    images: tuple[Path, ...] = ()
+    images: tuple[ImageSource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ class Sampling:
     max_new_tokens: int = 1024
     temperature: float = 0.3
     top_p: float = 0.95
+    stop: tuple[str, ...] = ()  # the answer ends before the first of these
+    # Write all max_new_tokens even past end-of-turn (as vLLM's and SGLang's
+    # ignore_eos): for benchmarks and load tests that need a fixed length.
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,15 @@ class Finished:
 
 @dataclass(frozen=True)
 class Failed:
-    """A generation that could not run; `message` is fit to show a clinician."""
+    """A generation that could not run; `message` is fit to show a clinician.
+
+    `code` says whose problem it is: "invalid_request" (the request cannot be
+    served as it is), "unavailable" (no model to serve it), "engine_error"
+    (the engine broke; the server log has the details).
+    """
 
     message: str
+    code: Literal["invalid_request", "unavailable", "engine_error"] = "engine_error"
 
 
 Event = Delta | Finished | Failed

@@ -21,6 +21,13 @@ class ModelSpec:
     local_path: Path | None = None
     answer_tokens: int = 2048  # default length limit of one answer
 
+    @property
+    def api_id(self) -> str:
+        """The model's name in the JSON and OpenAI-compatible APIs."""
+        if self.hf_id:
+            return self.hf_id
+        return "medserver-demo" if self.key == "demo" else self.local_path.name
+
 
 MODELS: dict[str, ModelSpec] = {
     "4": ModelSpec("4", "MedGemma 1.5 4B", "google/medgemma-1.5-4b-it", True, False, "~8 GB", 16),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Callable
@@ -142,6 +143,8 @@ class TransformersEngine(Engine):
         streamer = _EventStreamer(self.tokenizer, emit, started)
         sampling = request.sampling
         options = {"do_sample": sampling.temperature > 0}
+        if sampling.ignore_eos:
+            options["min_new_tokens"] = max_new_tokens
         if sampling.temperature > 0:
             options.update(temperature=sampling.temperature, top_p=sampling.top_p)
         else:
@@ -205,12 +208,13 @@ class TransformersEngine(Engine):
 
     def _message(self, turn) -> dict:
         content: list[dict] = []
-        for path in turn.images:
+        for number, source in enumerate(turn.images, start=1):
+            opened = io.BytesIO(source) if isinstance(source, bytes) else source
             try:
-                with Image.open(path) as image:
+                with Image.open(opened) as image:
                     content.append({"type": "image", "image": image.convert("RGB")})
             except OSError as error:
-                raise EngineError(f"An attached image could not be read ({path.name}).") from error
+                raise EngineError(f"Attached image {number} could not be read.") from error
         content.append({"type": "text", "text": turn.text})
         return {"role": turn.role, "content": content}
 

@@ -10,6 +10,7 @@ through its `GenerationHandle`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import queue
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from inference.engine import (
+    Delta,
     Engine,
     EngineError,
     Event,
@@ -26,6 +28,7 @@ from inference.engine import (
     GenerationRequest,
 )
 from inference.registry import model_spec_for
+from inference.stops import StopScanner
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +152,10 @@ class EngineWorker:
             self._set_error(str(error))
         except Exception as error:  # any loader crash must reach /api/health, not kill us
             log.exception("Loading the model failed")
-            self._set_error(f"{type(error).__name__}: {error}")
+            self._set_error(
+                f"loading failed unexpectedly ({type(error).__name__}); "
+                "the server log has the details."
+            )
         else:
             self.engine = engine
             self.state.engine = engine.name
@@ -179,15 +185,22 @@ class EngineWorker:
 
     def _serve(self, handle: GenerationHandle) -> None:
         if self.engine is None:
-            handle.publish(Failed(self._unavailable_message()))
+            handle.publish(Failed(self._unavailable_message(), code="unavailable"))
             return
         if handle.cancelled:
             handle.publish(Finished("cancelled", 0, 0, None, 0.0))
             return
+        emit = handle.publish
+        stops = handle.request.sampling.stop
+        scanner = StopScanner(stops) if stops else None
+        if scanner is not None:
+            emit = _stopping_at(scanner, handle)
         try:
-            self.engine.generate(handle.request, handle.publish, lambda: handle.cancelled)
+            self.engine.generate(
+                handle.request, emit, lambda: handle.cancelled or bool(scanner and scanner.stopped)
+            )
         except EngineError as error:
-            handle.publish(Failed(str(error)))
+            handle.publish(Failed(str(error), code="invalid_request"))
         except Exception:
             # Log the details for the admin; the clinician gets a plain sentence.
             log.exception("Generation failed")
@@ -202,7 +215,27 @@ class EngineWorker:
             except queue.Empty:
                 return
             if isinstance(item, GenerationHandle):
-                item.publish(Failed(message))
+                item.publish(Failed(message, code="unavailable"))
+
+
+def _stopping_at(scanner: StopScanner, handle: GenerationHandle) -> Callable[[Event], None]:
+    """Wrap `handle.publish` so the answer ends at the first stop sequence."""
+
+    def emit(event: Event) -> None:
+        if isinstance(event, Delta) and event.kind == "answer":
+            text = scanner.feed(event.text)
+            if text:
+                handle.publish(Delta("answer", text))
+            return
+        if isinstance(event, Finished):
+            tail = scanner.flush()
+            if tail:
+                handle.publish(Delta("answer", tail))
+            if scanner.stopped and not handle.cancelled:
+                event = dataclasses.replace(event, reason="stop")
+        handle.publish(event)
+
+    return emit
 
 
 _worker: EngineWorker | None = None

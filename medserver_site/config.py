@@ -84,6 +84,17 @@ def parse_rate(text: str) -> str:
     return text
 
 
+_PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def rate_period_seconds(rate: str) -> int:
+    """The length in seconds of a rate's window: '20/minute' -> 60, '5/10s' -> 10."""
+    match = _RATE_RE.match(rate)
+    if not match:
+        raise ValueError(f"not a rate: {rate!r}")
+    return int(match.group(2) or 1) * _PERIOD_SECONDS[match.group(3)[0]]
+
+
 def parse_log_level(text: str) -> str:
     level = text.strip().lower()
     if level not in LOG_LEVELS:
@@ -191,4 +202,11 @@ class ServerConfig:
 
     @property
     def max_payload_bytes(self) -> int:
+        """The largest image (or other upload) accepted, in bytes."""
         return self.max_payload_mb * 1024 * 1024
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body: a message's images base64-encoded, plus its text."""
+        images = self.max_payload_bytes * max(1, self.max_image_count) * 4 // 3
+        return images + 4 * self.max_text_length + 1024 * 1024

@@ -130,7 +130,7 @@ STATIC_ROOT = DATA_DIR / "static"
 # Uploaded images are patient data: kept under the data dir, outside static/,
 # and served only through an owner-checking view (never by URL guessing).
 MEDIA_ROOT = DATA_DIR / "uploads"
-DATA_UPLOAD_MAX_MEMORY_SIZE = MEDSERVER.max_payload_bytes
+DATA_UPLOAD_MAX_MEMORY_SIZE = MEDSERVER.max_request_bytes
 FILE_UPLOAD_PERMISSIONS = 0o600
 
 # One process owns the model, so the in-memory layer reaches every consumer.

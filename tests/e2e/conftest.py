@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +36,11 @@ class RunningServer:
     ready_seconds: float = 0.0
 
     def health(self) -> dict:
-        with urllib.request.urlopen(f"{self.url}/api/health", timeout=5) as response:
-            return json.load(response)
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/health", timeout=5) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:  # 503 while the model is unusable
+            return json.load(error)
 
     def setup_link(self) -> str:
         for line in self.output:
@@ -64,7 +68,10 @@ class RunningServer:
         return result.stdout
 
 
-def start_server(data_dir: Path) -> RunningServer:
+def start_server(
+    data_dir: Path, *extra_args: str, model: str = "demo", wait_for: str = "ready"
+) -> RunningServer:
+    """Start `medserver` and wait until /api/health reports `wait_for`."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSERVER_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -72,7 +79,7 @@ def start_server(data_dir: Path) -> RunningServer:
         [
             str(MEDSERVER),
             "-m",
-            "demo",
+            model,
             "-p",
             str(port),
             "-ip",
@@ -83,6 +90,7 @@ def start_server(data_dir: Path) -> RunningServer:
             "24",
             "--default-temperature",
             "0",
+            *extra_args,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -96,7 +104,7 @@ def start_server(data_dir: Path) -> RunningServer:
         if process.poll() is not None:
             raise AssertionError("medserver exited:\n" + "".join(server.output))
         try:
-            if server.health()["status"] == "ready":
+            if server.health()["status"] == wait_for:
                 server.ready_seconds = time.monotonic() - started
                 return server
         except OSError:

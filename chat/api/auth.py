@@ -1,0 +1,78 @@
+"""Who is calling the API: an API token (Authorization: Bearer) or a signed-in browser."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_not_required
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from chat import limits, services
+from chat.api.errors import ApiError
+from chat.errors import LimitExceeded
+
+log = logging.getLogger(__name__)
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+async def authenticate(request) -> None:
+    """Set request.user from the token or the session; raise ApiError 401/403 otherwise.
+
+    A token needs no CSRF token (no cookie is involved); a browser session does.
+    """
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise ApiError(401, "Send the API token as 'Authorization: Bearer <token>'.")
+        user = await sync_to_async(services.api_token_user)(key.strip())
+        if user is None:
+            raise ApiError(401, "The API token is not valid or has been revoked.")
+        request.user = user
+        return
+    user = await request.auser()
+    if not user.is_authenticated:
+        raise ApiError(
+            401, "Authentication required: send an API token as 'Authorization: Bearer <token>'."
+        )
+    if request.method not in _SAFE_METHODS:
+        refusal = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+        if refusal is not None:
+            raise ApiError(403, "CSRF check failed: send the X-CSRFToken header.")
+
+
+def api_endpoint(*methods: str, public: bool = False, counted: bool = True):
+    """Make an async view a JSON API endpoint.
+
+    It answers only `methods`, authenticates the caller (unless `public`),
+    counts the request against the rate limit (if `counted`), and turns every
+    refusal into a JSON error. Unexpected errors are logged, never shown.
+    """
+
+    def decorate(view):
+        @csrf_exempt  # checked in authenticate() for browser sessions only
+        @login_not_required  # the API answers 401 in JSON instead of redirecting
+        @functools.wraps(view)
+        async def endpoint(request, *args, **kwargs):
+            try:
+                if request.method not in methods:
+                    raise ApiError(405, f"Use {' or '.join(methods)} for this endpoint.")
+                if not public:
+                    await authenticate(request)
+                    if counted:
+                        await sync_to_async(limits.check_rate)(request)
+                return await view(request, *args, **kwargs)
+            except ApiError as error:
+                return error.response()
+            except LimitExceeded as error:
+                return ApiError(429, str(error), retry_after=error.retry_after).response()
+            except Exception:
+                log.exception("API request to %s failed", request.path)
+                return ApiError(500, "Internal error; the server log has the details.").response()
+
+        return endpoint
+
+    return decorate

@@ -1,0 +1,155 @@
+"""The OpenAI-compatible API: /v1/models and /v1/chat/completions.
+
+Clients built for OpenAI (the `openai` package, chat front ends) work with
+only `base_url` and `api_key` set. Thinking comes back as `reasoning_content`,
+as vLLM and SGLang return it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from django.conf import settings
+from django.http import JsonResponse
+
+from chat.api import parsing
+from chat.api.auth import api_endpoint
+from chat.api.errors import ApiError
+from chat.api.generation import Generation, failure_error, start_generation, usage
+from chat.api.sse import EventStreamResponse, sse_frame
+from inference.engine import Delta, Failed, Finished
+from inference.registry import model_spec_for
+
+_FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop"}
+
+
+def _served():
+    return model_spec_for(settings.MEDSERVER.model)
+
+
+@api_endpoint("GET")
+async def list_models(request) -> JsonResponse:
+    spec = _served()
+    model = {"id": spec.api_id, "object": "model", "created": 0, "owned_by": "medserver"}
+    return JsonResponse({"object": "list", "data": [model]})
+
+
+@api_endpoint("POST")
+async def chat_completions(request):
+    data = parsing.read_json(request)
+    spec = _served()
+    model = data.get("model")
+    if model not in (spec.api_id, spec.key):
+        raise ApiError(
+            404,
+            f"The model {model!r} is not served here; this server runs {spec.api_id!r}.",
+            param="model",
+            code="model_not_found",
+        )
+    if data.get("n", 1) != 1:
+        raise ApiError(422, "Only n=1 is supported.", param="n")
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        raise ApiError(422, "messages must be a list of messages.", param="messages")
+    raw_turns = [_raw_turn(message, f"messages[{i}]") for i, message in enumerate(messages)]
+    stream_options = data.get("stream_options") or {}
+    call = parsing.ChatCall(
+        turns=parsing.check_turns(raw_turns),
+        sampling=parsing.sampling_from(
+            data, max_tokens_names=("max_tokens", "max_completion_tokens")
+        ),
+        thinking=_thinking_wanted(data),
+        stream=parsing.flag(data, "stream", False),
+    )
+    include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage")
+    generation = await start_generation(request.user, call)
+    completion = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "created": int(time.time()),
+        "model": spec.api_id,
+    }
+    if call.stream:
+        frames = _chunks(generation, completion, bool(include_usage))
+        return EventStreamResponse(frames, on_close=generation.close)
+    answer = await generation.answer()
+    message = {"role": "assistant", "content": answer.content}
+    if answer.thinking:
+        message["reasoning_content"] = answer.thinking
+    return JsonResponse(
+        {
+            **completion,
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": _FINISH_REASONS[answer.finished.reason],
+                }
+            ],
+            "usage": usage(answer.finished),
+        }
+    )
+
+
+def _raw_turn(message: object, where: str) -> parsing.RawTurn:
+    """Read an OpenAI message: content is a string or a list of text/image_url parts."""
+    if not isinstance(message, dict):
+        raise ApiError(422, f"{where} must be an object.", param=where)
+    role = message.get("role")
+    role = "system" if role == "developer" else str(role)
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return parsing.RawTurn(role, content or "", (), where)
+    if not isinstance(content, list):
+        raise ApiError(422, f"{where}.content must be a string or a list of parts.", param=where)
+    texts, images = [], []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "image_url":
+            image_url = part.get("image_url")
+            url = image_url.get("url") if isinstance(image_url, dict) else image_url
+            images.append(url)
+        else:
+            raise ApiError(
+                422, f"{where}: content parts must be 'text' or 'image_url'.", param=where
+            )
+    return parsing.RawTurn(role, "\n".join(texts), tuple(images), where)
+
+
+def _thinking_wanted(data: dict) -> bool:
+    """Thinking is on unless turned off, the ways OpenAI-style clients say so."""
+    if data.get("reasoning_effort") in ("none", "minimal"):
+        return False
+    kwargs = data.get("chat_template_kwargs")
+    if isinstance(kwargs, dict) and kwargs.get("enable_thinking") is False:
+        return False
+    return True
+
+
+async def _chunks(generation: Generation, completion: dict, include_usage: bool):
+    def chunk(delta: dict, finish_reason: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        return sse_frame({**completion, "object": "chat.completion.chunk", "choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    async for event in generation.events():
+        if isinstance(event, Delta):
+            field = "reasoning_content" if event.kind == "thinking" else "content"
+            yield chunk({field: event.text})
+        elif isinstance(event, Finished):
+            yield chunk({}, _FINISH_REASONS[event.reason])
+            if include_usage:
+                yield sse_frame(
+                    {
+                        **completion,
+                        "object": "chat.completion.chunk",
+                        "choices": [],
+                        "usage": usage(event),
+                    }
+                )
+        elif isinstance(event, Failed):
+            yield sse_frame(failure_error(event).body())
+    yield sse_frame("[DONE]")

@@ -1,0 +1,251 @@
+"""Reading and checking API requests before any work is done.
+
+Every problem becomes an ApiError with the status that fits: 400 unreadable,
+413 too large, 415 wrong type, 422 well-formed but not acceptable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+
+from chat.api.errors import ApiError
+from chat.errors import MessageRejected
+from chat.images import ImageTooLarge, ImageUnsupported, clean_image
+from inference.engine import ChatTurn, Sampling
+from inference.registry import model_spec_for
+
+_DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,", re.I)
+_IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp"}
+MAX_STOP_SEQUENCES = 4
+
+
+@dataclass(frozen=True)
+class ChatCall:
+    """A checked chat request, ready for the engine."""
+
+    turns: tuple[ChatTurn, ...]
+    sampling: Sampling
+    thinking: bool
+    stream: bool
+
+
+@dataclass(frozen=True)
+class RawTurn:
+    """A message as the client sent it, before the checks on the conversation."""
+
+    role: str
+    text: str
+    images: tuple[str, ...]  # data URIs
+    where: str  # "messages[2]", for error messages
+
+
+def read_json(request) -> dict:
+    """Return the JSON object in the body; check type and size before reading it."""
+    content_type = request.content_type or ""
+    if content_type != "application/json":
+        raise ApiError(415, "Send the request body as JSON (Content-Type: application/json).")
+    check_length(request)
+    try:
+        data = json.loads(request.body)
+    except RequestDataTooBig:
+        raise _body_too_large() from None
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    return data
+
+
+def check_length(request) -> None:
+    """Refuse a body over the limit from its declared length, before reading it."""
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise ApiError(400, "The Content-Length header is not a number.") from None
+    if length > settings.MEDSERVER.max_request_bytes:
+        raise _body_too_large()
+
+
+def _body_too_large() -> ApiError:
+    limit = settings.MEDSERVER.max_request_bytes // 1048576
+    return ApiError(413, f"The request body is larger than {limit} MB.")
+
+
+def check_turns(raw_turns: list[RawTurn]) -> tuple[ChatTurn, ...]:
+    """Check a conversation and decode its images; return it as engine turns."""
+    limits = settings.MEDSERVER
+    if not raw_turns:
+        raise ApiError(422, "messages must hold at least one message.", param="messages")
+    if len(raw_turns) > limits.max_history_messages:
+        raise ApiError(
+            422,
+            f"{len(raw_turns)} messages sent; at most {limits.max_history_messages} are allowed.",
+            param="messages",
+        )
+    spec = model_spec_for(limits.model)
+    turns = []
+    for index, raw in enumerate(raw_turns):
+        _check_role(raw, index, raw_turns)
+        if len(raw.text) > limits.max_text_length:
+            raise ApiError(
+                413,
+                f"{raw.where} is {len(raw.text):,} characters long; "
+                f"the limit is {limits.max_text_length:,}.",
+                param=raw.where,
+            )
+        if raw.images and raw.role != "user":
+            raise ApiError(422, f"{raw.where}: only user messages can carry images.")
+        if raw.images and not spec.multimodal:
+            raise ApiError(422, f"{spec.label} reads text only; send the message without images.")
+        if len(raw.images) > limits.max_image_count:
+            raise ApiError(
+                422,
+                f"{raw.where} carries {len(raw.images)} images; "
+                f"at most {limits.max_image_count} per message.",
+                param=raw.where,
+            )
+        images = tuple(
+            decode_image(uri, f"{raw.where} image {n}") for n, uri in enumerate(raw.images, 1)
+        )
+        turns.append(ChatTurn(raw.role, raw.text, images))
+    return tuple(turns)
+
+
+def _check_role(raw: RawTurn, index: int, raw_turns: list[RawTurn]) -> None:
+    if raw.role not in ("system", "user", "assistant"):
+        raise ApiError(
+            422, f"{raw.where}: role must be system, user or assistant.", param=raw.where
+        )
+    if raw.role == "system":
+        if index != 0:
+            raise ApiError(422, "Only the first message may be a system message.")
+        return
+    first_chat = 1 if raw_turns[0].role == "system" else 0
+    expected = "user" if (index - first_chat) % 2 == 0 else "assistant"
+    if raw.role != expected:
+        raise ApiError(
+            422,
+            "After an optional system message, messages must alternate user, assistant, "
+            f"user… ({raw.where} should be {expected}).",
+            param=raw.where,
+        )
+    if index == len(raw_turns) - 1 and raw.role != "user":
+        raise ApiError(422, "The last message must be from the user.", param=raw.where)
+
+
+def decode_image(uri: object, where: str) -> bytes:
+    """Return the cleaned bytes of an image sent as a base64 data URI."""
+    if not isinstance(uri, str):
+        raise ApiError(422, f"{where} must be a data URI string.")
+    match = _DATA_URI.match(uri)
+    if not match:
+        raise ApiError(
+            422,
+            f"{where} must be sent inline as a base64 data URI "
+            "(data:image/png;base64,...); MedServer does not fetch URLs.",
+        )
+    if (match.group("type") or "").lower() not in _IMAGE_TYPES:
+        raise ApiError(415, f"{where} must be a PNG, JPEG or WebP image.")
+    encoded = uri[match.end() :]
+    max_bytes = settings.MEDSERVER.max_payload_bytes
+    if len(encoded) * 3 // 4 > max_bytes + 3:  # refused before decoding anything
+        raise ApiError(413, f"{where} is larger than {max_bytes // 1048576} MB.")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, f"{where} is not valid base64.") from None
+    return clean_upload(raw, where)
+
+
+def clean_upload(raw: bytes, where: str) -> bytes:
+    """Check and clean an image's bytes, mapping refusals to statuses."""
+    try:
+        return clean_image(raw, name=where, max_bytes=settings.MEDSERVER.max_payload_bytes).data
+    except ImageTooLarge as error:
+        raise ApiError(413, str(error)) from None
+    except ImageUnsupported as error:
+        raise ApiError(415, str(error)) from None
+    except MessageRejected as error:
+        raise ApiError(422, str(error)) from None
+
+
+def sampling_from(data: dict, *, max_tokens_names: Iterable[str] = ("max_tokens",)) -> Sampling:
+    """The sampling settings asked for, within the server's bounds."""
+    config = settings.MEDSERVER
+    spec = model_spec_for(config.model)
+    max_tokens = config.max_new_tokens or spec.answer_tokens
+    for name in max_tokens_names:
+        if data.get(name) is not None:
+            max_tokens = number(data, name, 1, config.max_model_len, integer=True)
+    temperature = number(data, "temperature", 0.0, 2.0, default=config.default_temperature)
+    top_p = number(data, "top_p", 0.0, 1.0, default=config.default_top_p, low_open=True)
+    if not config.allow_client_sampling_config:
+        # The server's own settings apply; what the client asked is checked, then ignored.
+        temperature, top_p = config.default_temperature, config.default_top_p
+    return Sampling(
+        max_tokens,
+        temperature,
+        top_p,
+        stop=_stops(data.get("stop")),
+        ignore_eos=flag(data, "ignore_eos", False),
+    )
+
+
+def number(
+    data: dict,
+    name: str,
+    low: float,
+    high: float,
+    *,
+    default: float | None = None,
+    integer: bool = False,
+    low_open: bool = False,
+):
+    """Return data[name] as a number in range (or `default` when absent)."""
+    value = data.get(name)
+    if value is None:
+        return default
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "a whole number" if integer else "a number"
+        raise ApiError(422, f"{name} must be {kind}.", param=name)
+    if value < low or value > high or (low_open and value == low):
+        opener = "above" if low_open else "from"
+        raise ApiError(422, f"{name} must be {opener} {low} up to {high}.", param=name)
+    return value
+
+
+def flag(data: dict, name: str, default: bool) -> bool:
+    value = data.get(name, default)
+    if not isinstance(value, bool):
+        raise ApiError(422, f"{name} must be true or false.", param=name)
+    return value
+
+
+def text_of(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ApiError(422, f"{where}.content must be a string.", param=where)
+    return value
+
+
+def _stops(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(stops, list)
+        or len(stops) > MAX_STOP_SEQUENCES
+        or not all(isinstance(s, str) and 0 < len(s) <= 200 for s in stops)
+    ):
+        raise ApiError(
+            422, f"stop must be a string or a list of up to {MAX_STOP_SEQUENCES}.", param="stop"
+        )
+    return tuple(stops)

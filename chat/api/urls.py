@@ -1,0 +1,14 @@
+from django.urls import path
+
+from chat.api import openai, views
+
+urlpatterns = [
+    path("api/health", views.health, name="health"),
+    path("api/models", views.models, name="api-models"),
+    path("api/model-info", views.model_info, name="api-model-info"),
+    path("api/chat", views.chat, name="api-chat"),
+    path("api/analyze", views.analyze, name="api-analyze"),
+    path("api/schema", views.schema, name="api-schema"),
+    path("v1/models", openai.list_models, name="openai-models"),
+    path("v1/chat/completions", openai.chat_completions, name="openai-chat-completions"),
+]

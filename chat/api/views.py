@@ -1,0 +1,220 @@
+"""MedServer's JSON API: the original tool's routes, same paths and shapes."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.http import JsonResponse
+
+from chat.api import parsing
+from chat.api.auth import api_endpoint
+from chat.api.errors import ApiError
+from chat.api.generation import Generation, failure_error, start_generation, timings, usage
+from chat.api.schema import openapi_document
+from chat.api.sse import EventStreamResponse, sse_frame
+from inference.engine import ChatTurn, Delta, Failed, Finished
+from inference.hardware import gpu_facts
+from inference.registry import MODELS, model_spec_for
+from inference.worker import engine_worker
+from medserver_site import __version__
+
+
+@api_endpoint("GET", public=True)
+async def health(request) -> JsonResponse:
+    """Whether the model is loading, ready or failed; answers while it loads."""
+    worker = engine_worker()
+    state = worker.state
+    body = {
+        "status": state.status,
+        "model": state.model,
+        "engine": state.engine or None,
+        "version": __version__,
+        "uptime_seconds": round(time.time() - state.started_at, 1),
+        "queue_depth": worker.queue_depth,
+    }
+    if state.status == "error":
+        body["reason"] = state.reason
+    if state.ready_at is not None:
+        body["load_seconds"] = round(state.ready_at - state.started_at, 1)
+    if settings.MEDSERVER.show_hardware_stats:
+        body["device"] = state.details
+        body["gpus"] = gpu_facts()
+    return JsonResponse(body, status=503 if state.status == "error" else 200)
+
+
+@api_endpoint("GET")
+async def models(request) -> JsonResponse:
+    """Every model variant MedServer can serve, and which one this server runs."""
+    served = settings.MEDSERVER.model
+    variants = [
+        {
+            "key": spec.key,
+            "id": spec.api_id,
+            "label": spec.label,
+            "type": "multimodal" if spec.multimodal else "text",
+            "size": spec.size,
+            "min_vram_gb": spec.min_vram_gb,
+            "thinking": spec.can_think,
+            "loaded": spec.key == served,
+        }
+        for spec in MODELS.values()
+    ]
+    return JsonResponse({"models": variants})
+
+
+@api_endpoint("GET")
+async def model_info(request) -> JsonResponse:
+    """The loaded model and engine, its context length and the limits in force."""
+    config = settings.MEDSERVER
+    spec = model_spec_for(config.model)
+    state = engine_worker().state
+    return JsonResponse(
+        {
+            "model": {
+                "key": spec.key,
+                "id": spec.api_id,
+                "label": spec.label,
+                "type": "multimodal" if spec.multimodal else "text",
+                "thinking": spec.can_think,
+            },
+            "status": state.status,
+            "engine": state.engine or None,
+            "device": state.details,
+            "context_length": config.max_model_len,
+            "sampling": {
+                "default_temperature": config.default_temperature,
+                "default_top_p": config.default_top_p,
+                "max_tokens": config.max_new_tokens or spec.answer_tokens,
+                "client_may_set": config.allow_client_sampling_config,
+            },
+            "limits": {
+                "rate_limit": config.rate_limit,
+                "max_user_streams": config.max_user_streams,
+                "max_history_messages": config.max_history_messages,
+                "max_text_length": config.max_text_length,
+                "max_image_count": config.max_image_count,
+                "max_payload_mb": config.max_payload_mb,
+            },
+        }
+    )
+
+
+@api_endpoint("POST")
+async def chat(request):
+    """Chat completion: `{"messages": [...], "stream": true}` streams Server-Sent Events."""
+    data = parsing.read_json(request)
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        raise ApiError(422, "messages must be a list of messages.", param="messages")
+    raw_turns = []
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise ApiError(422, f"{where} must be an object.", param=where)
+        images = message.get("image_data") or []
+        if not isinstance(images, list):
+            raise ApiError(422, f"{where}.image_data must be a list of data URIs.", param=where)
+        raw_turns.append(
+            parsing.RawTurn(
+                str(message.get("role")),
+                parsing.text_of(message.get("content", ""), where),
+                tuple(images),
+                where,
+            )
+        )
+    call = parsing.ChatCall(
+        turns=parsing.check_turns(raw_turns),
+        sampling=parsing.sampling_from(data),
+        thinking=parsing.flag(data, "thinking", True),
+        stream=parsing.flag(data, "stream", False),
+    )
+    return await _respond(request, call)
+
+
+@api_endpoint("POST")
+async def analyze(request):
+    """Image analysis: a multipart form with one or more `images` (or `image`) and a `prompt`."""
+    if request.content_type != "multipart/form-data":
+        raise ApiError(415, "Send the images as multipart/form-data.")
+    parsing.check_length(request)
+    form, files = request.POST, request.FILES
+    uploads = files.getlist("images") + files.getlist("image")
+    prompt = form.get("prompt", "").strip()
+    if not prompt:
+        raise ApiError(422, "prompt is required.", param="prompt")
+    if not uploads:
+        raise ApiError(422, "Attach at least one image as 'images'.", param="images")
+    limits = settings.MEDSERVER
+    if len(uploads) > limits.max_image_count:
+        raise ApiError(
+            422, f"{len(uploads)} images sent; at most {limits.max_image_count} per request."
+        )
+    if not model_spec_for(limits.model).multimodal:
+        raise ApiError(422, "The model served reads text only; it cannot analyze images.")
+    if len(prompt) > limits.max_text_length:
+        raise ApiError(413, f"prompt is longer than {limits.max_text_length:,} characters.")
+    images = []
+    for upload in uploads:
+        if upload.size > limits.max_payload_bytes:
+            raise ApiError(413, f"{upload.name} is larger than {limits.max_payload_mb} MB.")
+        images.append(parsing.clean_upload(upload.read(), upload.name or "image"))
+    fields = {name: _form_number(form, name) for name in ("max_tokens", "temperature", "top_p")}
+    call = parsing.ChatCall(
+        turns=(ChatTurn("user", prompt, tuple(images)),),
+        sampling=parsing.sampling_from({k: v for k, v in fields.items() if v is not None}),
+        thinking=form.get("thinking", "true").lower() != "false",
+        stream=form.get("stream", "false").lower() == "true",
+    )
+    return await _respond(request, call)
+
+
+@api_endpoint("GET")
+async def schema(request) -> JsonResponse:
+    """The OpenAPI document of this API."""
+    return JsonResponse(openapi_document())
+
+
+def _form_number(form, name: str) -> float | None:
+    value = form.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value) if name == "max_tokens" else float(value)
+    except ValueError:
+        raise ApiError(422, f"{name} must be a number.", param=name) from None
+
+
+async def _respond(request, call: parsing.ChatCall):
+    generation = await start_generation(request.user, call)
+    if call.stream:
+        return EventStreamResponse(_event_frames(generation), on_close=generation.close)
+    answer = await generation.answer()
+    return JsonResponse(
+        {
+            "model": model_spec_for(settings.MEDSERVER.model).api_id,
+            "content": answer.content,
+            "thinking": answer.thinking,
+            "finish_reason": answer.finished.reason,
+            "usage": usage(answer.finished),
+            "timings": timings(answer.finished),
+        }
+    )
+
+
+async def _event_frames(generation: Generation):
+    async for event in generation.events():
+        if isinstance(event, Delta):
+            yield sse_frame({"type": event.kind, "delta": event.text})
+        elif isinstance(event, Finished):
+            yield sse_frame(
+                {
+                    "type": "done",
+                    "finish_reason": event.reason,
+                    "usage": usage(event),
+                    "timings": timings(event),
+                }
+            )
+        elif isinstance(event, Failed):
+            yield sse_frame({"type": "error", **failure_error(event).body()})
+    yield sse_frame("[DONE]")

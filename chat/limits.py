@@ -1,0 +1,67 @@
+"""Limits that protect the server from overload: concurrent answers and request rate.
+
+Pages, the chat WebSocket and the JSON API all draw on the same budgets, so a
+user cannot get around a limit by switching from one to the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django_ratelimit.core import is_ratelimited
+
+from chat.errors import LimitExceeded
+from medserver_site.config import rate_period_seconds
+
+RATE_GROUP = "medserver"
+
+
+@dataclass(eq=False)
+class StreamSlot:
+    """One of a user's concurrent answers, held from reservation until release."""
+
+    owner_id: int
+
+
+# Lives on the server's event loop only, so it needs no lock.
+_active: set[StreamSlot] = set()
+
+
+def reserve_stream(user) -> StreamSlot:
+    """Claim one of the user's concurrent answers; raise LimitExceeded if none is free.
+
+    Reserve before saving or starting anything, so a refused request leaves no trace.
+    """
+    limit = settings.MEDSERVER.max_user_streams
+    busy = sum(1 for slot in _active if slot.owner_id == user.pk)
+    if busy >= limit:
+        plural = "answer" if busy == 1 else "answers"
+        raise LimitExceeded(
+            f"You already have {busy} {plural} being written (the limit is {limit}); "
+            "wait for it to finish or stop it.",
+            retry_after=5,
+        )
+    slot = StreamSlot(user.pk)
+    _active.add(slot)
+    return slot
+
+
+def release_stream(slot: StreamSlot) -> None:
+    """Give the slot back; releasing twice is harmless."""
+    _active.discard(slot)
+
+
+def check_rate(request) -> None:
+    """Count one request against the user's and the address's budget.
+
+    Raise LimitExceeded (with the seconds to wait) when either is spent.
+    """
+    rate = settings.MEDSERVER.rate_limit
+    keys = ["ip"] + (["user"] if request.user.is_authenticated else [])
+    for key in keys:
+        if is_ratelimited(request, group=RATE_GROUP, key=key, rate=rate, increment=True):
+            raise LimitExceeded(
+                f"Too many requests: the limit is {rate}. Try again shortly.",
+                retry_after=rate_period_seconds(rate),
+            )

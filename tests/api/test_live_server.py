@@ -1,0 +1,174 @@
+"""The API against a live `medserver -m demo`, through the clients other tools use."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+
+import httpx
+import openai
+import pytest
+from httpx_sse import connect_sse
+from PIL import Image
+
+from tests.e2e.conftest import start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = start_server(tmp_path_factory.mktemp("api-server"))
+    running.manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "pacs",
+        "--email",
+        "pacs@clinic.example",
+        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
+    )
+    running.api_key = running.manage("create_api_token", "pacs").strip().splitlines()[-1]
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0)
+
+
+def png_data_uri() -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (96, 96), color=(80, 80, 80)).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def test_openai_package_lists_the_served_model(client):
+    assert [model.id for model in client.models.list()] == ["medserver-demo"]
+
+
+def test_openai_package_non_streaming(client):
+    completion = client.chat.completions.create(
+        model="medserver-demo",
+        messages=[
+            {"role": "system", "content": "You are a radiologist."},
+            {"role": "user", "content": "Signs of pneumothorax?"},
+        ],
+        max_tokens=10,
+    )
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.message.content
+    assert choice.finish_reason in ("stop", "length")
+    assert completion.usage.completion_tokens <= 10
+    assert completion.model == "medserver-demo"
+
+
+def test_openai_package_streaming_with_an_image(client):
+    stream = client.chat.completions.create(
+        model="medserver-demo",
+        stream=True,
+        stream_options={"include_usage": True},
+        max_completion_tokens=12,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Describe this radiograph."},
+                    {"type": "image_url", "image_url": {"url": png_data_uri()}},
+                ],
+            }
+        ],
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert text
+    assert finishes[-1] in ("stop", "length")
+    assert chunks[-1].usage.completion_tokens <= 12
+    assert chunks[-1].usage.prompt_tokens > 20  # the image's tokens are in the prompt
+
+
+def test_openai_errors_arrive_as_openai_exceptions(client, server):
+    with pytest.raises(openai.NotFoundError, match="not served here"):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.UnprocessableEntityError, match="alternate"):
+        client.chat.completions.create(
+            model="medserver-demo",
+            messages=[{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+        )
+    stranger = openai.OpenAI(base_url=f"{server.url}/v1", api_key="ms_wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        stranger.models.list()
+
+
+def test_sse_frames_parse_with_an_sse_client(server):
+    body = {"messages": [{"role": "user", "content": "Hello"}], "stream": True, "max_tokens": 10}
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    with httpx.Client(timeout=30) as http:
+        with connect_sse(http, "POST", f"{server.url}/api/chat", json=body, headers=headers) as sse:
+            assert sse.response.headers["content-type"].startswith("text/event-stream")
+            data = [event.data for event in sse.iter_sse()]
+    assert data[-1] == "[DONE]"
+    frames = [json.loads(d) for d in data[:-1]]
+    assert frames[-1]["type"] == "done"
+    assert frames[-1]["usage"]["completion_tokens"] <= 10
+    assert all(f["type"] in ("answer", "thinking") for f in frames[:-1])
+
+
+def test_a_client_that_disconnects_mid_stream_frees_its_slot_at_once(server):
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    long_answer = {
+        "messages": [{"role": "user", "content": "Write a long discharge summary."}],
+        "stream": True,
+        "max_tokens": 4000,
+        "ignore_eos": True,  # it would still be writing long after the test
+    }
+    short = {"messages": [{"role": "user", "content": "Quick one"}], "max_tokens": 4}
+    with httpx.Client(timeout=30) as http:
+        with http.stream("POST", f"{server.url}/api/chat", json=long_answer, headers=headers) as r:
+            lines = r.iter_lines()  # kept: dropping it would close the stream
+            assert next(lines).startswith("data: ")  # the answer is streaming
+            # While it streams, the user's only slot (--max-user-streams 1) is taken.
+            busy = http.post(f"{server.url}/api/chat", json=short, headers=headers)
+            assert busy.status_code == 429
+            assert int(busy.headers["Retry-After"]) > 0
+        # Leaving the block closes the connection mid-stream.
+        deadline = time.monotonic() + 2
+        while True:
+            again = http.post(f"{server.url}/api/chat", json=short, headers=headers)
+            if again.status_code != 429 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert again.status_code == 200
+
+
+def test_a_model_that_cannot_load_gives_503_with_a_reason(tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model_type": "not-a-model"}))
+    server = start_server(tmp_path / "data", model=str(broken), wait_for="error")
+    try:
+        server.manage(
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            "ops",
+            "--email",
+            "ops@clinic.example",
+            DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
+        )
+        key = server.manage("create_api_token", "ops").strip().splitlines()[-1]
+        health = server.health()
+        assert health["status"] == "error" and health["reason"]
+        response = httpx.post(
+            f"{server.url}/api/chat",
+            json={"messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert "not available" in response.json()["error"]["message"]
+    finally:
+        stop_server(server)
