@@ -11,4 +11,6 @@ urlpatterns = [
     path("api/schema", views.schema, name="api-schema"),
     path("v1/models", openai.list_models, name="openai-models"),
     path("v1/chat/completions", openai.chat_completions, name="openai-chat-completions"),
+    path("api/<path:rest>", views.not_found),
+    path("v1/<path:rest>", views.not_found),
 ]

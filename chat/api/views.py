@@ -169,6 +169,12 @@ async def analyze(request):
     return await _respond(request, call)
 
 
+@api_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", public=True)
+async def not_found(request, rest: str = "") -> JsonResponse:
+    """Any other path under /api/ or /v1/: a JSON 404, not a page."""
+    raise ApiError(404, f"There is no API endpoint at {request.path}; see /api/schema.")
+
+
 @api_endpoint("GET")
 async def schema(request) -> JsonResponse:
     """The OpenAPI document of this API."""

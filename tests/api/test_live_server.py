@@ -144,6 +144,30 @@ def test_a_client_that_disconnects_mid_stream_frees_its_slot_at_once(server):
     assert again.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "content", "content_type", "status"),
+    [
+        ("/api/chat", b"{not json", "application/json", 400),
+        ("/api/chat", b'{"messages": [{"role": "user", "content": "x"}]}', "text/plain", 415),
+        ("/api/chat", b'{"messages": [{"role": "user"}], "top_p": 7}', "application/json", 422),
+        ("/api/nothing-here", b"{}", "application/json", 404),
+    ],
+)
+def test_refusals_over_the_wire(server, path, content, content_type, status):
+    headers = {"Authorization": f"Bearer {server.api_key}", "Content-Type": content_type}
+    response = httpx.post(f"{server.url}{path}", content=content, headers=headers)
+    assert response.status_code == status
+    assert response.json()["error"]["message"]
+
+
+def test_an_oversized_body_is_refused_by_its_declared_length(server):
+    headers = {"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"}
+    body = b'{"messages": [{"role": "user", "content": "' + b"x" * (300 * 1024 * 1024) + b'"}]}'
+    response = httpx.post(f"{server.url}/api/chat", content=body, headers=headers, timeout=60)
+    assert response.status_code == 413
+    assert "larger than" in response.json()["error"]["message"]
+
+
 def test_a_model_that_cannot_load_gives_503_with_a_reason(tmp_path):
     broken = tmp_path / "broken-model"
     broken.mkdir()
