@@ -8,6 +8,7 @@ callable it polls between tokens.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class Delta:
 class Finished:
     """The end of a generation that produced a (possibly empty) answer."""
 
-    reason: Literal["stop", "length", "cancelled"]
+    reason: Literal["stop", "length", "cancelled", "repetition"]
     prompt_tokens: int
     completion_tokens: int
     first_token_seconds: float | None
@@ -84,28 +85,61 @@ class EngineError(Exception):
     """A request the engine refuses; its text is fit to show a clinician."""
 
 
-class Engine(ABC):
-    """A loaded model that can stream answers."""
+class Job:
+    """One request inside an engine: what to write, where its events go, when to stop.
 
-    name: str
+    `state` is the engine's own progress on the job (tokens so far, decoder
+    state), kept when a batch is paused to let new requests in.
+    """
 
-    @abstractmethod
-    def load(self) -> None:
-        """Load the model; raise EngineError (or any error) if it cannot."""
-
-    @abstractmethod
-    def generate(
+    def __init__(
         self,
         request: GenerationRequest,
         emit: Callable[[Event], None],
         should_stop: Callable[[], bool],
     ) -> None:
-        """Stream `request`'s answer through `emit`, ending with Finished or Failed.
+        self.request = request
+        self.emit = emit
+        self.should_stop = should_stop
+        self.started = time.perf_counter()
+        self.state: object = None
+        self.solo = False  # run alone: set after a batch it was in failed
 
-        Raise EngineError for a request that cannot be served (too long, images
-        to a text-only model); the worker turns it into Failed.
+    def fail(self, message: str, code: str = "invalid_request") -> None:
+        self.emit(Failed(message, code=code))
+
+
+class Engine(ABC):
+    """A loaded model that can stream answers.
+
+    A `batched` engine is handed many jobs at once on the worker's thread
+    (`run_batch`); any other engine gets one job per thread (`run_one`), for
+    engines whose server does the batching (SGLang, a remote endpoint).
+    """
+
+    name: str
+    batched = False
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the model; raise EngineError (or any error) if it cannot."""
+
+    def run_batch(self, jobs: list[Job], should_yield: Callable[[], bool]) -> list[Job]:
+        """Advance `jobs` together; each that ends emits Finished or Failed.
+
+        Return the jobs not finished yet: the batch paused because
+        `should_yield()` asked for room for new requests. An exception means
+        the whole batch broke; the worker then retries its jobs one by one.
         """
+        raise NotImplementedError
+
+    def run_one(self, job: Job) -> None:
+        """Write one job's answer, ending with Finished or Failed (any thread)."""
+        raise NotImplementedError
 
     def describe(self) -> dict[str, str]:
         """Facts for /api/health: device, dtype, quantization."""
         return {}
+
+    def close(self) -> None:  # noqa: B027 - optional: most engines hold nothing to free
+        """Free what the engine holds (GPU memory, a child process)."""

@@ -41,3 +41,44 @@ def _overlap(text: str, stop: str) -> int:
         if text.endswith(stop[:size]):
             return size
     return 0
+
+
+class LoopGuard:
+    """Notices an answer stuck repeating itself, as small models sometimes do.
+
+    The answer has looped when its last stretch is one block of text (1 to
+    200 characters) repeated `repeats` times in a row, over at least
+    MIN_LOOP_CHARS characters. `repeats` 0 turns the guard off.
+    """
+
+    MAX_BLOCK = 200
+    MIN_LOOP_CHARS = 200
+    CHECK_EVERY = 32  # characters of new text between two checks
+
+    def __init__(self, repeats: int) -> None:
+        self.repeats = repeats
+        self.looping = False
+        self._text = ""
+        self._unchecked = 0
+
+    def feed(self, text: str) -> bool:
+        """Add streamed text; return True once the answer is looping."""
+        if self.repeats <= 0 or self.looping:
+            return self.looping
+        self._text = (self._text + text)[-(self.MAX_BLOCK * max(self.repeats, 2) * 2) :]
+        self._unchecked += len(text)
+        if self._unchecked >= self.CHECK_EVERY:
+            self._unchecked = 0
+            self.looping = self._looping()
+        return self.looping
+
+    def _looping(self) -> bool:
+        text = self._text
+        for block in range(1, self.MAX_BLOCK + 1):
+            span = max(block * self.repeats, self.MIN_LOOP_CHARS)
+            if span + block > len(text):
+                break
+            # A tail that equals itself shifted by one block is that block repeated.
+            if text[-span:] == text[-span - block : -block]:
+                return True
+        return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,22 +14,22 @@ from transformers import (
     AutoModelForImageTextToText,
     AutoProcessor,
     AutoTokenizer,
-    StoppingCriteria,
+    GenerationConfig,
+    LogitsProcessorList,
     StoppingCriteriaList,
 )
-from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging as transformers_logging
 
-from inference.engine import (
-    Delta,
-    Engine,
-    EngineError,
-    Event,
-    Finished,
-    GenerationRequest,
+from inference.batching import (
+    Detokenizer,
+    RowProgress,
+    RowSampling,
+    RowState,
+    collate,
+    finish,
 )
+from inference.engine import Engine, EngineError, GenerationRequest, Job
 from inference.registry import ModelSpec
-from inference.thinking import ThoughtSplitter
 
 log = logging.getLogger(__name__)
 # Loading bars are for notebooks; the server's console keeps to its own log lines.
@@ -53,6 +52,7 @@ def pick_device_and_dtype() -> tuple[str, torch.dtype]:
 
 class TransformersEngine(Engine):
     name = "transformers"
+    batched = True
 
     def __init__(
         self, model_dir: Path, spec: ModelSpec, *, max_model_len: int, quantize: bool
@@ -124,61 +124,77 @@ class TransformersEngine(Engine):
             "quantization": "nf4" if self.quantized else "none",
         }
 
-    def generate(
-        self,
-        request: GenerationRequest,
-        emit: Callable[[Event], None],
-        should_stop: Callable[[], bool],
-    ) -> None:
-        started = time.perf_counter()
-        inputs = self._encode(request)
-        prompt_tokens = int(inputs["input_ids"].shape[-1])
+    def run_batch(self, jobs: list[Job], should_yield: Callable[[], bool]) -> list[Job]:
+        active = [job for job in jobs if self._admit(job)]
+        if not active:
+            return []
+        states: list[RowState] = [job.state for job in active]
+        eos_ids = self._eos_ids()
+        progress = RowProgress(active, states, set(eos_ids), should_yield)
+        sampling = RowSampling(active, states, eos_ids)
+        all_greedy = all(job.request.sampling.temperature == 0 for job in active)
+        batch = collate(states, self.tokenizer.pad_token_id)
+        room = max(s.max_new_tokens - len(s.generated) for s in states)
+        # Sampling is done per row by RowSampling: a fresh config keeps the
+        # model's own defaults (top-k, top-p, temperature) from applying on top.
+        config = GenerationConfig(
+            max_new_tokens=room,
+            do_sample=not all_greedy,
+            eos_token_id=eos_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            bos_token_id=self.tokenizer.bos_token_id,
+        )
+        with torch.inference_mode():
+            self.model.generate(
+                **{key: value.to(self.model.device) for key, value in batch.items()},
+                generation_config=config,
+                logits_processor=LogitsProcessorList([sampling]),
+                stopping_criteria=StoppingCriteriaList([progress]),
+            )
+        unfinished = []
+        for job, state in zip(active, states, strict=True):
+            if state.reason is not None:
+                continue  # finished (and told) during the batch
+            if progress.paused:
+                unfinished.append(job)
+            else:  # generate() stopped at its own length limit
+                state.reason = "length"
+                finish(job, state)
+        return unfinished
+
+    def run_one(self, job: Job) -> None:
+        pending = [job]
+        while pending:
+            pending = self.run_batch(pending, lambda: False)
+
+    def _admit(self, job: Job) -> bool:
+        """Encode a new job's prompt; refuse it (Failed) if it cannot be served."""
+        if job.state is not None:
+            return True
+        try:
+            prompt = self._encode(job.request)
+        except EngineError as error:
+            job.fail(str(error))
+            return False
+        prompt_tokens = int(prompt["input_ids"].shape[-1])
         room = self.max_model_len - prompt_tokens
         if room < 1:
-            raise EngineError(
+            job.fail(
                 f"This conversation is {prompt_tokens} tokens long and the model's context "
                 f"holds {self.max_model_len}. Start a new chat or delete earlier messages."
             )
-        max_new_tokens = min(request.sampling.max_new_tokens, room)
-        streamer = _EventStreamer(self.tokenizer, emit, started)
-        sampling = request.sampling
-        options = {"do_sample": sampling.temperature > 0}
-        if sampling.ignore_eos:
-            options["min_new_tokens"] = max_new_tokens
-        if sampling.temperature > 0:
-            options.update(temperature=sampling.temperature, top_p=sampling.top_p)
-        else:
-            options.update(temperature=None, top_p=None, top_k=None)
-        with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                streamer=streamer,
-                stopping_criteria=StoppingCriteriaList([_StopWhen(should_stop)]),
-                pad_token_id=self.tokenizer.pad_token_id,
-                **options,
-            )
-        streamer.flush()
-        completion_tokens = int(output.shape[-1]) - prompt_tokens
-        if should_stop():
-            reason = "cancelled"
-        elif completion_tokens >= max_new_tokens and not streamer.saw_eos(self._eos_ids()):
-            reason = "length"
-        else:
-            reason = "stop"
-        emit(
-            Finished(
-                reason=reason,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                first_token_seconds=streamer.first_token_seconds,
-                total_seconds=time.perf_counter() - started,
-            )
+            return False
+        job.state = RowState(
+            prompt=prompt,
+            prompt_tokens=prompt_tokens,
+            max_new_tokens=min(job.request.sampling.max_new_tokens, room),
+            detokenizer=Detokenizer(self.tokenizer),
         )
+        return True
 
-    def _eos_ids(self) -> set[int]:
+    def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id
-        return set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        return list(eos if isinstance(eos, list) else [eos] if eos is not None else [])
 
     def _encode(self, request: GenerationRequest) -> dict:
         """Render the conversation with the model's own chat template."""
@@ -201,10 +217,9 @@ class TransformersEngine(Engine):
             # User text that spells a control token (<end_of_turn>...) stays text.
             sanitize_control_tokens=True,
         )
-        inputs = {key: value.to(self.model.device) for key, value in inputs.items()}
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        return inputs
+        return dict(inputs)
 
     def _message(self, turn) -> dict:
         content: list[dict] = []
@@ -226,70 +241,3 @@ def _with_thinking_instruction(messages: list[dict]) -> list[dict]:
         return [{"role": "system", "content": [text, *first["content"]]}, *messages[1:]]
     system = {"role": "system", "content": [{"type": "text", "text": THINKING_INSTRUCTION}]}
     return [system, *messages]
-
-
-class _StopWhen(StoppingCriteria):
-    """Stops generation between two tokens when the request is cancelled."""
-
-    def __init__(self, should_stop: Callable[[], bool]) -> None:
-        self.should_stop = should_stop
-
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        stop = self.should_stop()
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
-
-
-class _EventStreamer(BaseStreamer):
-    """Turns generated token ids into Delta events, as text becomes printable.
-
-    Decodes a sliding window (prefix/read offsets) so each token costs the
-    same however long the answer grows, and holds back bytes of a character
-    that is not complete yet.
-    """
-
-    def __init__(self, tokenizer, emit: Callable[[Event], None], started: float) -> None:
-        self.tokenizer = tokenizer
-        self.emit = emit
-        self.started = started
-        self.first_token_seconds: float | None = None
-        self.ids: list[int] = []
-        self.prefix_offset = 0
-        self.read_offset = 0
-        self.splitter = ThoughtSplitter()
-        self._prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True  # generate() first hands over the prompt
-            return
-        if self.first_token_seconds is None:
-            self.first_token_seconds = time.perf_counter() - self.started
-        self.ids.extend(int(t) for t in value.reshape(-1).tolist())
-        decode = self.tokenizer.decode
-        prefix = decode(self.ids[self.prefix_offset : self.read_offset], skip_special_tokens=True)
-        full = decode(self.ids[self.prefix_offset :], skip_special_tokens=True)
-        if len(full) > len(prefix) and not full.endswith("\ufffd"):
-            self._send(full[len(prefix) :])
-            self.prefix_offset = self.read_offset
-            self.read_offset = len(self.ids)
-
-    def end(self) -> None:
-        """generate() calls this when it is done; the engine flushes afterwards."""
-
-    def flush(self) -> None:
-        prefix = self.tokenizer.decode(
-            self.ids[self.prefix_offset : self.read_offset], skip_special_tokens=True
-        )
-        full = self.tokenizer.decode(self.ids[self.prefix_offset :], skip_special_tokens=True)
-        if len(full) > len(prefix):
-            self._send(full[len(prefix) :])
-        self.read_offset = len(self.ids)
-        for kind, text in self.splitter.flush():
-            self.emit(Delta(kind, text))
-
-    def saw_eos(self, eos_ids: set[int]) -> bool:
-        return bool(self.ids) and self.ids[-1] in eos_ids
-
-    def _send(self, text: str) -> None:
-        for kind, piece in self.splitter.feed(text):
-            self.emit(Delta(kind, piece))

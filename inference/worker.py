@@ -2,9 +2,12 @@
 
 The WebSocket consumer and the JSON API both call `engine_worker().submit()`.
 The thread loads the model first (while /api/health says "loading"), then
-takes requests from a queue one by one, so the model is never driven from two
-threads at once. Each request's events flow back to the caller's asyncio loop
-through its `GenerationHandle`.
+serves the queued requests together: a batched engine (Transformers) gets
+them as rows of one batch, which pauses between two tokens to let newcomers
+in; an engine whose server batches by itself (SGLang, a remote endpoint)
+gets each request on a thread of its own. The model is never driven by two
+`generate` calls at once. Each request's events flow back to the caller's
+asyncio loop through its `GenerationHandle`.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from inference.engine import (
@@ -26,15 +30,20 @@ from inference.engine import (
     Failed,
     Finished,
     GenerationRequest,
+    Job,
 )
 from inference.registry import model_spec_for
-from inference.stops import StopScanner
+from inference.stops import LoopGuard, StopScanner
 
 log = logging.getLogger(__name__)
 
 
 class EngineUnavailable(Exception):
     """The worker cannot take requests (the model failed to load, or it stopped)."""
+
+
+class EngineBusy(EngineUnavailable):
+    """Too many requests are waiting already; the caller should try again shortly."""
 
 
 class GenerationHandle:
@@ -89,34 +98,61 @@ class WorkerState:
     status: str = "loading"  # loading | ready | error | stopped
     reason: str = ""
     engine: str = ""
+    engine_reason: str = ""  # why this engine was chosen
     model: str = ""
     details: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     ready_at: float | None = None
 
 
+@dataclass(frozen=True)
+class WorkerLimits:
+    max_batch_size: int = 8  # requests generated together
+    max_queued: int = 32  # requests waiting or running; more are refused as busy
+    loop_guard: int = 10  # see inference.stops.LoopGuard; 0 = off
+
+
 _STOP = object()
+_SHUTTING_DOWN = "MedServer is shutting down; the answer was not finished."
+_GATHER_SECONDS = 0.005  # requests that arrive together start together
 
 
 class EngineWorker:
     """Owns one engine on one thread; see the module docstring."""
 
-    def __init__(self, load: Callable[[], Engine], model_label: str) -> None:
+    def __init__(
+        self,
+        load: Callable[[], Engine],
+        model_label: str,
+        limits: WorkerLimits = WorkerLimits(),
+    ) -> None:
         self._load = load
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="medserver-engine", daemon=True)
+        self.limits = limits
+        self._pending: deque = deque()
+        self._wakeup = threading.Condition()
+        self._in_engine = 0  # requests handed to the engine and not finished
+        self._count_lock = threading.Lock()
+        self._thread = self._new_thread()
         self._ready = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
         self.state = WorkerState(model=model_label)
         self.engine: Engine | None = None
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._run, name="medserver-engine", daemon=True)
 
     def start(self) -> EngineWorker:
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 10) -> None:
-        """Finish the request in hand, fail the queued ones, and end the thread."""
-        self._queue.put(_STOP)
+        """Finish the batch in hand, fail the queued requests, and end the thread."""
+        self._put(_STOP)
         self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.engine is not None:
+            self.engine.close()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until loading has ended (either way); return True if ready."""
@@ -125,20 +161,41 @@ class EngineWorker:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        """Requests waiting for the engine (not those being generated)."""
+        return len(self._pending)
 
     def submit(
         self, request: GenerationRequest, loop: asyncio.AbstractEventLoop | None = None
     ) -> GenerationHandle:
         """Queue a request; its events arrive on `loop` (the running loop by default).
 
-        Raise EngineUnavailable when the model failed to load or the worker stopped.
+        Raise EngineUnavailable when the model failed to load or the worker
+        stopped, EngineBusy when too many requests are waiting.
         """
         if self.state.status in ("error", "stopped"):
             raise EngineUnavailable(self._unavailable_message())
+        if len(self._pending) + self._in_engine >= self.limits.max_queued:
+            raise EngineBusy(
+                f"MedServer is busy: {self.limits.max_queued} answers are being written or "
+                "waiting. Try again in a moment."
+            )
+        self._restart_if_dead()
         handle = GenerationHandle(request, loop or asyncio.get_running_loop())
-        self._queue.put(handle)
+        self._put(handle)
         return handle
+
+    def _put(self, item) -> None:
+        with self._wakeup:
+            self._pending.append(item)
+            self._wakeup.notify()
+
+    def _restart_if_dead(self) -> None:
+        """A worker thread that died is replaced; the loaded engine is kept."""
+        if self.state.status == "ready" and not self._thread.is_alive():
+            log.error("The engine worker thread had stopped; starting a new one")
+            self._ready.set()
+            self._thread = self._new_thread()
+            self._thread.start()
 
     def _unavailable_message(self) -> str:
         if self.state.status == "error":
@@ -146,6 +203,22 @@ class EngineWorker:
         return "The engine has stopped; restart MedServer."
 
     def _run(self) -> None:
+        if not self._ready.is_set():
+            self._load_engine()
+        try:
+            if self.engine is None:
+                self._fail_all_until_stopped()
+            elif self.engine.batched:
+                self._serve_batches()
+            else:
+                self._serve_threads()
+        except Exception:
+            log.exception("The engine worker thread failed; it restarts with the next request")
+            return
+        self.state.status = "stopped"
+        self._fail_queued(_SHUTTING_DOWN)
+
+    def _load_engine(self) -> None:
         try:
             engine = self._load()
         except EngineError as error:
@@ -170,69 +243,176 @@ class EngineWorker:
             )
         finally:
             self._ready.set()
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            self._serve(item)
-        self.state.status = "stopped"
-        self._fail_queued("MedServer is shutting down; the answer was not generated.")
 
     def _set_error(self, reason: str) -> None:
         self.state.status = "error"
         self.state.reason = reason
         log.error("The model could not be loaded: %s", reason)
 
-    def _serve(self, handle: GenerationHandle) -> None:
-        if self.engine is None:
-            handle.publish(Failed(self._unavailable_message(), code="unavailable"))
-            return
+    def _take(self, block: bool, limit: int | None = None) -> list:
+        """Take up to `limit` waiting items; wait for one first if `block`."""
+        limit = self.limits.max_batch_size if limit is None else limit
+        with self._wakeup:
+            if block:
+                while not self._pending:
+                    self._wakeup.wait()
+                self._wakeup.wait(_GATHER_SECONDS)
+            taken = []
+            while self._pending and len(taken) < limit:
+                taken.append(self._pending.popleft())
+            return taken
+
+    def _serve_batches(self) -> None:
+        active: list[Job] = []
+        while True:
+            room = self.limits.max_batch_size - len(active)
+            new = self._take(block=not active, limit=room) if room > 0 else []
+            if _STOP in new:
+                for job in active:
+                    self._finish(job, Failed(_SHUTTING_DOWN, code="unavailable"))
+                self._fail_handles(new)
+                return
+            active += [self._job_for(handle) for handle in new if self._admit(handle)]
+            if not active:
+                continue
+            solo = [job for job in active if job.solo]
+            batch = solo[:1] or active
+            active = [job for job in active if job not in batch] + self._run_batch(batch)
+
+    def _run_batch(self, batch: list[Job]) -> list[Job]:
+        """Run one batch; on a crash, fail a lone job or retry the jobs one by one."""
+        size = len(batch)
+
+        def should_yield() -> bool:
+            return bool(self._pending) and size < self.limits.max_batch_size
+
+        try:
+            unfinished = self.engine.run_batch(batch, should_yield)
+        except Exception as error:
+            _free_accelerator_memory()
+            if size == 1:
+                log.exception("Generation failed")
+                self._finish(batch[0], Failed(_crash_message(error)))
+                return []
+            log.exception("A batch of %d failed; retrying its requests one by one", size)
+            for job in batch:
+                job.solo = True
+            return batch
+        for job in batch:
+            if job not in unfinished:
+                self._count(-1)
+        return unfinished
+
+    def _serve_threads(self) -> None:
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.limits.max_batch_size, thread_name_prefix="medserver-request"
+        )
+        while True:
+            taken = self._take(block=True)
+            if _STOP in taken:
+                self._fail_handles(taken)
+                return
+            for handle in taken:
+                if self._admit(handle):
+                    self._pool.submit(self._run_one, self._job_for(handle))
+
+    def _run_one(self, job: Job) -> None:
+        try:
+            self.engine.run_one(job)
+        except EngineError as error:
+            job.fail(str(error))
+        except Exception as error:
+            log.exception("Generation failed")
+            job.fail(_crash_message(error), code="engine_error")
+        finally:
+            self._count(-1)
+
+    def _admit(self, handle: GenerationHandle) -> bool:
+        """Count the request in, unless it was cancelled while it waited."""
         if handle.cancelled:
             handle.publish(Finished("cancelled", 0, 0, None, 0.0))
-            return
-        emit = handle.publish
-        stops = handle.request.sampling.stop
-        scanner = StopScanner(stops) if stops else None
-        if scanner is not None:
-            emit = _stopping_at(scanner, handle)
-        try:
-            self.engine.generate(
-                handle.request, emit, lambda: handle.cancelled or bool(scanner and scanner.stopped)
-            )
-        except EngineError as error:
-            handle.publish(Failed(str(error), code="invalid_request"))
-        except Exception:
-            # Log the details for the admin; the clinician gets a plain sentence.
-            log.exception("Generation failed")
-            handle.publish(
-                Failed("The engine failed while generating this answer; the error was logged.")
-            )
+            return False
+        self._count(+1)
+        return True
+
+    def _count(self, change: int) -> None:
+        with self._count_lock:
+            self._in_engine += change
+
+    def _finish(self, job: Job, event: Event) -> None:
+        job.emit(event)
+        self._count(-1)
+
+    def _job_for(self, handle: GenerationHandle) -> Job:
+        """The engine's view of a request, with stop sequences and the loop guard on top."""
+        sampling = handle.request.sampling
+        scanner = StopScanner(sampling.stop) if sampling.stop else None
+        guard = LoopGuard(0 if sampling.ignore_eos else self.limits.loop_guard)
+        return Job(
+            handle.request,
+            _guarded_emit(handle, scanner, guard),
+            lambda: handle.cancelled or guard.looping or bool(scanner and scanner.stopped),
+        )
+
+    def _fail_all_until_stopped(self) -> None:
+        while True:
+            taken = self._take(block=True)
+            self._fail_handles(taken, self._unavailable_message())
+            if _STOP in taken:
+                return
 
     def _fail_queued(self, message: str) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
+        while taken := self._take(block=False):
+            self._fail_handles(taken, message)
+
+    @staticmethod
+    def _fail_handles(items: list, message: str = "") -> None:
+        for item in items:
             if isinstance(item, GenerationHandle):
-                item.publish(Failed(message, code="unavailable"))
+                item.publish(Failed(message or _SHUTTING_DOWN, code="unavailable"))
 
 
-def _stopping_at(scanner: StopScanner, handle: GenerationHandle) -> Callable[[Event], None]:
-    """Wrap `handle.publish` so the answer ends at the first stop sequence."""
+def _crash_message(error: Exception) -> str:
+    if "out of memory" in str(error).lower():
+        return (
+            "The GPU ran out of memory for this answer; try a shorter conversation or "
+            "fewer images. The error was logged."
+        )
+    return "The engine failed while generating this answer; the error was logged."
+
+
+def _free_accelerator_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def _guarded_emit(
+    handle: GenerationHandle, scanner: StopScanner | None, guard: LoopGuard
+) -> Callable[[Event], None]:
+    """Wrap `handle.publish` so the answer ends at a stop sequence or a loop."""
 
     def emit(event: Event) -> None:
-        if isinstance(event, Delta) and event.kind == "answer":
-            text = scanner.feed(event.text)
-            if text:
-                handle.publish(Delta("answer", text))
+        if isinstance(event, Delta):
+            guard.feed(event.text)
+            if scanner is not None and event.kind == "answer":
+                event = Delta("answer", scanner.feed(event.text))
+            if event.text:
+                handle.publish(event)
             return
         if isinstance(event, Finished):
-            tail = scanner.flush()
+            tail = scanner.flush() if scanner is not None else ""
             if tail:
                 handle.publish(Delta("answer", tail))
-            if scanner.stopped and not handle.cancelled:
-                event = dataclasses.replace(event, reason="stop")
+            if not handle.cancelled:
+                if guard.looping:
+                    event = dataclasses.replace(event, reason="repetition")
+                elif scanner is not None and scanner.stopped:
+                    event = dataclasses.replace(event, reason="stop")
         handle.publish(event)
 
     return emit
