@@ -10,7 +10,7 @@ from chat.api.errors import ApiError
 from chat.api.parsing import ChatCall
 from chat.errors import LimitExceeded
 from inference.engine import Delta, Event, Failed, Finished, GenerationRequest
-from inference.worker import EngineUnavailable, GenerationHandle, engine_worker
+from inference.worker import EngineBusy, EngineUnavailable, GenerationHandle, engine_worker
 
 _FAILED_STATUS = {"invalid_request": 400, "unavailable": 503, "engine_error": 500}
 
@@ -86,6 +86,9 @@ async def start_generation(user, call: ChatCall) -> Generation:
     request = GenerationRequest(call.turns, call.sampling, call.thinking)
     try:
         handle = worker.submit(request)
+    except EngineBusy as error:
+        limits.release_stream(slot)
+        raise ApiError(503, str(error), code="busy", retry_after=5) from None
     except EngineUnavailable:
         limits.release_stream(slot)
         raise ApiError(

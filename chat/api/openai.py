@@ -21,7 +21,8 @@ from chat.api.sse import EventStreamResponse, sse_frame
 from inference.engine import Delta, Failed, Finished
 from inference.registry import model_spec_for
 
-_FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop"}
+# OpenAI knows only these; a loop the server cut off reads as a stop.
+_FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop", "repetition": "stop"}
 
 
 def _served():

@@ -101,7 +101,7 @@ _SCHEMAS = {
             "model": {"type": "string"},
             "content": {"type": "string"},
             "thinking": {"type": "string"},
-            "finish_reason": {"enum": ["stop", "length", "cancelled"]},
+            "finish_reason": {"enum": ["stop", "length", "cancelled", "repetition"]},
             "usage": _ref("Usage"),
             "timings": {
                 "type": "object",
