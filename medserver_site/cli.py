@@ -1,4 +1,7 @@
-"""`medserver`: parse the flags, prepare the database, start the model, serve on Daphne."""
+"""`medserver`: parse the flags, prepare the database, start the model, serve on Daphne.
+
+`medserver download -m 4` fetches a model's weights ahead of time instead.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,30 @@ import argparse
 import dataclasses
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from inference.registry import MODELS
 from medserver_site import __version__
 from medserver_site.config import ServerConfig
 from medserver_site.dotenv import load_env_files
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 log = logging.getLogger("medserver")
+
+USAGE = """medserver -m MODEL [-p PORT] [-ip HOST] [-q] [options]
+       medserver download -m {4,27,27t} [--hf-token TOKEN] [--to FOLDER]"""
+
+# Daphne takes the client's address, port and scheme from these headers when
+# told to; only a reverse proxy in front of MedServer may be trusted with them.
+PROXY_HEADERS = {
+    "proxy_forwarded_address_header": "X-Forwarded-For",
+    "proxy_forwarded_port_header": "X-Forwarded-Port",
+    "proxy_forwarded_proto_header": "X-Forwarded-Proto",
+}
 
 WORKERS_NOTE = (
     "--workers {n}: MedServer serves every clinician from one process, because that "
@@ -54,6 +70,17 @@ def _checked(parse: Callable[[str], object]) -> Callable[[str], object]:
     return convert
 
 
+def parse_download_model(text: str) -> str:
+    """Return the key of a model that comes from the hub (4, 27, 27t)."""
+    key = text.strip()
+    if key in MODELS and MODELS[key].hf_id:
+        return key
+    raise ValueError(
+        f"cannot download {text!r}: use 4, 27 or 27t (the demo model is built on first use, "
+        "and a model folder is already on disk)"
+    )
+
+
 def build_parser() -> OneLineParser:
     fields = {f.name: f for f in dataclasses.fields(ServerConfig)}
     defaults = ServerConfig()
@@ -66,6 +93,7 @@ def build_parser() -> OneLineParser:
 
     parser = OneLineParser(
         prog="medserver",
+        usage=USAGE,
         description="Serve MedGemma to your clinic's network as a private clinical chat.",
         epilog="Example: medserver -m 4 -p 7070 -ip 192.168.1.50",
         formatter_class=_HelpFormatter,
@@ -74,7 +102,8 @@ def build_parser() -> OneLineParser:
     add(
         "-m",
         "--model",
-        required=True,
+        # Required when serving; checked in parse_args, since `download` has its own -m.
+        default=None,
         type=_checked(fields["model"].metadata["parse"]),
         help="model to serve: 4 (MedGemma 1.5 4B), 27 (27B multimodal), 27t (27B text), "
         "demo (tiny built-in model, no GPU or download), or the path of a local model folder",
@@ -152,21 +181,109 @@ def build_parser() -> OneLineParser:
         default=os.environ.get("MEDSERVER_DATA_DIR") or defaults.data_dir,
         help="database, uploads and the demo model ($MEDSERVER_DATA_DIR if set)",
     )
+    add(
+        "--behind-proxy",
+        action="store_true",
+        help="a reverse proxy (nginx) is in front: take each client's address and https "
+        "from its X-Forwarded-For/-Proto/-Port headers. Bind to 127.0.0.1 with it, so "
+        "that only the proxy can reach MedServer",
+    )
+    commands = parser.add_subparsers(
+        dest="command", title="commands", metavar="COMMAND", parser_class=OneLineParser
+    )
+    download = commands.add_parser(
+        "download",
+        prog="medserver download",
+        help="fetch a model's weights ahead of time, then exit",
+        description="Fetch a MedGemma model's weights from the Hugging Face hub, with a "
+        "progress bar. A download that was cut off resumes where it stopped when run again.",
+        epilog="Example: medserver download -m 4",
+        formatter_class=_HelpFormatter,
+    )
+    download.add_argument(
+        "-m",
+        "--model",
+        required=True,
+        type=_checked(parse_download_model),
+        help="model to fetch: 4 (MedGemma 1.5 4B), 27 (27B multimodal) or 27t (27B text)",
+    )
+    download.add_argument(
+        "--hf-token",
+        type=_checked(fields["hf_token"].metadata["parse"]),
+        default=None,
+        metavar="TOKEN",
+        help="Hugging Face token for the gated MedGemma models (else $HF_TOKEN or .env)",
+    )
+    download.add_argument(
+        "--to",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="put the files in this folder instead of the Hugging Face cache, e.g. to copy "
+        "them to a machine without internet and serve them there with -m FOLDER",
+    )
     return parser
 
 
-def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
-    """Parse the command line into a ServerConfig; exit with one line on a bad value."""
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line (after loading `.env`); exit with one line on a bad value."""
     load_env_files(PROJECT_DIR)
     parser = build_parser()
-    args = vars(parser.parse_args(argv))
-    if args["hf_token"] is None:
-        args["hf_token"] = os.environ.get("HF_TOKEN", "").strip()
-    return ServerConfig(**args)
+    args = parser.parse_args(argv)
+    if args.command is None and args.model is None:
+        parser.error("the following arguments are required: -m/--model")
+    if args.hf_token is None:
+        args.hf_token = os.environ.get("HF_TOKEN", "").strip()
+    return args
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The ServerConfig that parsed serving flags describe."""
+    return ServerConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig)})
+
+
+def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
+    """Parse a serving command line into a ServerConfig; exit with one line on a bad value."""
+    return server_config(parse_args(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(argv)
+    args = parse_args(argv)
+    if args.command == "download":
+        download(args.model, args.hf_token, args.to)
+        return
+    serve(server_config(args), behind_proxy=args.behind_proxy)
+
+
+def download(model: str, hf_token: str, target: Path | None) -> None:
+    """Fetch a hub model's files and say where they are; exit 1 with one line if that fails."""
+    from inference.model_files import ModelFilesError, download_model
+
+    spec = MODELS[model]
+    where = target.expanduser().resolve() if target else None
+    signal.signal(signal.SIGINT, _stop_download)
+    print(f"Downloading {spec.label} ({spec.hf_id}, {spec.size}).", flush=True)
+    try:
+        folder = download_model(spec.hf_id, hf_token or None, where)
+    except ModelFilesError as error:
+        sys.exit(f"medserver: error: {error}")
+    print(f"{spec.label} is in {folder}")
+    served_as = folder if where else model
+    print(f"Serve it with: medserver -m {served_as}")
+
+
+def _stop_download(signum: int, frame: object) -> None:
+    """Ctrl-C: stop at once, without waiting for the download threads to notice.
+
+    What they fetched stays on disk, and the next run resumes from there.
+    """
+    print("\nmedserver: download stopped; run the same command to resume.", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
+    """Prepare the database, start the engine worker and serve on Daphne until stopped."""
     _check_port_free(config.host, config.port)
     os.environ.update(config.to_environ())
     os.environ["DJANGO_SETTINGS_MODULE"] = "medserver_site.settings"
@@ -190,7 +307,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "%d answer(s) cut off by the last shutdown were marked as interrupted", interrupted
         )
     start_engine_worker(config)
-    banner = _banner(config)  # built here: the database is not for the server's loop thread
+    # Built here: the database is not for the server's loop thread.
+    banner = _banner(config, behind_proxy=behind_proxy)
 
     from daphne.endpoints import build_endpoint_description_strings
 
@@ -202,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ready_callable=lambda: print(banner, flush=True),
         verbosity=0,
         websocket_max_message_size=config.max_payload_bytes + 65536,
+        **(PROXY_HEADERS if behind_proxy else {}),
     )
     try:
         server.run()
@@ -220,20 +339,28 @@ def _check_port_free(host: str, port: int) -> None:
             sys.exit(f"medserver: error: cannot listen on {host}:{port}: {reason.lower()}")
 
 
-def _banner(config: ServerConfig) -> str:
+def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
     from django.contrib.auth.models import User
 
     from chat.setup_link import setup_path
+    from inference.model_files import describe_source
     from inference.registry import model_spec_for
     from medserver_site.network import urls_to_open
 
+    spec = model_spec_for(config.model)
     urls = urls_to_open(config.host, config.port)
     lines = [
-        f"MedServer {__version__} is serving {model_spec_for(config.model).label}.",
+        f"MedServer {__version__} is serving {spec.label}.",
+        f"Model files: {describe_source(spec, config.data_dir)}",
         "Open it in a browser on this network:",
         *(f"    {url}" for url in urls),
-        "The model loads in the background; /api/health says when it is ready.",
     ]
+    if behind_proxy:
+        lines.append(
+            "Behind a reverse proxy: clients' addresses and https come from its "
+            "X-Forwarded-For/-Proto/-Port headers; open the proxy's address."
+        )
+    lines.append("The model loads in the background; /api/health says when it is ready.")
     if not User.objects.exists():
         lines += [
             "No account exists yet. Create the administrator here (this link works once):",
