@@ -119,6 +119,8 @@ class Engine(ABC):
 
     name: str
     batched = False
+    choice_reason = ""  # why this engine serves (set when it is chosen)
+    failed_reason: str | None = None  # set when the engine gave up and must be replaced
 
     @abstractmethod
     def load(self) -> None:

@@ -28,16 +28,13 @@ from inference.batching import (
     collate,
     finish,
 )
-from inference.engine import Engine, EngineError, GenerationRequest, Job
+from inference.engine import Engine, EngineError, GenerationRequest, ImageSource, Job
+from inference.prompting import build_messages
 from inference.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 # Loading bars are for notebooks; the server's console keeps to its own log lines.
 transformers_logging.disable_progress_bar()
-
-# MedGemma 27B thinks aloud when its system prompt starts with this line
-# (Google's model card); the trace comes back between <unused94>/<unused95>.
-THINKING_INSTRUCTION = "SYSTEM INSTRUCTION: think silently if needed."
 
 
 def pick_device_and_dtype() -> tuple[str, torch.dtype]:
@@ -135,11 +132,15 @@ class TransformersEngine(Engine):
         all_greedy = all(job.request.sampling.temperature == 0 for job in active)
         batch = collate(states, self.tokenizer.pad_token_id)
         room = max(s.max_new_tokens - len(s.generated) for s in states)
-        # Sampling is done per row by RowSampling: a fresh config keeps the
-        # model's own defaults (top-k, top-p, temperature) from applying on top.
+        # Sampling is done per row by RowSampling: neutral values keep the model's
+        # own defaults (top-k, top-p, temperature) from applying on top. (top_k 50
+        # is transformers' neutral value for greedy decoding; 0 turns it off.)
         config = GenerationConfig(
             max_new_tokens=room,
             do_sample=not all_greedy,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=50 if all_greedy else 0,
             eos_token_id=eos_ids,
             pad_token_id=self.tokenizer.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id,
@@ -198,15 +199,7 @@ class TransformersEngine(Engine):
 
     def _encode(self, request: GenerationRequest) -> dict:
         """Render the conversation with the model's own chat template."""
-        has_images = any(turn.images for turn in request.turns)
-        if has_images and not self.spec.multimodal:
-            raise EngineError(
-                f"{self.spec.label} reads text only; remove the images or serve a "
-                "multimodal model (-m 4 or -m 27)."
-            )
-        messages = [self._message(turn) for turn in request.turns]
-        if request.thinking and self.spec.can_think:
-            messages = _with_thinking_instruction(messages)
+        messages = build_messages(request, self.spec, _pil_image)
         template_owner = self.processor or self.tokenizer
         inputs = template_owner.apply_chat_template(
             messages,
@@ -221,23 +214,10 @@ class TransformersEngine(Engine):
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         return dict(inputs)
 
-    def _message(self, turn) -> dict:
-        content: list[dict] = []
-        for number, source in enumerate(turn.images, start=1):
-            opened = io.BytesIO(source) if isinstance(source, bytes) else source
-            try:
-                with Image.open(opened) as image:
-                    content.append({"type": "image", "image": image.convert("RGB")})
-            except OSError as error:
-                raise EngineError(f"Attached image {number} could not be read.") from error
-        content.append({"type": "text", "text": turn.text})
-        return {"role": turn.role, "content": content}
 
-
-def _with_thinking_instruction(messages: list[dict]) -> list[dict]:
-    if messages and messages[0]["role"] == "system":
-        first = messages[0]
-        text = {"type": "text", "text": THINKING_INSTRUCTION + "\n"}
-        return [{"role": "system", "content": [text, *first["content"]]}, *messages[1:]]
-    system = {"role": "system", "content": [{"type": "text", "text": THINKING_INSTRUCTION}]}
-    return [system, *messages]
+def _pil_image(source: ImageSource, number: int) -> dict:
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            return {"type": "image", "image": image.convert("RGB")}
+    except OSError as error:
+        raise EngineError(f"Attached image {number} could not be read.") from error

@@ -125,8 +125,10 @@ class EngineWorker:
         load: Callable[[], Engine],
         model_label: str,
         limits: WorkerLimits = WorkerLimits(),
+        fallback: Callable[[str], Engine] | None = None,
     ) -> None:
         self._load = load
+        self._fallback = fallback
         self.limits = limits
         self._pending: deque = deque()
         self._wakeup = threading.Condition()
@@ -208,10 +210,13 @@ class EngineWorker:
         try:
             if self.engine is None:
                 self._fail_all_until_stopped()
-            elif self.engine.batched:
-                self._serve_batches()
-            else:
-                self._serve_threads()
+            while self.engine is not None:
+                if self.engine.batched:
+                    self._serve_batches()
+                    break
+                if self._serve_threads():
+                    break
+                self._replace_engine()
         except Exception:
             log.exception("The engine worker thread failed; it restarts with the next request")
             return
@@ -230,11 +235,8 @@ class EngineWorker:
                 "the server log has the details."
             )
         else:
-            self.engine = engine
-            self.state.engine = engine.name
-            self.state.details = engine.describe()
+            self._use(engine)
             self.state.ready_at = time.time()
-            self.state.status = "ready"
             log.info(
                 "Model ready: %s on the %s engine (%.1f s)",
                 self.state.model,
@@ -243,6 +245,26 @@ class EngineWorker:
             )
         finally:
             self._ready.set()
+
+    def _use(self, engine: Engine) -> None:
+        self.engine = engine
+        self.state.engine = engine.name
+        self.state.engine_reason = engine.choice_reason
+        self.state.details = engine.describe()
+        self.state.status = "ready"
+
+    def _replace_engine(self) -> None:
+        """The engine gave up (a crash loop): free it and load the fallback."""
+        reason = self.engine.failed_reason or "the engine stopped"
+        log.error("The %s engine gave up (%s); loading the fallback", self.engine.name, reason)
+        self.engine.close()
+        self.engine = None
+        self.state.status = "loading"
+        try:
+            self._use(self._fallback(reason))
+        except Exception as error:
+            log.exception("The fallback engine could not be loaded")
+            self._set_error(f"{reason}, and the fallback failed to load ({error})")
 
     def _set_error(self, reason: str) -> None:
         self.state.status = "error"
@@ -303,15 +325,24 @@ class EngineWorker:
                 self._count(-1)
         return unfinished
 
-    def _serve_threads(self) -> None:
-        self._pool = ThreadPoolExecutor(
+    def _serve_threads(self) -> bool:
+        """Hand each request to a thread; return True when stopped, False if the
+        engine gave up and must be replaced (the waiting requests stay queued)."""
+        self._pool = self._pool or ThreadPoolExecutor(
             max_workers=self.limits.max_batch_size, thread_name_prefix="medserver-request"
         )
         while True:
-            taken = self._take(block=True)
+            with self._wakeup:
+                while not self._pending:
+                    self._wakeup.wait(timeout=1)
+                    if self.engine.failed_reason and self._fallback:
+                        return False
+            if self.engine.failed_reason and self._fallback:
+                return False
+            taken = self._take(block=False)
             if _STOP in taken:
                 self._fail_handles(taken)
-                return
+                return True
             for handle in taken:
                 if self._admit(handle):
                     self._pool.submit(self._run_one, self._job_for(handle))
@@ -441,7 +472,18 @@ def start_engine_worker(config=None) -> EngineWorker:
 
                 return load_engine(config)
 
-            _worker = EngineWorker(load, model_spec_for(config.model).label).start()
+            def fallback(reason: str) -> Engine:
+                from inference.engine_select import fallback_engine
+
+                return fallback_engine(config, reason)
+
+            limits = WorkerLimits(
+                max_batch_size=config.max_batch_size,
+                max_queued=config.max_queued_requests,
+                loop_guard=config.loop_guard,
+            )
+            label = model_spec_for(config.model).label
+            _worker = EngineWorker(load, label, limits, fallback).start()
         return _worker
 
 

@@ -125,6 +125,13 @@ def parse_data_dir(text: str) -> Path:
     return path
 
 
+def parse_engine_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    if url and not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError(f"engine URL must start with http:// or https://, got {text!r}")
+    return url
+
+
 def _text(text: str) -> str:
     return text.strip()
 
@@ -164,6 +171,14 @@ class ServerConfig:
     allow_client_sampling_config: bool = _opt(True, parse_bool)
     # 0 means the model's own default (2048 tokens; 200 for the demo model).
     max_new_tokens: int = _opt(0, _int_in(0, 1_048_576, "max new tokens"))
+    # An external OpenAI-compatible server (SGLang, vLLM) instead of a local model.
+    engine_url: str = _opt("", parse_engine_url)
+    engine_api_key: str = _opt("", _text, secret=True)
+    engine_model: str = _opt("", _text)
+    max_batch_size: int = _opt(8, _int_in(1, 256, "max batch size"))
+    max_queued_requests: int = _opt(64, _int_in(1, 100_000, "max queued requests"))
+    # Stop an answer whose tail is one block repeated this many times; 0 = off.
+    loop_guard: int = _opt(10, _int_in(0, 1000, "loop guard"))
     data_dir: Path = _opt(None, parse_data_dir)
 
     def __post_init__(self) -> None:

@@ -22,13 +22,14 @@ from medserver_site import __version__
 
 @api_endpoint("GET", public=True)
 async def health(request) -> JsonResponse:
-    """Whether the model is loading, ready or failed; answers while it loads."""
+    """Whether the model is loading, ready or failed; answers while it loads (503)."""
     worker = engine_worker()
     state = worker.state
     body = {
         "status": state.status,
         "model": state.model,
         "engine": state.engine or None,
+        "engine_reason": state.engine_reason or None,
         "version": __version__,
         "uptime_seconds": round(time.time() - state.started_at, 1),
         "queue_depth": worker.queue_depth,
@@ -40,7 +41,8 @@ async def health(request) -> JsonResponse:
     if settings.MEDSERVER.show_hardware_stats:
         body["device"] = state.details
         body["gpus"] = gpu_facts()
-    return JsonResponse(body, status=503 if state.status == "error" else 200)
+    # 200 only when requests can be served: load balancers and watchdogs read the code.
+    return JsonResponse(body, status=200 if state.status == "ready" else 503)
 
 
 @api_endpoint("GET")
@@ -80,6 +82,7 @@ async def model_info(request) -> JsonResponse:
             },
             "status": state.status,
             "engine": state.engine or None,
+            "engine_reason": state.engine_reason or None,
             "device": state.details,
             "context_length": config.max_model_len,
             "sampling": {

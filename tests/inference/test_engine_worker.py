@@ -12,8 +12,8 @@ from PIL import Image
 
 from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest, Sampling
 from inference.engine_select import load_engine
+from inference.prompting import THINKING_INSTRUCTION
 from inference.thinking import split_trace
-from inference.transformers_engine import THINKING_INSTRUCTION
 from inference.worker import EngineUnavailable, EngineWorker
 from medserver_site.config import ServerConfig
 

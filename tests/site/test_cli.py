@@ -295,6 +295,12 @@ def test_config_survives_the_trip_through_the_environment(model_folder, tmp_path
         allow_client_sampling_config=False,
         max_new_tokens=333,
         data_dir=tmp_path / "data",
+        engine_url="http://10.0.0.9:30000",
+        engine_api_key="sk-remote",
+        engine_model="google/medgemma-27b-it",
+        max_batch_size=16,
+        max_queued_requests=5,
+        loop_guard=0,
     )
     # Every option is changed, so a field that does not travel would show.
     for field in dataclasses.fields(ServerConfig):

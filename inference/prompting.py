@@ -1,0 +1,46 @@
+"""A request as chat-template messages: the same conversation for every engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from inference.engine import EngineError, GenerationRequest, ImageSource
+from inference.registry import ModelSpec
+
+# MedGemma 27B thinks aloud when its system prompt starts with this line
+# (Google's model card); the trace comes back between <unused94>/<unused95>.
+THINKING_INSTRUCTION = "SYSTEM INSTRUCTION: think silently if needed."
+
+
+def build_messages(
+    request: GenerationRequest,
+    spec: ModelSpec,
+    image_part: Callable[[ImageSource, int], dict],
+) -> list[dict]:
+    """Return the conversation as messages with content parts, images first.
+
+    `image_part(source, number)` renders one image the way the engine takes
+    it. Raise EngineError for images sent to a text-only model.
+    """
+    if not spec.multimodal and any(turn.images for turn in request.turns):
+        raise EngineError(
+            f"{spec.label} reads text only; remove the images or serve a "
+            "multimodal model (-m 4 or -m 27)."
+        )
+    messages = []
+    for turn in request.turns:
+        content = [image_part(source, n) for n, source in enumerate(turn.images, start=1)]
+        content.append({"type": "text", "text": turn.text})
+        messages.append({"role": turn.role, "content": content})
+    if request.thinking and spec.can_think:
+        messages = _with_thinking_instruction(messages)
+    return messages
+
+
+def _with_thinking_instruction(messages: list[dict]) -> list[dict]:
+    if messages and messages[0]["role"] == "system":
+        first = messages[0]
+        text = {"type": "text", "text": THINKING_INSTRUCTION + "\n"}
+        return [{"role": "system", "content": [text, *first["content"]]}, *messages[1:]]
+    system = {"role": "system", "content": [{"type": "text", "text": THINKING_INSTRUCTION}]}
+    return [system, *messages]
