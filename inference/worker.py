@@ -294,7 +294,7 @@ class EngineWorker:
                     self._finish(job, Failed(_SHUTTING_DOWN, code="unavailable"))
                 self._fail_handles(new)
                 return
-            active += [self._job_for(handle) for handle in new if self._admit(handle)]
+            active += [job for handle in new if (job := self._start_job(handle))]
             if not active:
                 continue
             solo = [job for job in active if job.solo]
@@ -344,8 +344,8 @@ class EngineWorker:
                 self._fail_handles(taken)
                 return True
             for handle in taken:
-                if self._admit(handle):
-                    self._pool.submit(self._run_one, self._job_for(handle))
+                if job := self._start_job(handle):
+                    self._pool.submit(self._run_one, job)
 
     def _run_one(self, job: Job) -> None:
         try:
@@ -357,6 +357,18 @@ class EngineWorker:
             job.fail(_crash_message(error), code="engine_error")
         finally:
             self._count(-1)
+
+    def _start_job(self, handle: GenerationHandle) -> Job | None:
+        """The request as a job for the engine; a request that cannot be one fails alone."""
+        if not self._admit(handle):
+            return None
+        try:
+            return self._job_for(handle)
+        except Exception:
+            log.exception("A request could not be prepared")
+            self._count(-1)
+            handle.publish(Failed("This request could not be prepared; the error was logged."))
+            return None
 
     def _admit(self, handle: GenerationHandle) -> bool:
         """Count the request in, unless it was cancelled while it waited."""

@@ -39,8 +39,10 @@ async def health(request) -> JsonResponse:
     if state.ready_at is not None:
         body["load_seconds"] = round(state.ready_at - state.started_at, 1)
     if settings.MEDSERVER.show_hardware_stats:
+        gpus = gpu_facts()
         body["device"] = state.details
-        body["gpus"] = gpu_facts()
+        body["gpus"] = gpus
+        body["hardware"] = ", ".join(gpu["name"] for gpu in gpus) or "CPU only"
     # 200 only when requests can be served: load balancers and watchdogs read the code.
     return JsonResponse(body, status=200 if state.status == "ready" else 503)
 

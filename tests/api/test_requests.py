@@ -133,6 +133,7 @@ def test_health_shows_hardware_only_when_asked(client, engine, medserver_setting
     medserver_settings(show_hardware_stats=True)
     health = client.get("/api/health").json()
     assert health["gpus"] == []  # this machine has no NVIDIA GPU
+    assert health["hardware"] == "CPU only"
     assert health["device"]["device"] == "cpu"
 
 

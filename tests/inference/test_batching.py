@@ -179,3 +179,11 @@ async def test_a_looping_answer_is_stopped_with_its_reason(engine):
     end = events[-1]
     assert end.reason == "repetition"
     assert end.completion_tokens < 3000
+
+
+async def test_a_request_that_cannot_be_prepared_fails_alone(engine):
+    broken = GenerationRequest((ChatTurn("user", "x"),), sampling=None)  # no settings at all
+    events = [event async for event in engine.submit(broken).events()]
+    assert isinstance(events[-1], Failed) and "could not be prepared" in events[-1].message
+    text, end = await run(engine, ask(PROMPTS[0], tokens=5))
+    assert isinstance(end, Finished)
