@@ -4,6 +4,8 @@ rem
 rem   install.bat                  asks for a Hugging Face token, installs MedServer
 rem   install.bat --yes            no questions
 rem   install.bat --yes --dev      also the test tools (the [dev] extra)
+rem   install.bat --model 4        then download MedGemma 1.5 4B's weights
+rem   install.bat --wheelhouse DIR no internet: install from a folder of wheels
 rem   install.bat --help
 rem
 rem It creates .venv in this folder (kept when it already exists), installs
@@ -20,6 +22,8 @@ set "ASSUME_YES=0"
 set "DEV=0"
 set "HF_TOKEN_ARG="
 set "TORCH_INDEX_URL="
+set "MODEL="
+set "WHEELHOUSE="
 
 :parse
 if "%~1"=="" goto :parsed
@@ -28,6 +32,8 @@ if /i "%~1"=="-y" (set "ASSUME_YES=1" & shift & goto :parse)
 if /i "%~1"=="--dev" (set "DEV=1" & shift & goto :parse)
 if /i "%~1"=="--hf-token" goto :opt_hf_token
 if /i "%~1"=="--torch-index-url" goto :opt_torch_index_url
+if /i "%~1"=="--model" goto :opt_model
+if /i "%~1"=="--wheelhouse" goto :opt_wheelhouse
 if /i "%~1"=="-h" goto :usage
 if /i "%~1"=="--help" goto :usage
 set "ERR=unknown option '%~1' (see install.bat --help)"
@@ -43,6 +49,16 @@ if "%~2"=="" (set "ERR=--torch-index-url needs a value" & goto :fail)
 set "TORCH_INDEX_URL=%~2"
 shift & shift & goto :parse
 
+:opt_model
+if "%~2"=="" (set "ERR=--model needs a value" & goto :fail)
+set "MODEL=%~2"
+shift & shift & goto :parse
+
+:opt_wheelhouse
+if "%~2"=="" (set "ERR=--wheelhouse needs a value" & goto :fail)
+set "WHEELHOUSE=%~f2"
+shift & shift & goto :parse
+
 :usage
 echo Usage: install.bat [options]
 echo.
@@ -54,6 +70,10 @@ echo   --dev                    also install the test tools (the [dev] extra)
 echo   --hf-token TOKEN         save this Hugging Face token to .env (readable by you only)
 echo   --torch-index-url URL    where pip gets PyTorch, e.g. a CUDA index from
 echo                            https://pytorch.org/get-started/locally/
+echo   --model 4^|27^|27t         then download that model's weights (medserver download)
+echo   --wheelhouse DIR         install every package from the wheels in DIR, with no
+echo                            index and no internet (make DIR on a connected machine
+echo                            with scripts/make_wheelhouse.sh --platform win_amd64)
 echo   -h, --help               show this help and exit
 echo.
 echo Environment:
@@ -61,6 +81,19 @@ echo   TORCH_VERSION            the PyTorch release to install (default: %TORCH_
 exit /b 0
 
 :parsed
+rem Checks of the flags' values (install.sh: after "Flags")
+if not defined MODEL goto :model_checked
+if "%MODEL%"=="4" goto :model_checked
+if "%MODEL%"=="27" goto :model_checked
+if "%MODEL%"=="27t" goto :model_checked
+set "ERR=--model takes 4, 27 or 27t (the models that download), not '%MODEL%'"
+goto :fail
+:model_checked
+if not defined WHEELHOUSE goto :wheelhouse_checked
+if defined TORCH_INDEX_URL (set "ERR=--wheelhouse and --torch-index-url do not go together: the wheelhouse holds PyTorch" & goto :fail)
+if not exist "%WHEELHOUSE%\" (set "ERR=--wheelhouse %WHEELHOUSE%: no such folder" & goto :fail)
+if not exist "%WHEELHOUSE%\*.whl" (set "ERR=--wheelhouse %WHEELHOUSE% holds no wheels (*.whl); make it with scripts/make_wheelhouse.sh" & goto :fail)
+:wheelhouse_checked
 
 rem --- 1. Python 3.10 or newer (install.sh step 1) -------------------------------
 echo ==^> Checking Python
@@ -102,11 +135,20 @@ echo ==^> Using the existing virtual environment .venv
 if errorlevel 1 (set "ERR=.venv does not run Python 3.10 or newer. Delete the .venv folder and run install.bat again." & goto :fail)
 :venv_ready
 set "PIP="%VPY%" -m pip install -q --disable-pip-version-check"
+rem With --wheelhouse, pip looks at that folder only: no index, no network.
+if defined WHEELHOUSE set "PIP=%PIP% --no-index --find-links "%WHEELHOUSE%""
 
 rem --- 3. pip (install.sh step 3) ------------------------------------------------
+if not defined WHEELHOUSE goto :pip_online
+echo ==^> Installing from the wheelhouse %WHEELHOUSE% (no index, no network)
+if not exist "%WHEELHOUSE%\pip-*.whl" (echo     No pip wheel there; keeping the pip of .venv & goto :pip_done)
+goto :pip_upgrade
+:pip_online
 echo ==^> Upgrading pip
+:pip_upgrade
 %PIP% --upgrade pip
 if errorlevel 1 (set "ERR=could not upgrade pip (see pip's messages above)" & goto :fail)
+:pip_done
 
 rem --- 4. NVIDIA GPU (install.sh step 4) ----------------------------------------
 rem One line per GPU, e.g. "NVIDIA GeForce RTX 4090, 8.9"; the first one decides.
@@ -127,7 +169,10 @@ if defined GPU_NAME echo ==^> NVIDIA GPU found: %GPU_NAME% (compute capability %
 if not defined GPU_NAME echo ==^> No NVIDIA GPU found (nvidia-smi absent or silent); MedServer will run on the CPU
 
 rem --- 5. PyTorch, pinned, before anything that depends on it (install.sh step 5) --
-if defined TORCH_INDEX_URL (
+if defined WHEELHOUSE (
+  echo ==^> Installing PyTorch %TORCH_VERSION% from the wheelhouse
+  %PIP% torch==%TORCH_VERSION%
+) else if defined TORCH_INDEX_URL (
   echo ==^> Installing PyTorch %TORCH_VERSION% from %TORCH_INDEX_URL%
   %PIP% torch==%TORCH_VERSION% --index-url "%TORCH_INDEX_URL%"
 ) else (
@@ -172,9 +217,9 @@ if errorlevel 1 (
 :extras_done
 del "%CONSTRAINTS%" >nul 2>&1
 
-rem --- 8. Chromium for the browser tests (install.sh step 8) ----------------------
+rem --- 8. System tools for the tests (install.sh step 8: apt-get, Linux only) -------
 if "%DEV%"=="1" (
-  echo ==^> The browser tests need Chromium installed; install.bat does not install it.
+  echo ==^> The browser and reverse-proxy tests need Chromium, nginx and openssl; install.bat does not install them.
 )
 
 rem --- 9. Hugging Face token, in .env readable by you only (install.sh step 9) ----
@@ -211,8 +256,23 @@ set "TOKEN="
 set "TOKEN_STATE=saved to .env"
 :token_done
 
-rem --- 10. Summary (install.sh step 10) -------------------------------------------
+rem --- 10. The model's weights, with medserver's own downloader (install.sh step 10)
+set "MODEL_STATE="
+set "MODEL_FAILED=0"
+if not defined MODEL goto :model_done
+echo ==^> Downloading the weights of -m %MODEL% (medserver download -m %MODEL%; run again to resume)
+"%~dp0.venv\Scripts\medserver.exe" download -m %MODEL%
+if errorlevel 1 (
+  set "MODEL_STATE=-m %MODEL% NOT downloaded, see the error above"
+  set "MODEL_FAILED=1"
+) else (
+  set "MODEL_STATE=-m %MODEL% downloaded"
+)
+:model_done
+
+rem --- 11. Summary (install.sh step 11) -------------------------------------------
 echo ==^> Summary
+if defined WHEELHOUSE echo     Installed from the wheelhouse %WHEELHOUSE%, without the network
 "%VPY%" -c "import sys, torch; print(f'    Python {sys.version.split()[0]}, torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}')"
 if not defined GPU_NAME echo     GPU: none found
 if not defined GPU_NAME goto :gpu_summary_done
@@ -223,10 +283,21 @@ if errorlevel 1 echo install.bat: warning: PyTorch cannot use the GPU. Run insta
 echo     Optional extras: %EXTRAS%
 if "%DEV%"=="1" echo     Test tools: installed (.[dev])
 echo     Hugging Face token: %TOKEN_STATE%
+if defined MODEL_STATE echo     Model weights: %MODEL_STATE%
+if "%MODEL_FAILED%"=="1" (
+  set "ERR=the weights of -m %MODEL% could not be downloaded, see above; MedServer itself is installed. Retry with: .venv\Scripts\medserver download -m %MODEL%"
+  goto :fail
+)
 echo.
 echo Next:
+if defined MODEL goto :next_model
 echo     .venv\Scripts\activate ^&^& medserver -m demo    (tiny built-in model, no GPU, no download)
 echo     .venv\Scripts\activate ^&^& medserver -m 4       (MedGemma 1.5 4B: needs the token and a GPU)
+goto :next_done
+:next_model
+echo     .venv\Scripts\activate ^&^& medserver -m %MODEL%
+:next_done
+echo     To run it at boot: README.md, "Run as a service" (deploy\windows\install-service.ps1).
 exit /b 0
 
 rem --- Helpers ---------------------------------------------------------------------

@@ -3,7 +3,9 @@
 #
 #   bash install.sh                 # asks for a Hugging Face token, installs MedServer
 #   bash install.sh --yes           # no questions (CI, scripts)
-#   bash install.sh --yes --dev     # also the test tools and Debian's chromium
+#   bash install.sh --yes --dev     # also the test tools, Debian's chromium and nginx
+#   bash install.sh --model 4       # then download MedGemma 1.5 4B's weights
+#   bash install.sh --wheelhouse DIR   # no internet: install from a folder of wheels
 #   bash install.sh --help
 #
 # It creates .venv in this folder (kept when it already exists), installs
@@ -26,9 +28,14 @@ Install MedServer into ${VENV}.
 
 Options:
   --yes                    ask no questions (no Hugging Face token prompt)
-  --dev                    also install the test tools (the [dev] extra) and
-                           Debian's chromium for the browser tests (apt-get)
+  --dev                    also install the test tools (the [dev] extra) and,
+                           with apt-get, Debian's chromium, nginx and openssl
+                           for the browser and reverse-proxy tests
   --hf-token TOKEN         save this Hugging Face token to .env (mode 600)
+  --model 4|27|27t         then download that model's weights (medserver download)
+  --wheelhouse DIR         install every package from the wheels in DIR, with no
+                           index and no internet (make DIR on a connected machine
+                           with scripts/make_wheelhouse.sh)
   --python PATH            the Python (3.10 or newer) to build .venv with
                            (default: python3, then python)
   --torch-index-url URL    where pip gets PyTorch, e.g. the CPU-only index
@@ -55,6 +62,8 @@ DEV=0
 HF_TOKEN_ARG=""
 PYTHON_ARG=""
 TORCH_INDEX_URL=""
+MODEL=""
+WHEELHOUSE=""
 
 need_value() {
   # need_value FLAG NUMBER-OF-REMAINING-ARGS
@@ -83,6 +92,18 @@ while [ $# -gt 0 ]; do
       shift
       ;;
     --torch-index-url=*) TORCH_INDEX_URL="${1#*=}" ;;
+    --model)
+      need_value "$1" $#
+      MODEL="$2"
+      shift
+      ;;
+    --model=*) MODEL="${1#*=}" ;;
+    --wheelhouse)
+      need_value "$1" $#
+      WHEELHOUSE="$2"
+      shift
+      ;;
+    --wheelhouse=*) WHEELHOUSE="${1#*=}" ;;
     -h | --help)
       usage
       exit 0
@@ -94,6 +115,16 @@ done
 
 if [ -n "$HF_TOKEN_ARG" ] && [[ "$HF_TOKEN_ARG" =~ [[:space:]\"\'] ]]; then
   die "the Hugging Face token must not contain spaces or quotes"
+fi
+case "$MODEL" in
+  "" | 4 | 27 | 27t) ;;
+  *) die "--model takes 4, 27 or 27t (the models that download), not '$MODEL'" ;;
+esac
+if [ -n "$WHEELHOUSE" ]; then
+  [ -z "$TORCH_INDEX_URL" ] || die "--wheelhouse and --torch-index-url do not go together: the wheelhouse holds PyTorch"
+  [ -d "$WHEELHOUSE" ] || die "--wheelhouse $WHEELHOUSE: no such folder"
+  WHEELHOUSE="$(cd "$WHEELHOUSE" && pwd)"
+  compgen -G "${WHEELHOUSE}/*.whl" >/dev/null || die "--wheelhouse $WHEELHOUSE holds no wheels (*.whl); make it with scripts/make_wheelhouse.sh"
 fi
 
 cd "$ROOT"
@@ -139,8 +170,14 @@ else
   fi
 fi
 
+# With --wheelhouse, pip looks at that folder only: no index, no network.
+PIP_SOURCE=()
+if [ -n "$WHEELHOUSE" ]; then
+  PIP_SOURCE=(--no-index --find-links "$WHEELHOUSE")
+fi
+
 pip_install() {
-  "$VENV_PY" -m pip install -q --disable-pip-version-check "$@"
+  "$VENV_PY" -m pip install -q --disable-pip-version-check "${PIP_SOURCE[@]}" "$@"
 }
 
 editable_install() {
@@ -149,8 +186,17 @@ editable_install() {
 }
 
 # --- 3. pip --------------------------------------------------------------------
-say "Upgrading pip"
-pip_install --upgrade pip
+if [ -n "$WHEELHOUSE" ]; then
+  say "Installing from the wheelhouse ${WHEELHOUSE} (no index, no network)"
+  if compgen -G "${WHEELHOUSE}/pip-*.whl" >/dev/null; then
+    pip_install --upgrade pip
+  else
+    note "No pip wheel there; keeping .venv's pip"
+  fi
+else
+  say "Upgrading pip"
+  pip_install --upgrade pip
+fi
 
 # --- 4. NVIDIA GPU --------------------------------------------------------------
 GPU_NAME=""
@@ -178,6 +224,8 @@ torch_args=("torch==${TORCH_VERSION}")
 if [ -n "$TORCH_INDEX_URL" ]; then
   torch_args+=(--index-url "$TORCH_INDEX_URL")
   say "Installing PyTorch ${TORCH_VERSION} from ${TORCH_INDEX_URL}"
+elif [ -n "$WHEELHOUSE" ]; then
+  say "Installing PyTorch ${TORCH_VERSION} from the wheelhouse"
 else
   say "Installing PyTorch ${TORCH_VERSION} (the first time can take minutes: CUDA builds are large)"
 fi
@@ -224,28 +272,36 @@ if [ -n "$GPU_NAME" ]; then
   fi
 fi
 
-# --- 8. Chromium for the browser tests (--dev only) ----------------------------
-CHROMIUM_PROBLEM=""
+# --- 8. System tools for the tests (--dev only): chromium, nginx, openssl ------
+# The browser tests drive /usr/bin/chromium; the reverse-proxy tests run nginx
+# with a certificate made by openssl. Debian/Ubuntu packages, through apt-get.
+SYSTEM_PROBLEM=""
 if [ "$DEV" -eq 1 ]; then
-  if [ -x /usr/bin/chromium ]; then
-    say "Chromium for the browser tests: /usr/bin/chromium is already installed"
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "Test tools from the system: chromium, nginx and openssl are already installed"
   elif ! command -v apt-get >/dev/null 2>&1; then
-    CHROMIUM_PROBLEM="the browser tests need Chromium at /usr/bin/chromium and this system has no apt-get to install Debian's chromium package. Install Chromium there yourself."
+    SYSTEM_PROBLEM="the tests need ${missing[*]} (chromium at /usr/bin/chromium) and this system has no apt-get to install Debian's packages. Install them yourself."
   else
     SUDO=()
     if [ "$(id -u)" -ne 0 ]; then
       if command -v sudo >/dev/null 2>&1; then
         SUDO=(sudo)
       else
-        CHROMIUM_PROBLEM="the browser tests need Debian's chromium package; run 'apt-get install chromium' as root (sudo is not available here)."
+        SYSTEM_PROBLEM="the tests need Debian's ${missing[*]}; run 'apt-get install ${missing[*]}' as root (sudo is not available here)."
       fi
     fi
-    if [ -z "$CHROMIUM_PROBLEM" ]; then
-      say "Installing Debian's chromium for the browser tests (${SUDO[*]:+sudo }apt-get install chromium)"
+    if [ -z "$SYSTEM_PROBLEM" ]; then
+      say "Installing Debian's ${missing[*]} for the tests (${SUDO[*]:+sudo }apt-get install ${missing[*]})"
+      # policy-rc.d may stop the nginx package from starting its service; the tests
+      # start their own nginx, so that is fine either way.
       if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-        || ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+        || ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
         || [ ! -x /usr/bin/chromium ]; then
-        CHROMIUM_PROBLEM="'apt-get install chromium' failed, so the browser tests cannot run. See apt-get's messages above."
+        SYSTEM_PROBLEM="'apt-get install ${missing[*]}' failed, so some tests cannot run. See apt-get's messages above."
       fi
     fi
   fi
@@ -294,8 +350,24 @@ else
   TOKEN_STATE="not set (add HF_TOKEN=... to .env or pass --hf-token; the demo model needs none)"
 fi
 
-# --- 10. Summary ----------------------------------------------------------------
+# --- 10. The model's weights (--model only), with medserver's own downloader -----
+MODEL_STATE=""
+MODEL_PROBLEM=""
+if [ -n "$MODEL" ]; then
+  say "Downloading the weights of -m $MODEL (medserver download -m $MODEL; run again to resume)"
+  if "${VENV}/bin/medserver" download -m "$MODEL"; then
+    MODEL_STATE="-m $MODEL downloaded"
+  else
+    MODEL_STATE="-m $MODEL NOT downloaded (see the error above)"
+    MODEL_PROBLEM="the weights of -m $MODEL could not be downloaded (see above); MedServer itself is installed. Retry with: .venv/bin/medserver download -m $MODEL"
+  fi
+fi
+
+# --- 11. Summary ----------------------------------------------------------------
 say "Summary"
+if [ -n "$WHEELHOUSE" ]; then
+  note "Installed from the wheelhouse $WHEELHOUSE, without the network"
+fi
 "$VENV_PY" -c 'import sys, torch; print(f"    Python {sys.version.split()[0]}, torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")'
 if [ -n "$GPU_NAME" ]; then
   note "GPU: $GPU_NAME (compute capability ${GPU_CC:-unknown})"
@@ -314,14 +386,22 @@ if [ "$DEV" -eq 1 ]; then
   note "Test tools: installed (.[dev])"
 fi
 note "Hugging Face token: $TOKEN_STATE"
-
-if [ -n "$CHROMIUM_PROBLEM" ]; then
-  die "$CHROMIUM_PROBLEM"
+if [ -n "$MODEL_STATE" ]; then
+  note "Model weights: $MODEL_STATE"
 fi
 
-cat <<'EOF'
+if [ -n "$SYSTEM_PROBLEM" ]; then
+  die "$SYSTEM_PROBLEM"
+fi
+if [ -n "$MODEL_PROBLEM" ]; then
+  die "$MODEL_PROBLEM"
+fi
 
-Next:
-    source .venv/bin/activate && medserver -m demo    # tiny built-in model, no GPU, no download
-    source .venv/bin/activate && medserver -m 4       # MedGemma 1.5 4B (needs the token and a GPU)
-EOF
+printf '\nNext:\n'
+if [ -n "$MODEL" ]; then
+  note "source .venv/bin/activate && medserver -m $MODEL"
+else
+  note "source .venv/bin/activate && medserver -m demo    # tiny built-in model, no GPU, no download"
+  note "source .venv/bin/activate && medserver -m 4       # MedGemma 1.5 4B (needs the token and a GPU)"
+fi
+note "To run it at boot, behind nginx: README.md, \"Run as a service\" and \"Behind a reverse proxy\"."
