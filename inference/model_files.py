@@ -62,6 +62,11 @@ def download_model(repo_id: str, token: str | None, target: Path | None = None) 
     not fetched again. Raise ModelFilesError when the files cannot be had.
     """
     from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import enable_progress_bars
+
+    # Loading bars are off for the server's log (transformers_engine), but a
+    # download of many gigabytes shows its progress.
+    enable_progress_bars()
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,

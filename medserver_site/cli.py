@@ -182,6 +182,29 @@ def build_parser() -> OneLineParser:
         help="database, uploads and the demo model ($MEDSERVER_DATA_DIR if set)",
     )
     add(
+        "--engine-url",
+        **typed("engine_url"),
+        help="use this OpenAI-compatible server (SGLang, vLLM) instead of loading the model here",
+    )
+    add(
+        "--engine-api-key",
+        type=_checked(fields["engine_api_key"].metadata["parse"]),
+        default=os.environ.get("MEDSERVER_ENGINE_API_KEY", ""),
+        help="API key for --engine-url ($MEDSERVER_ENGINE_API_KEY if set)",
+    )
+    add("--engine-model", **typed("engine_model"), help="model name at --engine-url")
+    add("--max-batch-size", **typed("max_batch_size"), help="answers generated together")
+    add(
+        "--max-queued-requests",
+        **typed("max_queued_requests"),
+        help="answers being written or waiting; more are refused as busy",
+    )
+    add(
+        "--loop-guard",
+        **typed("loop_guard"),
+        help="stop an answer whose end repeats one passage this many times; 0 = off",
+    )
+    add(
         "--behind-proxy",
         action="store_true",
         help="a reverse proxy (nginx) is in front: take each client's address and https "

@@ -382,3 +382,21 @@ def test_console_script_prints_its_version(tmp_path):
 
     assert result.returncode == 0
     assert result.stdout.strip() == f"medserver {__version__}"
+
+
+def test_engine_flags_reach_the_config():
+    config = parse_config(
+        ["-m", "27", "--engine-url", "http://gpu-box:30000/", "--engine-model", "medgemma",
+         "--max-batch-size", "4", "--max-queued-requests", "9", "--loop-guard", "0"]
+    )  # fmt: skip
+    assert config.engine_url == "http://gpu-box:30000"
+    assert (config.engine_model, config.max_batch_size) == ("medgemma", 4)
+    assert (config.max_queued_requests, config.loop_guard) == (9, 0)
+
+
+def test_a_bad_engine_url_is_one_clear_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["-m", "4", "--engine-url", "gpu-box:30000"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "must start with http://" in err
