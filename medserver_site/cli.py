@@ -205,6 +205,22 @@ def build_parser() -> OneLineParser:
         help="stop an answer whose end repeats one passage this many times; 0 = off",
     )
     add(
+        "--session-timeout",
+        **typed("session_timeout"),
+        help="minutes without activity after which a user is signed out",
+    )
+    add(
+        "--no-auth",
+        action="store_true",
+        help="no sign-in (one local user); only with a loopback bind such as -ip 127.0.0.1",
+    )
+    add(
+        "--ssl-certfile",
+        **typed("ssl_certfile"),
+        help="serve HTTPS with this certificate (PEM; with --ssl-keyfile)",
+    )
+    add("--ssl-keyfile", **typed("ssl_keyfile"), help="the certificate's private key (PEM)")
+    add(
         "--behind-proxy",
         action="store_true",
         help="a reverse proxy (nginx) is in front: take each client's address and https "
@@ -261,8 +277,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
-    """The ServerConfig that parsed serving flags describe."""
-    return ServerConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig)})
+    """The ServerConfig that parsed serving flags describe; exit with one line if they clash."""
+    try:
+        return ServerConfig(
+            **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig)}
+        )
+    except ValueError as error:
+        sys.exit(_exit_line(f"medserver: error: {error}"))
+
+
+def _exit_line(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
 
 
 def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
@@ -339,7 +365,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
 
     server = daphne.server.Server(
         application=application,
-        endpoints=build_endpoint_description_strings(host=config.host, port=config.port),
+        endpoints=_endpoints(config, build_endpoint_description_strings),
         ready_callable=lambda: print(banner, flush=True),
         verbosity=0,
         websocket_max_message_size=config.max_payload_bytes + 65536,
@@ -349,6 +375,20 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
         server.run()
     finally:
         stop_engine_worker()
+
+
+def _endpoints(config: ServerConfig, plain_endpoints) -> list[str]:
+    """Daphne's endpoint: plain TCP, or TLS with the given certificate and key."""
+    if not config.tls:
+        return plain_endpoints(host=config.host, port=config.port)
+
+    def escaped(value: str) -> str:  # Twisted's endpoint syntax escapes ':' and '\\'
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    return [
+        f"ssl:port={config.port}:interface={escaped(config.host)}"
+        f":privateKey={escaped(config.ssl_keyfile)}:certKey={escaped(config.ssl_certfile)}"
+    ]
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -371,7 +411,7 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
     from medserver_site.network import urls_to_open
 
     spec = model_spec_for(config.model)
-    urls = urls_to_open(config.host, config.port)
+    urls = urls_to_open(config.host, config.port, https=config.tls)
     lines = [
         f"MedServer {__version__} is serving {spec.label}.",
         f"Model files: {describe_source(spec, config.data_dir)}",
@@ -384,7 +424,9 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
             "X-Forwarded-For/-Proto/-Port headers; open the proxy's address."
         )
     lines.append("The model loads in the background; /api/health says when it is ready.")
-    if not User.objects.exists():
+    if config.no_auth:
+        lines.append("No sign-in (--no-auth): only this machine can connect.")
+    elif not User.objects.exists():
         lines += [
             "No account exists yet. Create the administrator here (this link works once):",
             f"    {urls[0].rstrip('/')}{setup_path()}",

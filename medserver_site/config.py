@@ -10,6 +10,7 @@ Code reads `settings.MEDSERVER`, never the environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -84,6 +85,16 @@ def parse_rate(text: str) -> str:
     return text
 
 
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 _PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -123,6 +134,15 @@ def parse_data_dir(text: str) -> Path:
     if path.exists() and not path.is_dir():
         raise ValueError(f"data dir {path} exists and is not a folder")
     return path
+
+
+def parse_existing_file(text: str) -> str:
+    if not text.strip():
+        return ""
+    path = Path(text.strip()).expanduser()
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return str(path.resolve())
 
 
 def parse_engine_url(text: str) -> str:
@@ -179,11 +199,27 @@ class ServerConfig:
     max_queued_requests: int = _opt(64, _int_in(1, 100_000, "max queued requests"))
     # Stop an answer whose tail is one block repeated this many times; 0 = off.
     loop_guard: int = _opt(10, _int_in(0, 1000, "loop guard"))
+    # Accounts and transport security.
+    session_timeout: int = _opt(30, _int_in(1, 43_200, "session timeout (minutes)"))
+    no_auth: bool = _opt(False, parse_bool)
+    ssl_certfile: str = _opt("", parse_existing_file)
+    ssl_keyfile: str = _opt("", parse_existing_file)
     data_dir: Path = _opt(None, parse_data_dir)
 
     def __post_init__(self) -> None:
         if self.data_dir is None:
             object.__setattr__(self, "data_dir", default_data_dir())
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ValueError("TLS needs both --ssl-certfile and --ssl-keyfile")
+        if self.no_auth and not is_loopback(self.host):
+            raise ValueError(
+                f"--no-auth is only allowed with a loopback bind (-ip 127.0.0.1), not {self.host}: "
+                "anyone on the network could read the chats"
+            )
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ssl_certfile)
 
     @staticmethod
     def env_name(name: str) -> str:

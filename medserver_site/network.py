@@ -43,10 +43,11 @@ def allowed_hosts_for(bind_host: str) -> list[str]:
     return list(dict.fromkeys(hosts))
 
 
-def urls_to_open(bind_host: str, port: int) -> list[str]:
+def urls_to_open(bind_host: str, port: int, *, https: bool = False) -> list[str]:
     """Return the URLs a clinician can type into a browser to reach the server."""
     if bind_host in _WILDCARDS:
         hosts = ["127.0.0.1", *lan_addresses()]
     else:
         hosts = [f"[{bind_host}]" if ":" in bind_host else bind_host]
-    return [f"http://{host}:{port}/" for host in hosts]
+    scheme = "https" if https else "http"
+    return [f"{scheme}://{host}:{port}/" for host in hosts]

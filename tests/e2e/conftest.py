@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -34,10 +35,12 @@ class RunningServer:
     process: subprocess.Popen
     output: list[str] = field(default_factory=list)
     ready_seconds: float = 0.0
+    tls: ssl.SSLContext | None = None  # trusts the server's certificate, when it has one
 
     def health(self) -> dict:
         try:
-            with urllib.request.urlopen(f"{self.url}/api/health", timeout=5) as response:
+            url = f"{self.url}/api/health"
+            with urllib.request.urlopen(url, timeout=5, context=self.tls) as response:
                 return json.load(response)
         except urllib.error.HTTPError as error:  # 503 while the model is unusable
             return json.load(error)
@@ -69,9 +72,17 @@ class RunningServer:
 
 
 def start_server(
-    data_dir: Path, *extra_args: str, model: str = "demo", wait_for: str = "ready"
+    data_dir: Path,
+    *extra_args: str,
+    model: str = "demo",
+    wait_for: str = "ready",
+    tls: ssl.SSLContext | None = None,
 ) -> RunningServer:
-    """Start `medserver` and wait until /api/health reports `wait_for`."""
+    """Start `medserver` and wait until /api/health reports `wait_for`.
+
+    With `tls` (a context trusting the certificate passed in `extra_args`),
+    the server is reached over HTTPS.
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSERVER_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -97,7 +108,8 @@ def start_server(
         text=True,
         env=env,
     )
-    server = RunningServer(f"http://127.0.0.1:{port}", data_dir, process)
+    scheme = "https" if tls else "http"
+    server = RunningServer(f"{scheme}://127.0.0.1:{port}", data_dir, process, tls=tls)
     threading.Thread(target=lambda: server.output.extend(process.stdout), daemon=True).start()
     started = time.monotonic()
     while time.monotonic() - started < READY_WITHIN_SECONDS + 30:

@@ -272,9 +272,11 @@ def test_version_flag_prints_the_version(flag, capsys):
 
 def test_config_survives_the_trip_through_the_environment(model_folder, tmp_path):
     default = ServerConfig()
+    (tmp_path / "cert.pem").write_text("certificate")
+    (tmp_path / "key.pem").write_text("key")
     changed = ServerConfig(
         model=str(model_folder.resolve()),
-        host="10.0.0.7",
+        host="127.0.0.7",
         port=7070,
         quantize=True,
         force_transformers=True,
@@ -301,6 +303,10 @@ def test_config_survives_the_trip_through_the_environment(model_folder, tmp_path
         max_batch_size=16,
         max_queued_requests=5,
         loop_guard=0,
+        session_timeout=5,
+        no_auth=True,
+        ssl_certfile=str(tmp_path / "cert.pem"),
+        ssl_keyfile=str(tmp_path / "key.pem"),
     )
     # Every option is changed, so a field that does not travel would show.
     for field in dataclasses.fields(ServerConfig):
@@ -400,3 +406,23 @@ def test_a_bad_engine_url_is_one_clear_line(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "must start with http://" in err
+
+
+def test_no_auth_is_refused_off_loopback(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["-m", "demo", "--no-auth"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "only allowed with a loopback bind" in err
+    assert parse_config(["-m", "demo", "--no-auth", "-ip", "127.0.0.1"]).no_auth
+
+
+def test_tls_needs_both_files(tmp_path, capsys):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    with pytest.raises(SystemExit):
+        parse_config(["-m", "demo", "--ssl-certfile", str(cert)])
+    assert "needs both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_config(["-m", "demo", "--ssl-certfile", str(tmp_path / "missing.pem")])
+    assert "no such file" in capsys.readouterr().err

@@ -1,0 +1,63 @@
+"""Site-wide request rules: sign-out after inactivity, and the loopback-only no-auth mode."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model, login, logout
+from django.shortcuts import redirect
+
+LOCAL_USER = "local"
+_ACTIVITY_KEY = "medserver_last_activity"
+_ACTIVITY_RESOLUTION = 30  # seconds; fewer session writes, same timeout to the minute
+
+
+class IdleSignOutMiddleware:
+    """Signs a user out after --session-timeout minutes without activity.
+
+    Background polling (the status widget, /api/health) is not activity:
+    a page left open on a ward computer still signs out.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not settings.MEDSERVER.no_auth:
+            now = time.time()
+            last = request.session.get(_ACTIVITY_KEY, now)
+            if now - last > settings.MEDSERVER.session_timeout * 60:
+                logout(request)
+                if request.headers.get("HX-Request"):
+                    response = self.get_response(request)
+                    response["HX-Redirect"] = settings.LOGIN_URL_PATH
+                    return response
+                return redirect(f"{settings.LOGIN_URL_PATH}?next={request.path}")
+            if (
+                not _is_polling(request)
+                and now - last >= _ACTIVITY_RESOLUTION
+                or (_ACTIVITY_KEY not in request.session)
+            ):
+                request.session[_ACTIVITY_KEY] = now
+        return self.get_response(request)
+
+
+def _is_polling(request) -> bool:
+    return request.path in settings.MEDSERVER_POLLING_PATHS
+
+
+class LocalUserMiddleware:
+    """With --no-auth (loopback only), every request is the one local user."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if settings.MEDSERVER.no_auth and not request.user.is_authenticated:
+            user, _ = get_user_model().objects.get_or_create(
+                username=LOCAL_USER, defaults={"is_staff": True, "is_superuser": True}
+            )
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return self.get_response(request)

@@ -1,0 +1,57 @@
+"""Automatic sign-out after inactivity; background polling does not keep a session alive."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+ACTIVITY = "medserver_last_activity"
+
+
+def idle_for(client, seconds: float) -> None:
+    """Move the session's last activity into the past, as that much idle time would."""
+    session = client.session
+    session[ACTIVITY] = time.time() - seconds
+    session.save()
+
+
+def test_a_user_idle_past_the_timeout_is_signed_out(client, user, engine, medserver_settings):
+    medserver_settings(session_timeout=30)
+    client.force_login(user)
+    assert client.get("/", follow=True).status_code == 200
+    idle_for(client, 31 * 60)
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert client.get("/").status_code == 302  # signed out for good, not just redirected
+
+
+def test_activity_within_the_timeout_keeps_the_session(client, user, engine, medserver_settings):
+    medserver_settings(session_timeout=30)
+    client.force_login(user)
+    client.get("/", follow=True)
+    idle_for(client, 29 * 60)
+    assert client.get("/", follow=True).status_code == 200
+    assert time.time() - client.session[ACTIVITY] < 5  # the visit counted as activity
+
+
+def test_polling_does_not_count_as_activity(client, user, engine, medserver_settings):
+    medserver_settings(session_timeout=30)
+    client.force_login(user)
+    client.get("/", follow=True)
+    idle_for(client, 20 * 60)
+    client.get("/api/health")
+    assert time.time() - client.session[ACTIVITY] >= 20 * 60 - 5
+    idle_for(client, 31 * 60)
+    assert client.get("/").status_code == 302
+
+
+def test_htmx_requests_are_sent_to_the_login_page(client, user, engine, medserver_settings):
+    medserver_settings(session_timeout=1)
+    client.force_login(user)
+    client.get("/", follow=True)
+    idle_for(client, 120)
+    response = client.get("/", HTTP_HX_REQUEST="true")
+    assert response["HX-Redirect"] == "/accounts/login/"
