@@ -11,3 +11,7 @@ class LimitExceeded(Exception):
     def __init__(self, message: str, *, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after  # seconds after which trying again may work
+
+
+class SettingsRejected(Exception):
+    """A change to a chat's title or settings that cannot be made as asked."""

@@ -21,6 +21,12 @@ class ChatSession(models.Model):
     thinking = models.BooleanField(
         default=True, help_text="Ask models that can think aloud to show their reasoning."
     )
+    # The session's own instructions and sampling; empty or null means the
+    # server's default. chat.generation_settings holds the bounds.
+    system_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(null=True, blank=True)
+    top_p = models.FloatField(null=True, blank=True)
+    max_new_tokens = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -33,6 +39,14 @@ class ChatSession(models.Model):
 
 
 class Message(models.Model):
+    """One turn of a conversation, a node in its tree of versions.
+
+    Each message follows its `parent` (None for the opening question). Messages
+    with the same parent are versions of one turn: an edited question, or a
+    regenerated answer. Exactly one of them is `active`; following the active
+    version at each turn gives the branch the page shows and the model sees.
+    """
+
     class Role(models.TextChoices):
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
@@ -44,6 +58,10 @@ class Message(models.Model):
         ERROR = "error", "Error"
 
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, related_name="children", null=True, blank=True
+    )
+    active = models.BooleanField(default=True, help_text="The version shown of its turn.")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     thinking = models.TextField(blank=True)
@@ -55,6 +73,7 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    thinking_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -64,6 +83,18 @@ class Message(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(role__in=["user", "assistant"]), name="message_role_valid"
+            ),
+            # One shown version per turn: among a message's replies, and among
+            # a session's opening questions.
+            models.UniqueConstraint(
+                fields=["parent"],
+                condition=models.Q(active=True, parent__isnull=False),
+                name="message_one_active_reply",
+            ),
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=models.Q(active=True, parent__isnull=True),
+                name="message_one_active_opening",
             ),
         ]
 

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from chat.models import ApiToken, Attachment, ChatSession, Message
 from inference.engine import ChatTurn
 
 
+@dataclass(frozen=True)
+class Versions:
+    """Where a message stands among the versions of its turn (edits or regenerations)."""
+
+    number: int  # 1-based, oldest first
+    count: int
+    previous_id: int | None
+    next_id: int | None
+
+
 def sessions_for(user) -> QuerySet[ChatSession]:
     """The user's sessions, most recently active first."""
     return ChatSession.objects.filter(owner=user).order_by("-updated_at")
+
+
+def sessions_search(user, query: str) -> QuerySet[ChatSession]:
+    """The user's sessions whose title or any message contains `query`, most recent first."""
+    query = query.strip()
+    if not query:
+        return sessions_for(user)
+    matching = Q(title__icontains=query) | Q(messages__content__icontains=query)
+    ids = ChatSession.objects.filter(matching, owner=user).values("pk")
+    return sessions_for(user).filter(pk__in=ids)
 
 
 def session_for(user, session_id) -> ChatSession:
@@ -21,7 +44,58 @@ def session_for(user, session_id) -> ChatSession:
 
 
 def messages_for(session: ChatSession) -> QuerySet[Message]:
+    """Every message of the session, all branches, oldest first."""
     return session.messages.prefetch_related("attachments").order_by("id")
+
+
+def message_for(session: ChatSession, message_id) -> Message:
+    """Return a message of `session`; raise Message.DoesNotExist for any other."""
+    return session.messages.select_related("session").get(pk=message_id)
+
+
+def active_path(session: ChatSession) -> list[Message]:
+    """The branch the reader sees, oldest first: the active version at every turn.
+
+    Each message carries `versions` (a Versions) for the ‹ n/m › switcher.
+    """
+    replies: dict[int | None, list[Message]] = defaultdict(list)
+    for message in messages_for(session):
+        replies[message.parent_id].append(message)
+    path: list[Message] = []
+    versions = replies.get(None)
+    while versions:
+        chosen = next((m for m in versions if m.active), versions[-1])
+        chosen.versions = _versions(chosen, versions)
+        path.append(chosen)
+        versions = replies.get(chosen.pk)
+    return path
+
+
+def versions_of(message: Message) -> Versions:
+    """Where `message` stands among its siblings."""
+    siblings = list(
+        Message.objects.filter(session_id=message.session_id, parent_id=message.parent_id)
+        .order_by("id")
+        .only("id")
+    )
+    return _versions(message, siblings)
+
+
+def _versions(message: Message, siblings: list[Message]) -> Versions:
+    ids = [sibling.pk for sibling in siblings]
+    index = ids.index(message.pk)
+    return Versions(
+        number=index + 1,
+        count=len(ids),
+        previous_id=ids[index - 1] if index > 0 else None,
+        next_id=ids[index + 1] if index + 1 < len(ids) else None,
+    )
+
+
+def conversation_stamp(path: list[Message]) -> str:
+    """A short fingerprint of what a page shows: which messages, in which state."""
+    shown = ",".join(f"{message.pk}:{message.status}" for message in path)
+    return hashlib.sha256(shown.encode()).hexdigest()[:16]
 
 
 def attachments_for(user) -> QuerySet[Attachment]:
@@ -32,12 +106,19 @@ def attachments_for(user) -> QuerySet[Attachment]:
 def conversation_before(answer: Message) -> tuple[ChatTurn, ...]:
     """The turns the model must see to write `answer`, oldest first.
 
-    Failed or empty answers are left out, and the user turns around them are
-    joined, because the chat template requires user and model to alternate.
+    Only the branch that leads to `answer` counts, never other versions. Failed
+    or empty answers are left out, and the user turns around them are joined,
+    because the chat template requires user and model to alternate.
     """
+    by_id = {message.pk: message for message in messages_for(answer.session)}
+    history: list[Message] = []
+    parent_id = answer.parent_id
+    while parent_id is not None:
+        message = by_id[parent_id]
+        history.append(message)
+        parent_id = message.parent_id
     turns: list[ChatTurn] = []
-    history = messages_for(answer.session).filter(id__lt=answer.id)
-    for message in history:
+    for message in reversed(history):
         if message.role == Message.Role.ASSISTANT:
             if not message.content.strip():
                 continue

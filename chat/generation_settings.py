@@ -1,0 +1,70 @@
+"""A session's generation settings: the bounds the server sets, and what applies.
+
+A session may choose its own temperature, top-p and answer length; whatever it
+leaves empty is the server's default. With `--no-allow-client-sampling-config`
+the server's temperature and top-p apply whatever a session says, as they do
+for API clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from chat.models import ChatSession
+from inference.engine import Sampling
+from inference.registry import model_spec_for
+
+TEMPERATURE_RANGE = (0.0, 2.0)
+TOP_P_RANGE = (0.0, 1.0)  # above 0, up to 1
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What the server allows a session to choose, and its defaults."""
+
+    default_temperature: float
+    default_top_p: float
+    default_max_new_tokens: int
+    max_new_tokens: int
+    sampling_locked: bool
+    max_system_prompt: int
+    min_temperature: float = TEMPERATURE_RANGE[0]
+    max_temperature: float = TEMPERATURE_RANGE[1]
+    max_top_p: float = TOP_P_RANGE[1]
+
+
+def bounds() -> Bounds:
+    config = settings.MEDSERVER
+    spec = model_spec_for(config.model)
+    return Bounds(
+        default_temperature=config.default_temperature,
+        default_top_p=config.default_top_p,
+        default_max_new_tokens=config.max_new_tokens or spec.answer_tokens,
+        # The same ceiling as the JSON API's max_tokens: the context length.
+        max_new_tokens=config.max_model_len,
+        sampling_locked=not config.allow_client_sampling_config,
+        max_system_prompt=config.max_text_length,
+    )
+
+
+def sampling_for(session: ChatSession) -> Sampling:
+    """The sampling an answer in `session` is written with."""
+    limits = bounds()
+    temperature, top_p = limits.default_temperature, limits.default_top_p
+    if not limits.sampling_locked:
+        temperature = session.temperature if session.temperature is not None else temperature
+        top_p = session.top_p if session.top_p is not None else top_p
+    return Sampling(
+        max_new_tokens=min(
+            session.max_new_tokens or limits.default_max_new_tokens, limits.max_new_tokens
+        ),
+        temperature=temperature,
+        top_p=top_p,
+    )
+
+
+def can_think() -> bool:
+    """Whether the served model can show its reasoning (so a thinking switch makes sense)."""
+    return model_spec_for(settings.MEDSERVER.model).can_think

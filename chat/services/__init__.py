@@ -1,0 +1,61 @@
+"""Writes of chat data: every change to sessions, messages, images and tokens goes through here.
+
+Views, the consumer, the answer tasks and the JSON API call these as
+`services.<name>`; each module holds one concern.
+"""
+
+from chat.services.answer_saving import (
+    INTERRUPTED,
+    answer_fail,
+    answer_finish,
+    answer_save_progress,
+    answers_mark_interrupted,
+)
+from chat.services.api_tokens import (
+    API_TOKEN_PREFIX,
+    api_token_create,
+    api_token_revoke,
+    api_token_user,
+)
+from chat.services.attachments import attachment_create
+from chat.services.messages import (
+    TITLE_LENGTH,
+    answer_regenerate,
+    message_delete,
+    message_edit,
+    message_select,
+    message_send,
+)
+from chat.services.sessions import (
+    session_configure,
+    session_create,
+    session_delete,
+    session_rename,
+    session_set_thinking,
+    session_start,
+)
+
+__all__ = [
+    "API_TOKEN_PREFIX",
+    "INTERRUPTED",
+    "TITLE_LENGTH",
+    "answer_fail",
+    "answer_finish",
+    "answer_regenerate",
+    "answer_save_progress",
+    "answers_mark_interrupted",
+    "api_token_create",
+    "api_token_revoke",
+    "api_token_user",
+    "attachment_create",
+    "message_delete",
+    "message_edit",
+    "message_select",
+    "message_send",
+    "session_configure",
+    "session_create",
+    "session_delete",
+    "session_rename",
+    "session_set_thinking",
+    "session_start",
+]

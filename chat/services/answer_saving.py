@@ -1,0 +1,72 @@
+"""Saving an answer as it is written: progress, the finished text, or the failure."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from chat.models import Message
+from inference.engine import Finished
+
+INTERRUPTED = "The server stopped before this answer was finished."
+
+
+def answer_save_progress(
+    message_id: int, *, content: str, thinking: str, thinking_ms: int | None = None
+) -> None:
+    """Keep the text streamed so far, so a crash loses at most a moment of it."""
+    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        content=content, thinking=thinking, thinking_ms=thinking_ms
+    )
+
+
+def answer_finish(
+    message_id: int,
+    *,
+    content: str,
+    thinking: str,
+    finished: Finished,
+    engine: str,
+    thinking_ms: int | None = None,
+) -> None:
+    """Save a finished answer: complete, or stopped when it was cancelled.
+
+    `thinking_ms` is how long the model thought before it began to answer.
+    """
+    status = Message.Status.STOPPED if finished.reason == "cancelled" else Message.Status.COMPLETE
+    Message.objects.filter(pk=message_id).update(
+        content=content,
+        thinking=thinking,
+        thinking_ms=thinking_ms,
+        status=status,
+        engine=engine,
+        prompt_tokens=finished.prompt_tokens,
+        completion_tokens=finished.completion_tokens,
+        first_token_ms=_ms(finished.first_token_seconds),
+        duration_ms=_ms(finished.total_seconds),
+        completed_at=timezone.now(),
+    )
+
+
+def answer_fail(
+    message_id: int, *, content: str, thinking: str, error: str, thinking_ms: int | None = None
+) -> None:
+    """Save a failed answer with what it had written and why it stopped."""
+    Message.objects.filter(pk=message_id).update(
+        content=content,
+        thinking=thinking,
+        thinking_ms=thinking_ms,
+        status=Message.Status.ERROR,
+        error=error,
+        completed_at=timezone.now(),
+    )
+
+
+def answers_mark_interrupted() -> int:
+    """At start-up: answers left streaming by a previous run did not finish; say so."""
+    return Message.objects.filter(status=Message.Status.STREAMING).update(
+        status=Message.Status.ERROR, error=INTERRUPTED, completed_at=timezone.now()
+    )
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)

@@ -1,0 +1,50 @@
+"""Writes of personal API tokens: create, revoke, and noting their use."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.utils import timezone
+
+from chat.models import ApiToken
+
+API_TOKEN_PREFIX = "ms_"
+
+
+def _token_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_token_create(*, owner, name: str) -> tuple[ApiToken, str]:
+    """Create an API token; return it with its key, which is never stored or shown again."""
+    key = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        owner=owner,
+        name=name.strip()[:100] or "API token",
+        prefix=key[:10],
+        key_hash=_token_hash(key),
+    )
+    return token, key
+
+
+def api_token_revoke(*, owner, token_id: int) -> bool:
+    """Revoke one of the owner's tokens; return False if there is no such active token."""
+    return bool(
+        ApiToken.objects.filter(owner=owner, pk=token_id, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+    )
+
+
+def api_token_user(key: str):
+    """Return the active user an active token belongs to (noting its use), else None."""
+    token = (
+        ApiToken.objects.select_related("owner")
+        .filter(key_hash=_token_hash(key), revoked_at__isnull=True, owner__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token.owner

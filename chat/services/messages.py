@@ -1,0 +1,223 @@
+"""Writes of messages: questions, versions of a turn (edit, regenerate), deletion."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+
+from chat import selectors
+from chat.errors import MessageRejected
+from chat.models import Attachment, ChatSession, Message
+from chat.services.attachments import remove_unused_files
+
+TITLE_LENGTH = 60
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _check_question(content: str, attachment_count: int) -> None:
+    """Raise MessageRejected when a question cannot be sent as it is."""
+    limits = settings.MEDSERVER
+    if not content and not attachment_count:
+        raise MessageRejected("Type a message or attach an image first.")
+    if len(content) > limits.max_text_length:
+        raise MessageRejected(
+            f"The message is {len(content):,} characters long; the limit is "
+            f"{limits.max_text_length:,}."
+        )
+    if attachment_count > limits.max_image_count:
+        raise MessageRejected(
+            f"{attachment_count} images attached; at most {limits.max_image_count} per message."
+        )
+
+
+def check_idle(session: ChatSession) -> None:
+    """Raise MessageRejected while an answer of the session is being written."""
+    if session.messages.filter(status=Message.Status.STREAMING).exists():
+        raise MessageRejected("An answer is still being written; wait for it or stop it.")
+
+
+def _make_active(message: Message) -> None:
+    """Show `message` as its turn's version; its siblings step back."""
+    Message.objects.filter(session_id=message.session_id, parent_id=message.parent_id).exclude(
+        pk=message.pk
+    ).update(active=False)
+    Message.objects.filter(pk=message.pk).update(active=True)
+    message.active = True
+
+
+def _add_message(session: ChatSession, parent: Message | None, **fields) -> Message:
+    """Save a new message after `parent` as the shown version of its turn."""
+    Message.objects.filter(session=session, parent=parent, active=True).update(active=False)
+    return Message.objects.create(session=session, parent=parent, active=True, **fields)
+
+
+@transaction.atomic
+def message_send(
+    *, session: ChatSession, content: str, attachment_ids=(), model_name: str = ""
+) -> tuple[Message, Message]:
+    """Save the user's message and an empty answer (status streaming) after it.
+
+    The question follows the last message of the branch on show. Raise
+    MessageRejected, saving nothing, when the message is empty, too long,
+    carries too many or foreign images, or an answer is still being written.
+    """
+    content = content.strip()
+    attachment_ids = _attachment_uuids(attachment_ids)
+    _check_question(content, len(attachment_ids))
+    attachments = list(
+        Attachment.objects.select_for_update().filter(
+            owner=session.owner, pk__in=attachment_ids, message__isnull=True
+        )
+    )
+    if len(attachments) != len(attachment_ids):
+        raise MessageRejected("An attached image is no longer available; attach it again.")
+    check_idle(session)
+
+    path = selectors.active_path(session)
+    question = _add_message(
+        session, path[-1] if path else None, role=Message.Role.USER, content=content
+    )
+    for attachment in attachments:
+        attachment.message = question
+        attachment.save(update_fields=["message"])
+    answer = _add_message(
+        session,
+        question,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model_name=model_name,
+    )
+    if not session.title:
+        session.title = _title_from(content) or "Image analysis"
+    session.save(update_fields=["title", "updated_at"])
+    return question, answer
+
+
+@transaction.atomic
+def message_edit(
+    *, message: Message, content: str, model_name: str = ""
+) -> tuple[Message, Message]:
+    """Save an edited question as a new version of `message`, and an empty answer to it.
+
+    The original and everything that followed it stay, as the other branch.
+    The new version keeps the original's images. Raise MessageRejected, saving
+    nothing, for an answer, an empty or too long text, or while an answer is
+    being written.
+    """
+    if message.role != Message.Role.USER:
+        raise MessageRejected("Only questions can be edited; regenerate an answer instead.")
+    session = message.session
+    content = content.strip()
+    originals = list(message.attachments.all())
+    _check_question(content, len(originals))
+    check_idle(session)
+
+    question = _add_message(session, message.parent, role=Message.Role.USER, content=content)
+    for original in originals:
+        # The same stored file, linked to the new version as well.
+        Attachment.objects.create(
+            owner=original.owner,
+            message=question,
+            file=original.file.name,
+            content_type=original.content_type,
+            width=original.width,
+            height=original.height,
+            size_bytes=original.size_bytes,
+        )
+    answer = _add_message(
+        session,
+        question,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model_name=model_name,
+    )
+    session.save(update_fields=["updated_at"])
+    return question, answer
+
+
+@transaction.atomic
+def answer_regenerate(*, answer: Message, model_name: str = "") -> Message:
+    """Save an empty new version of `answer` (status streaming) to be written again.
+
+    The earlier version stays, reachable with the version switcher. Raise
+    MessageRejected for a question, or while an answer is being written.
+    """
+    if answer.role != Message.Role.ASSISTANT:
+        raise MessageRejected("Only answers can be regenerated; edit a question instead.")
+    check_idle(answer.session)
+    question = Message.objects.get(pk=answer.parent_id)
+    new = _add_message(
+        answer.session,
+        question,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model_name=model_name,
+    )
+    answer.session.save(update_fields=["updated_at"])
+    return new
+
+
+@transaction.atomic
+def message_select(*, message: Message) -> None:
+    """Show `message`'s version of its turn (and the branch that follows it).
+
+    Raise MessageRejected while an answer is being written.
+    """
+    check_idle(message.session)
+    _make_active(message)
+
+
+@transaction.atomic
+def message_delete(*, message: Message) -> None:
+    """Delete a question with its answers, or one version of an answer.
+
+    What followed the deleted message in its branch goes with it. An answer
+    that is its question's only version takes the question with it. Another
+    version of the turn, if any, is shown instead. The images of deleted
+    messages are removed from disk. Raise MessageRejected while an answer is
+    being written.
+    """
+    session = message.session
+    check_idle(session)
+    siblings = list(
+        Message.objects.filter(session=session, parent_id=message.parent_id).order_by("id")
+    )
+    if message.role == Message.Role.ASSISTANT and len(siblings) == 1 and message.parent_id:
+        message_delete(message=Message.objects.select_related("session").get(pk=message.parent_id))
+        return
+    if message.active and len(siblings) > 1:
+        index = [s.pk for s in siblings].index(message.pk)
+        _make_active(siblings[index - 1] if index > 0 else siblings[1])
+    files = _attachment_files_under(message)
+    message.delete()
+    remove_unused_files(files)
+    session.save(update_fields=["updated_at"])
+
+
+def _attachment_files_under(message: Message) -> set[str]:
+    """Names of the stored images of `message` and every message after it."""
+    replies: dict[int | None, list[int]] = {}
+    for pk, parent_id in message.session.messages.values_list("pk", "parent_id"):
+        replies.setdefault(parent_id, []).append(pk)
+    subtree, frontier = [], [message.pk]
+    while frontier:
+        subtree.extend(frontier)
+        frontier = [child for pk in frontier for child in replies.get(pk, [])]
+    names = Attachment.objects.filter(message_id__in=subtree).values_list("file", flat=True)
+    return set(names)
+
+
+def _attachment_uuids(values) -> list[uuid.UUID]:
+    """Parse the ids a client sent; raise MessageRejected for anything else."""
+    try:
+        return list(dict.fromkeys(uuid.UUID(str(value)) for value in values if value))
+    except ValueError:
+        raise MessageRejected(
+            "An attached image is no longer available; attach it again."
+        ) from None

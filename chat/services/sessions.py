@@ -1,0 +1,102 @@
+"""Writes of chat sessions: start, rename, delete, and their settings."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from chat import generation_settings
+from chat.errors import SettingsRejected
+from chat.models import Attachment, ChatSession
+from chat.services.attachments import remove_unused_files
+from chat.services.messages import check_idle
+
+
+def session_create(*, owner, model_name: str) -> ChatSession:
+    return ChatSession.objects.create(owner=owner, model_name=model_name)
+
+
+def session_start(*, owner, model_name: str) -> ChatSession:
+    """Return a fresh session for a new chat, reusing the newest one if it is still empty."""
+    newest = ChatSession.objects.filter(owner=owner).order_by("-updated_at").first()
+    if newest is not None and not newest.messages.exists():
+        return newest
+    return session_create(owner=owner, model_name=model_name)
+
+
+def session_rename(*, session: ChatSession, title: str) -> ChatSession:
+    """Give the session a title of the user's choosing.
+
+    Raise SettingsRejected for an empty or too long title.
+    """
+    title = " ".join(title.split())
+    limit = ChatSession._meta.get_field("title").max_length
+    if not title:
+        raise SettingsRejected("Give the chat a title.")
+    if len(title) > limit:
+        raise SettingsRejected(f"A title can be at most {limit} characters long.")
+    session.title = title
+    # A new name is not activity: the session keeps its place in the list.
+    session.save(update_fields=["title"])
+    return session
+
+
+@transaction.atomic
+def session_delete(*, session: ChatSession) -> None:
+    """Delete the session, its messages and their images.
+
+    Raise MessageRejected while one of its answers is being written.
+    """
+    check_idle(session)
+    names = set(Attachment.objects.filter(message__session=session).values_list("file", flat=True))
+    session.delete()
+    remove_unused_files(names)
+
+
+def session_set_thinking(*, session: ChatSession, thinking: bool) -> ChatSession:
+    session.thinking = thinking
+    session.save(update_fields=["thinking"])
+    return session
+
+
+def session_configure(
+    *,
+    session: ChatSession,
+    system_prompt: str,
+    temperature: float | None,
+    top_p: float | None,
+    max_new_tokens: int | None,
+) -> ChatSession:
+    """Save the session's system prompt and generation settings (None: server default).
+
+    Raise SettingsRejected, changing nothing, for a value outside the server's
+    bounds, or a temperature or top-p while the server has locked them.
+    """
+    limits = generation_settings.bounds()
+    system_prompt = system_prompt.strip()
+    if len(system_prompt) > limits.max_system_prompt:
+        raise SettingsRejected(
+            f"The system prompt is {len(system_prompt):,} characters long; the limit is "
+            f"{limits.max_system_prompt:,}."
+        )
+    if limits.sampling_locked and (temperature is not None or top_p is not None):
+        raise SettingsRejected("This server sets temperature and top-p; they cannot be changed.")
+    if temperature is not None and not (
+        limits.min_temperature <= temperature <= limits.max_temperature
+    ):
+        raise SettingsRejected(
+            f"Temperature must be from {limits.min_temperature:g} to {limits.max_temperature:g}."
+        )
+    if top_p is not None and not (0 < top_p <= limits.max_top_p):
+        raise SettingsRejected(f"Top-p must be above 0 and at most {limits.max_top_p:g}.")
+    if max_new_tokens is not None and not (1 <= max_new_tokens <= limits.max_new_tokens):
+        raise SettingsRejected(
+            f"Max tokens must be from 1 to {limits.max_new_tokens:,} (the context length)."
+        )
+    session.system_prompt = system_prompt
+    fields = ["system_prompt", "max_new_tokens"]
+    session.max_new_tokens = max_new_tokens
+    if not limits.sampling_locked:
+        session.temperature, session.top_p = temperature, top_p
+        fields += ["temperature", "top_p"]
+    session.save(update_fields=fields)
+    return session
