@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from chat.markdown import render_markdown
+from chat.markdown import MarkdownStream, render_markdown
 
 
 class _Elements(HTMLParser):
@@ -63,7 +63,8 @@ def test_tables_render_with_their_alignment():
     assert [tag for tag, _ in elements.tags] == [
         "table", "thead", "tr", "th", "th", "tbody", "tr", "td", "td",
     ]  # fmt: skip
-    assert elements.named("th")[1] == {"style": "text-align:center"}
+    # By class: the page's Content-Security-Policy allows no style attributes.
+    assert elements.named("th")[1] == {"class": "align-center"}
     assert "<td>Amoxicillin</td>" in html
 
 
@@ -185,3 +186,66 @@ def test_raw_html_in_an_answer_is_shown_as_text():
 
     assert elements.named("b") == []
     assert "<b>bold</b>" in elements.text
+
+
+# --- streaming: closed blocks rendered once, the open block re-rendered
+
+ANSWER = (
+    "## Assessment\n\n"
+    "Likely **community-acquired pneumonia**.\n\n"
+    "1. Chest X-ray\n2. CURB-65\n\n"
+    "   Score it on arrival.\n\n"
+    "```text\nline one\n\nline two after a blank line\n```\n\n"
+    "| Drug | Dose |\n|---|---|\n| Amoxicillin | 1 g |\n\n"
+    "Review in 48 hours."
+)
+
+
+def _stream(text: str, piece: int) -> tuple[list[str], MarkdownStream]:
+    stream = MarkdownStream()
+    closed = [stream.feed(text[i : i + piece]) for i in range(0, len(text), piece)]
+    return [block for block in closed if block], stream
+
+
+@pytest.mark.parametrize("piece", [1, 3, 17, len(ANSWER)])
+def test_streamed_text_is_cut_into_the_same_blocks_however_it_arrives(piece):
+    blocks, stream = _stream(ANSWER, piece)
+
+    assert "".join(blocks) + stream.tail == ANSWER
+    assert (stream.text[: stream.closed], stream.tail) == MarkdownStream.split(ANSWER)
+    assert stream.tail == "Review in 48 hours."
+
+
+def test_a_block_closes_only_once_unindented_text_follows_a_blank_line():
+    stream = MarkdownStream()
+    assert stream.feed("First paragraph.\n\n") == ""  # what comes next may be indented
+    assert stream.feed("   continued list text\n\n") == ""
+    assert stream.feed("N") == "First paragraph.\n\n   continued list text\n\n"
+    assert stream.tail == "N"
+
+
+def test_a_blank_line_inside_fenced_code_does_not_close_it():
+    blocks, stream = _stream(ANSWER, 1)
+
+    assert "```text\nline one\n\nline two after a blank line\n```\n\n" in blocks
+    assert not any(block.startswith("line two") for block in blocks)
+
+
+def test_an_open_code_fence_stays_in_the_open_block_and_renders_as_code():
+    closed, tail = MarkdownStream.split("Intro.\n\n```python\nx = 1\n\ny = 2")
+
+    assert closed == "Intro.\n\n"
+    assert tail == "```python\nx = 1\n\ny = 2"
+    assert "<pre><code" in render_markdown(tail)
+
+
+def test_the_pieces_render_to_what_the_whole_answer_renders_to():
+    blocks, stream = _stream(ANSWER, 5)
+
+    def words(html: str) -> list[str]:
+        return _Elements(html).text.split()
+
+    pieces = "".join(render_markdown(block) for block in blocks) + render_markdown(stream.tail)
+    assert words(pieces) == words(render_markdown(ANSWER))
+    tags = [tag for tag, _ in _Elements(pieces).tags]
+    assert [tags.count(tag) for tag in ("h2", "ol", "pre", "table")] == [1, 1, 1, 1]
