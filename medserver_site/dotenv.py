@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dotenv import find_dotenv, load_dotenv
@@ -14,5 +15,6 @@ def load_env_files(project_dir: Path) -> None:
     variable always overrides what a file says.
     """
     for path in (find_dotenv(usecwd=True), project_dir / ".env"):
-        if path and Path(path).is_file():
+        if path and Path(path).is_file() and os.access(path, os.R_OK):
+            # Another account's owner-only .env (the installer's) is not ours to read.
             load_dotenv(path, override=False)
