@@ -8,7 +8,18 @@ from chat.models import Attachment, ChatSession, Message
 class MessageInline(admin.StackedInline):
     model = Message
     extra = 0
-    fields = ("role", "status", "content", "thinking", "error", "model_name", "engine")
+    # Every version of every turn, the ones not on show included (active is False).
+    fields = (
+        "role",
+        "status",
+        "active",
+        "parent",
+        "content",
+        "thinking",
+        "error",
+        "model_name",
+        "engine",
+    )
     readonly_fields = fields
     can_delete = False
     show_change_link = True
@@ -25,8 +36,16 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "session", "role", "status", "completion_tokens", "created_at")
-    list_filter = ("role", "status", "model_name", "engine")
+    list_display = (
+        "__str__",
+        "session",
+        "role",
+        "status",
+        "active",
+        "completion_tokens",
+        "created_at",
+    )
+    list_filter = ("role", "status", "active", "model_name", "engine")
     search_fields = ("content", "session__title", "session__owner__username")
     readonly_fields = [f.name for f in Message._meta.fields]
 

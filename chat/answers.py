@@ -2,8 +2,9 @@
 
 An answer runs as its own asyncio task, not inside a consumer: it goes on and
 is saved when the page that asked for it is closed. Progress is broadcast to
-the session's channel-layer group, so every open page of that session (and a
-page reopened later) follows it live.
+the session's channel-layer group, so every open page of that session follows
+it live, and a page that connects mid-answer is sent the text so far
+(`live_answers`) before the rest streams in.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import selectors, services
+from chat import generation_settings, selectors, services, stream_html
 from chat.limits import StreamSlot, release_stream
-from chat.models import Message
-from inference.engine import Delta, Failed, Finished, GenerationRequest, Sampling
+from chat.markdown import MarkdownStream
+from chat.models import ChatSession, Message
+from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest
 from inference.registry import model_spec_for
 from inference.worker import EngineUnavailable, GenerationHandle, engine_worker
 
@@ -35,15 +37,36 @@ def session_group(session_id) -> str:
     return f"chat-session-{session_id}"
 
 
+@dataclass(frozen=True)
+class LiveText:
+    """What an answer being written has so far; `seq` counts the deltas sent for it."""
+
+    content: str
+    thinking: str
+    seq: int
+    thinking_ms: int | None
+
+
 @dataclass(eq=False)
 class _LiveAnswer:
-    """An answer being written, with the stream slot it holds."""
+    """An answer being written: the stream slot it holds and its text so far."""
 
     slot: StreamSlot
     owner_id: int
     session_id: object
     handle: GenerationHandle | None = None
     task: asyncio.Task | None = None
+    text: dict[str, MarkdownStream] = field(
+        default_factory=lambda: {"thinking": MarkdownStream(), "answer": MarkdownStream()}
+    )
+    seq: int = 0
+    thinking_started: float | None = None
+    thinking_ms: int | None = None
+
+    def snapshot(self) -> LiveText:
+        return LiveText(
+            self.text["answer"].text, self.text["thinking"].text, self.seq, self.thinking_ms
+        )
 
 
 # Lives on the server's event loop only, so it needs no lock.
@@ -74,82 +97,121 @@ def is_running(message_id: int) -> bool:
     return message_id in _running
 
 
+def live_answers(session_id) -> dict[int, LiveText]:
+    """The answers of a session being written now, with their text so far."""
+    return {
+        message_id: live.snapshot()
+        for message_id, live in _running.items()
+        if live.session_id == session_id
+    }
+
+
 def _request_for(answer: Message) -> GenerationRequest:
-    config = settings.MEDSERVER
-    spec = model_spec_for(config.model)
+    # Read afresh: the settings may have changed since the page's socket loaded it.
+    session = ChatSession.objects.get(pk=answer.session_id)
+    turns = selectors.conversation_before(answer)
+    if session.system_prompt.strip():
+        turns = (ChatTurn("system", session.system_prompt.strip()), *turns)
     return GenerationRequest(
-        turns=selectors.conversation_before(answer),
-        sampling=Sampling(
-            max_new_tokens=config.max_new_tokens or spec.answer_tokens,
-            temperature=config.default_temperature,
-            top_p=config.default_top_p,
-        ),
-        thinking=answer.session.thinking and spec.can_think,
+        turns=turns,
+        sampling=generation_settings.sampling_for(session),
+        thinking=session.thinking and model_spec_for(settings.MEDSERVER.model).can_think,
     )
 
 
-async def _write_answer(answer: Message, running: _LiveAnswer) -> None:
+async def _write_answer(answer: Message, live: _LiveAnswer) -> None:
     layer = get_channel_layer()
     group = session_group(answer.session_id)
-    parts: dict[str, list[str]] = {"thinking": [], "answer": []}
 
-    def text(kind: str) -> str:
-        return "".join(parts[kind])
+    async def fail(error: str) -> None:
+        _stop_thinking_clock(live)
+        await database_sync_to_async(services.answer_fail)(
+            answer.pk, **_texts(live), error=error, thinking_ms=live.thinking_ms
+        )
 
     try:
         request = await database_sync_to_async(_request_for)(answer)
         worker = engine_worker()
-        running.handle = worker.submit(request)
+        live.handle = worker.submit(request)
         last_save = time.monotonic()
-        done = False
-        while not done:
+        end = None
+        while end is None:
             batch = {"thinking": "", "answer": ""}
-            for event in await running.handle.next_events():
+            for event in await live.handle.next_events():
                 if isinstance(event, Delta):
-                    parts[event.kind].append(event.text)
                     batch[event.kind] += event.text
-                elif isinstance(event, Finished):
-                    await database_sync_to_async(services.answer_finish)(
-                        answer.pk,
-                        content=text("answer"),
-                        thinking=text("thinking"),
-                        finished=event,
-                        engine=worker.state.engine,
-                    )
-                    done = True
-                elif isinstance(event, Failed):
-                    await _fail(answer, parts, event.message)
-                    done = True
+                elif isinstance(event, Finished | Failed):
+                    end = event
             if batch["thinking"] or batch["answer"]:
+                html = _advance(answer.pk, live, batch)
                 await layer.group_send(
-                    group, {"type": "answer.delta", "message_id": answer.pk, **batch}
+                    group,
+                    {
+                        "type": "answer.delta",
+                        "message_id": answer.pk,
+                        "seq": live.seq,
+                        "html": html,
+                    },
                 )
-            if not done and time.monotonic() - last_save > PROGRESS_SAVE_SECONDS:
+            if end is None and time.monotonic() - last_save > PROGRESS_SAVE_SECONDS:
                 last_save = time.monotonic()
                 await database_sync_to_async(services.answer_save_progress)(
-                    answer.pk, content=text("answer"), thinking=text("thinking")
+                    answer.pk, **_texts(live), thinking_ms=live.thinking_ms
                 )
+        if isinstance(end, Finished):
+            _stop_thinking_clock(live)
+            await database_sync_to_async(services.answer_finish)(
+                answer.pk,
+                **_texts(live),
+                finished=end,
+                engine=worker.state.engine,
+                thinking_ms=live.thinking_ms,
+            )
+        else:
+            await fail(end.message)
     except EngineUnavailable as error:
-        await _fail(answer, parts, str(error))
+        await fail(str(error))
     except asyncio.CancelledError:
         # The server is shutting down: stop the engine and keep what was written.
-        if running.handle is not None:
-            running.handle.cancel()
-        await _fail(answer, parts, services.INTERRUPTED)
+        if live.handle is not None:
+            live.handle.cancel()
+        await fail(services.INTERRUPTED)
         raise
     except Exception:
         log.exception("Writing answer %s failed", answer.pk)
-        await _fail(answer, parts, "Something went wrong while writing this answer.")
+        await fail("Something went wrong while writing this answer.")
     finally:
         _running.pop(answer.pk, None)
-        release_stream(running.slot)
-        await layer.group_send(group, {"type": "answer.done", "message_id": answer.pk})
+        release_stream(live.slot)
+        html = await database_sync_to_async(stream_html.message_final)(answer.pk)
+        await layer.group_send(
+            group, {"type": "answer.done", "message_id": answer.pk, "html": html}
+        )
 
 
-async def _fail(answer: Message, parts: dict[str, list[str]], error: str) -> None:
-    await database_sync_to_async(services.answer_fail)(
-        answer.pk,
-        content="".join(parts["answer"]),
-        thinking="".join(parts["thinking"]),
-        error=error,
+def _advance(message_id: int, live: _LiveAnswer, batch: dict[str, str]) -> str:
+    """Take in a batch of new text; return the frame that shows it (rendered once for all)."""
+    if batch["thinking"] and live.thinking_started is None:
+        live.thinking_started = time.monotonic()
+    thinking_done = bool(batch["answer"]) and live.thinking_started and live.thinking_ms is None
+    if thinking_done:
+        _stop_thinking_clock(live)
+    closed = {kind: live.text[kind].feed(batch[kind]) for kind in ("thinking", "answer")}
+    live.seq += 1
+    return stream_html.answer_delta(
+        message_id,
+        thinking_closed=closed["thinking"],
+        thinking_tail=live.text["thinking"].tail if batch["thinking"] else None,
+        answer_closed=closed["answer"],
+        answer_tail=live.text["answer"].tail if batch["answer"] else None,
+        thought=(live.text["thinking"].text, live.thinking_ms) if thinking_done else None,
     )
+
+
+def _stop_thinking_clock(live: _LiveAnswer) -> None:
+    if live.thinking_started is not None and live.thinking_ms is None:
+        live.thinking_ms = round((time.monotonic() - live.thinking_started) * 1000)
+
+
+def _texts(live: _LiveAnswer) -> dict[str, str]:
+    return {"content": live.text["answer"].text, "thinking": live.text["thinking"].text}

@@ -1,13 +1,14 @@
 """The chat WebSocket: takes messages from the page, streams answers back as HTML.
 
-The page's composer sends JSON over htmx's ws extension; every frame sent
-back is HTML that htmx swaps in by id (out-of-band), rendered from the same
-partials as the page itself.
+The page's composer and message actions send JSON over htmx's ws extension;
+every frame sent back is HTML that htmx swaps in by id (out-of-band), rendered
+from the same partials as the page itself.
 """
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+NOT_UNDERSTOOD = "That request was not understood."
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -38,8 +40,25 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.group = answers.session_group(self.session.pk)
+        # Deltas of an answer up to this number are in the text sent on connect.
+        self.seen: dict[int, int] = {}
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Bring a (re)opened page up to date: answers being written arrive with
+        their text so far, and a page that shows an older state (the `seen`
+        stamp it was rendered with) gets the conversation as it is now."""
+        live = answers.live_answers(self.session.pk)
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        stamp = query.get("seen", [None])[0]
+        if not live and stamp is None:
+            return
+        html = await database_sync_to_async(_conversation_if_changed)(self.session, live, stamp)
+        if html:
+            await self.send(text_data=html)
+            self.seen = {message_id: text.seq for message_id, text in live.items()}
 
     async def disconnect(self, code: int) -> None:
         # Answers in progress go on and are saved; a reopened page picks them up.
@@ -47,16 +66,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content, **kwargs) -> None:
-        if not isinstance(content, dict):
-            await self._alert("That request was not understood.")
-            return
-        action = content.get("action", "send")
+        action = content.get("action", "send") if isinstance(content, dict) else None
         if action == "send":
             await self._send_message(content)
+        elif action == "edit":
+            await self._edit(content)
+        elif action == "regenerate":
+            await self._regenerate(content)
         elif action == "stop":
             answers.stop_answers(self.session.pk, self.scope["user"])
         else:
-            await self._alert("That request was not understood.")
+            await self._alert(NOT_UNDERSTOOD)
 
     async def decode_json(self, text_data):
         try:
@@ -70,50 +90,103 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(attachment_ids, str):
             attachment_ids = [attachment_ids]
         if not isinstance(text, str) or not isinstance(attachment_ids, list):
-            await self._alert("That request was not understood.")
+            await self._alert(NOT_UNDERSTOOD)
             return
-        user = self.scope["user"]
-        try:
-            slot = limits.reserve_stream(user)
-        except LimitExceeded as error:
-            await self._alert(str(error))
-            return
-        try:
-            question, answer = await database_sync_to_async(services.message_send)(
+
+        def send() -> tuple[Message, str]:
+            question, answer = services.message_send(
                 session=self.session,
                 content=text,
                 attachment_ids=attachment_ids,
                 model_name=engine_worker().state.model,
             )
+            return answer, stream_html.messages_added(question, answer)
+
+        if await self._start_answer(send, alert=self._alert):
+            await self.send(text_data=stream_html.composer_sent())
+
+    async def _edit(self, content: dict) -> None:
+        message = await self._message(content)
+        text = content.get("text")
+        if message is None or not isinstance(text, str):
+            await self._toast(NOT_UNDERSTOOD)
+            return
+
+        def edit() -> tuple[Message, str]:
+            _, answer = services.message_edit(
+                message=message, content=text, model_name=engine_worker().state.model
+            )
+            return answer, stream_html.conversation(self.session)
+
+        await self._start_answer(edit, alert=self._toast)
+
+    async def _regenerate(self, content: dict) -> None:
+        message = await self._message(content)
+        if message is None:
+            await self._toast(NOT_UNDERSTOOD)
+            return
+
+        def regenerate() -> tuple[Message, str]:
+            answer = services.answer_regenerate(
+                answer=message, model_name=engine_worker().state.model
+            )
+            return answer, stream_html.conversation(self.session)
+
+        await self._start_answer(regenerate, alert=self._toast)
+
+    async def _start_answer(self, save, *, alert) -> bool:
+        """Reserve a stream slot, run `save` (which saves an answer placeholder and
+        renders what the pages must show), broadcast it and start the answer.
+        A refusal is told to this page through `alert`; return whether it started."""
+        try:
+            slot = limits.reserve_stream(self.scope["user"])
+        except LimitExceeded as error:
+            await alert(str(error))
+            return False
+        try:
+            answer, html = await database_sync_to_async(save)()
         except MessageRejected as error:
             limits.release_stream(slot)
-            await self._alert(str(error))
-            return
+            await alert(str(error))
+            return False
         except Exception:
             limits.release_stream(slot)
             raise
-        html = await database_sync_to_async(stream_html.messages_added)(question, answer)
-        await self.send(text_data=stream_html.composer_sent())
         await self.channel_layer.group_send(self.group, {"type": "chat.html", "html": html})
         answers.start_answer(answer, slot)
+        return True
+
+    async def _message(self, content: dict) -> Message | None:
+        """The session's message named in the frame, or None."""
+        try:
+            message_id = int(content.get("message_id"))
+            return await database_sync_to_async(selectors.message_for)(self.session, message_id)
+        except (TypeError, ValueError, Message.DoesNotExist):
+            return None
 
     async def _alert(self, message: str) -> None:
         await self.send(text_data=stream_html.composer_alert(message))
 
-    # --- group events (sent by chat.answers and by other pages of the session)
+    async def _toast(self, message: str) -> None:
+        await self.send(text_data=stream_html.toast(message, kind="error"))
+
+    # --- group events (sent by chat.answers, chat.views and other pages of the session)
 
     async def chat_html(self, event: dict) -> None:
         await self.send(text_data=event["html"])
 
     async def answer_delta(self, event: dict) -> None:
-        await self.send(text_data=stream_html.answer_delta(event))
+        if event["seq"] > self.seen.get(event["message_id"], 0):
+            await self.send(text_data=event["html"])
 
     async def answer_done(self, event: dict) -> None:
-        try:
-            message = await database_sync_to_async(Message.objects.get)(
-                pk=event["message_id"], session=self.session
-            )
-        except Message.DoesNotExist:
-            return  # deleted meanwhile
-        html = await database_sync_to_async(stream_html.message_final)(message)
-        await self.send(text_data=html)
+        self.seen.pop(event["message_id"], None)
+        if event["html"]:
+            await self.send(text_data=event["html"])
+
+
+def _conversation_if_changed(session: ChatSession, live: dict, stamp: str | None) -> str | None:
+    """The conversation, when answers are being written or the page's stamp is stale."""
+    if not live and stamp == selectors.conversation_stamp(selectors.active_path(session)):
+        return None
+    return stream_html.conversation(session, live)

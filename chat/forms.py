@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib.auth.forms import BaseUserCreationForm
 
 
@@ -11,3 +12,18 @@ class FirstAdminForm(BaseUserCreationForm):
         if commit:
             user.save()
         return user
+
+
+class SessionSettingsForm(forms.Form):
+    """Reads the settings dialog's fields; the bounds are checked by
+    services.session_configure. An empty number means the server's default."""
+
+    system_prompt = forms.CharField(required=False, strip=True)
+    temperature = forms.FloatField(required=False)
+    top_p = forms.FloatField(required=False)
+    max_new_tokens = forms.IntegerField(required=False)
+
+    def first_error(self) -> str:
+        field, errors = next(iter(self.errors.items()))
+        label = {"max_new_tokens": "Max tokens", "top_p": "Top-p"}.get(field, field.capitalize())
+        return f"{label}: {errors[0]}"

@@ -4,11 +4,25 @@ from chat import views
 
 app_name = "chat"
 
+session = "chat/<uuid:session_id>/"
+message = session + "messages/<int:message_id>/"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("chat/new/", views.session_new, name="session-new"),
-    path("chat/<uuid:session_id>/", views.session_detail, name="session"),
-    path("chat/<uuid:session_id>/attachments/", views.attachment_upload, name="attachment-upload"),
+    path("chat/sessions/", views.session_list, name="session-list"),
+    path("chat/status/", views.status, name="status"),
+    path(session, views.session_detail, name="session"),
+    path(session + "item/", views.session_item, name="session-item"),
+    path(session + "rename/", views.session_rename, name="session-rename"),
+    path(session + "delete/", views.session_delete, name="session-delete"),
+    path(session + "thinking/", views.session_thinking, name="session-thinking"),
+    path(session + "settings/", views.session_settings, name="session-settings"),
+    path(session + "attachments/", views.attachment_upload, name="attachment-upload"),
+    path(message, views.message_detail, name="message"),
+    path(message + "edit/", views.message_edit, name="message-edit"),
+    path(message + "select/", views.message_select, name="message-select"),
+    path(message + "delete/", views.message_delete, name="message-delete"),
     path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
     path("setup/<str:token>/", views.first_admin_setup, name="setup"),
     path("account/api-tokens/", views.api_tokens, name="api-tokens"),

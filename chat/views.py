@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from chat import answers, selectors, services
-from chat.errors import MessageRejected
-from chat.forms import FirstAdminForm
+from chat import answers, generation_settings, selectors, services, stream_html
+from chat.errors import MessageRejected, SettingsRejected
+from chat.forms import FirstAdminForm, SessionSettingsForm
+from chat.models import ChatSession, Message
 from chat.setup_link import setup_token_valid
+from inference.hardware import gpu_facts
 from inference.worker import engine_worker
+
+PAGE = "chat/session.html"
 
 
 @require_GET
@@ -37,25 +46,183 @@ def session_new(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def session_detail(request: HttpRequest, session_id) -> HttpResponse:
-    session = get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
-    worker = engine_worker()
+    session = _session(request, session_id)
+    path = selectors.active_path(session)
     context = {
         "session": session,
         "sessions": selectors.sessions_for(request.user)[:200],
-        "messages": selectors.messages_for(session),
-        "engine": worker.state,
+        "messages": path,
+        "stamp": selectors.conversation_stamp(path),
         "limits": settings.MEDSERVER,
-        "streaming": any(
-            answers.is_running(m.pk) for m in session.messages.filter(status="streaming")
-        ),
+        "bounds": generation_settings.bounds(),
+        "can_think": generation_settings.can_think(),
+        "streaming": any(m.status == Message.Status.STREAMING for m in path),
+        **_status_context(),
     }
-    return render(request, "chat/session.html", context)
+    return render(request, PAGE, context)
+
+
+@require_GET
+def status(request: HttpRequest) -> HttpResponse:
+    """The status widget's facts, polled by the page."""
+    return render(request, f"{PAGE}#status-update", _status_context())
+
+
+def _status_context() -> dict:
+    worker = engine_worker()
+    show_hardware = settings.MEDSERVER.show_hardware_stats
+    return {
+        "engine": worker.state,
+        "queue_depth": worker.queue_depth,
+        "show_hardware": show_hardware,
+        "gpus": gpu_facts() if show_hardware else [],
+    }
+
+
+@require_GET
+def session_list(request: HttpRequest) -> HttpResponse:
+    """The sidebar's chats, those matching `q` (title or any message) when given."""
+    query = request.GET.get("q", "")
+    context = {
+        "sessions": selectors.sessions_search(request.user, query)[:200],
+        "query": query,
+        "session": _current(request),
+    }
+    return render(request, f"{PAGE}#session-list", context)
+
+
+@require_GET
+def session_item(request: HttpRequest, session_id) -> HttpResponse:
+    context = {"item": _session(request, session_id), "session": _current(request)}
+    return render(request, f"{PAGE}#session-item", context)
+
+
+@require_http_methods(["GET", "POST"])
+def session_rename(request: HttpRequest, session_id) -> HttpResponse:
+    """GET: the rename form in place of the chat's entry; POST: save the title."""
+    item = _session(request, session_id)
+    context = {"item": item, "session": _current(request)}
+    if request.method == "GET":
+        return render(request, f"{PAGE}#session-rename", context)
+    try:
+        services.session_rename(session=item, title=request.POST.get("title", ""))
+    except SettingsRejected as error:
+        return render(request, f"{PAGE}#session-rename", {**context, "error": str(error)})
+    if not request.htmx:
+        return redirect("chat:session", session_id=item.pk)
+    response = render(request, f"{PAGE}#session-item", context)
+    if context["session"] and context["session"].pk == item.pk:  # the chat on show: its title too
+        response.content += render_to_string(
+            f"{PAGE}#topbar-title", {"session": item, "oob": True}
+        ).encode()
+    return _with_toast(response, "Chat renamed.")
+
+
+@require_POST
+def session_delete(request: HttpRequest, session_id) -> HttpResponse:
+    item = _session(request, session_id)
+    current = _current(request)
+    on_show = current is None or current.pk == item.pk
+    try:
+        services.session_delete(session=item)
+    except MessageRejected as error:
+        return _toast_only(str(error), kind="error")
+    if on_show or not request.htmx:
+        home = reverse("chat:home")
+        return HttpResponseClientRedirect(home) if request.htmx else redirect(home)
+    return _with_toast(HttpResponse(""), "Chat deleted.")
+
+
+@require_POST
+def session_thinking(request: HttpRequest, session_id) -> HttpResponse:
+    session = _session(request, session_id)
+    services.session_set_thinking(session=session, thinking=bool(request.POST.get("thinking")))
+    if not request.htmx:
+        return redirect("chat:session", session_id=session.pk)
+    state = "on" if session.thinking else "off"
+    response = render(request, f"{PAGE}#thinking-switch", {"session": session})
+    return _with_toast(response, f"Thinking {state} for this chat.")
+
+
+@require_POST
+def session_settings(request: HttpRequest, session_id) -> HttpResponse:
+    session = _session(request, session_id)
+    form = SessionSettingsForm(request.POST)
+    error = None
+    if not form.is_valid():
+        error = form.first_error()
+    else:
+        try:
+            services.session_configure(session=session, **form.cleaned_data)
+        except SettingsRejected as rejected:
+            error = str(rejected)
+    if not request.htmx:
+        return redirect("chat:session", session_id=session.pk)
+    if error:
+        session.refresh_from_db()
+    context = {
+        "session": session,
+        "bounds": generation_settings.bounds(),
+        "settings_error": error,
+        "saved": error is None,
+    }
+    response = render(request, f"{PAGE}#settings-form", context)
+    return response if error else _with_toast(response, "Settings saved.")
+
+
+@require_GET
+def message_detail(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """One message as the page shows it (after an edit is cancelled)."""
+    message = _message(request, session_id, message_id)
+    message.versions = selectors.versions_of(message)
+    return render(request, f"{PAGE}#message", {"message": message})
+
+
+@require_GET
+def message_edit(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """The form that edits a question in place; it is sent over the chat socket."""
+    message = _message(request, session_id, message_id)
+    return render(
+        request, f"{PAGE}#message-edit", {"message": message, "limits": settings.MEDSERVER}
+    )
+
+
+@require_POST
+def message_select(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """Show another version of a turn (‹ n/m ›)."""
+    return _change_conversation(request, session_id, message_id, services.message_select)
+
+
+@require_POST
+def message_delete(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    return _change_conversation(
+        request, session_id, message_id, services.message_delete, done="Message deleted."
+    )
+
+
+def _change_conversation(request, session_id, message_id, change, done: str = "") -> HttpResponse:
+    """Apply `change` to a message; answer with the conversation as it now is, which
+    every other open page of the session is sent too."""
+    message = _message(request, session_id, message_id)
+    try:
+        change(message=message)
+    except MessageRejected as error:
+        return _toast_only(str(error), kind="error")
+    if not request.htmx:
+        return redirect("chat:session", session_id=message.session_id)
+    html = stream_html.conversation(message.session)
+    # Other pages of this session (another tab, a colleague's screen) follow.
+    async_to_sync(get_channel_layer().group_send)(
+        answers.session_group(message.session_id), {"type": "chat.html", "html": html}
+    )
+    response = HttpResponse(html)
+    return _with_toast(response, done) if done else response
 
 
 @require_POST
 def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
     """Store the chosen images; answer with their thumbnails for the composer."""
-    get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
+    _session(request, session_id)
     files = request.FILES.getlist("images")
     limit = settings.MEDSERVER.max_image_count
     error = None
@@ -69,7 +236,7 @@ def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
             except MessageRejected as rejected:
                 error = str(rejected)
     context = {"attachments": created, "alert": error}
-    return render(request, "chat/session.html#attachments-added", context)
+    return render(request, f"{PAGE}#attachments-added", context)
 
 
 @require_GET
@@ -79,6 +246,37 @@ def attachment_file(request: HttpRequest, attachment_id) -> FileResponse:
     response = FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
     response["Cache-Control"] = "private, max-age=86400"
     response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _session(request: HttpRequest, session_id) -> ChatSession:
+    return get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
+
+
+def _current(request: HttpRequest) -> ChatSession | None:
+    """The session of the page a sidebar request comes from (its `current` value)."""
+    current = request.GET.get("current") or request.POST.get("current")
+    try:
+        return selectors.session_for(request.user, current) if current else None
+    except (ChatSession.DoesNotExist, ValidationError):
+        return None
+
+
+def _message(request: HttpRequest, session_id, message_id: int) -> Message:
+    session = _session(request, session_id)
+    return get_object_or_404(session.messages.select_related("session"), pk=message_id)
+
+
+def _with_toast(response: HttpResponse, text: str, *, kind: str = "info") -> HttpResponse:
+    """Add a notice to an htmx response; htmx shows it out of band."""
+    response.content += stream_html.toast(text, kind=kind).encode()
+    return response
+
+
+def _toast_only(text: str, *, kind: str) -> HttpResponse:
+    """A refusal: only a notice, nothing else on the page changes."""
+    response = HttpResponse(stream_html.toast(text, kind=kind))
+    response["HX-Reswap"] = "none"
     return response
 
 

@@ -1,143 +1,290 @@
 // MedServer chat page: only what HTML and htmx cannot do on their own —
-// Enter to send, keeping the view on the newest text, the stop button's
-// visibility, image upload limits, and the model status pill.
+// the keyboard (Enter sends, Shift+Enter breaks the line, Esc stops), the
+// character and token count that blocks over-long sends, following the
+// answer as it streams, the socket's state, copying an answer, confirming
+// deletions in a dialog, and toasts. Images live in attachments.js, the
+// image viewer in lightbox.js.
 (function () {
   "use strict";
 
+  const body = document.body;
   const form = document.getElementById("composer-form");
   if (!form) return;
   const input = document.getElementById("composer-input");
   const messages = document.getElementById("messages");
-  const count = document.querySelector("[data-char-count]");
-  const imageInput = document.getElementById("image-input");
-  const uploadForm = document.getElementById("upload-form");
-  const alertBox = () => document.getElementById("composer-alert");
+  const jump = document.getElementById("jump-latest");
+  const stopForm = document.getElementById("stop-form");
+  const charCount = document.querySelector("[data-char-count]");
+  const tokenEstimate = document.querySelector("[data-token-estimate]");
+  const connection = document.getElementById("connection-state");
+  const toasts = document.getElementById("toasts");
+  const confirmDialog = document.getElementById("confirm-dialog");
+  const number = new Intl.NumberFormat("en-US");
   let unsent = "";
-  let followLatest = true;
+  let following = true;
+
+  // --- toasts: small notices that leave by themselves (or on a click)
+
+  function dismissLater(toast) {
+    const leave = () => {
+      toast.classList.add("is-leaving");
+      setTimeout(() => toast.remove(), 250);
+    };
+    setTimeout(leave, toast.dataset.kind === "error" ? 8000 : 4000);
+    toast.addEventListener("click", leave, { once: true });
+  }
+  function toast(text, kind) {
+    const p = document.createElement("p");
+    p.className = "toast";
+    p.dataset.kind = kind || "info";
+    p.setAttribute("role", kind === "error" ? "alert" : "status");
+    p.textContent = text;
+    toasts.append(p);
+  }
+  // Toasts come from the server (out-of-band swaps) and from the other scripts.
+  new MutationObserver((changes) => {
+    changes.forEach((change) => change.addedNodes.forEach((node) => {
+      if (node.nodeType === Node.ELEMENT_NODE && node.matches(".toast")) dismissLater(node);
+    }));
+  }).observe(toasts, { childList: true });
+  document.addEventListener("medserver:toast", (event) => toast(event.detail.text, event.detail.kind));
 
   function showAlert(text) {
-    const box = alertBox();
-    box.replaceChildren();
+    const box = document.getElementById("composer-alert");
     const p = document.createElement("p");
     p.className = "alert alert-error";
     p.textContent = text;
-    box.append(p);
+    box.replaceChildren(p);
   }
 
-  function resize() {
+  // --- the composer: size, count, estimate, limit
+
+  const maxLength = Number(form.dataset.maxLength);
+  function update() {
+    const length = input.value.length;
+    charCount.textContent = number.format(length);
+    // About four characters per token: a hint, labelled as an estimate.
+    tokenEstimate.textContent = number.format(Math.ceil(length / 4));
+    const over = length > maxLength;
+    form.toggleAttribute("data-over-limit", over);
+    input.setAttribute("aria-invalid", String(over));
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight, window.innerHeight * 0.4) + "px";
-    count.textContent = input.value.length;
   }
+  input.addEventListener("input", update);
 
-  function nearBottom() {
-    return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
+  // Refuse an over-long message here, before it is sent (the server refuses it too).
+  body.addEventListener("htmx:wsConfigSend", (event) => {
+    const sender = event.target;
+    const limit = Number(sender.dataset.maxLength);
+    const field = sender.querySelector("textarea");
+    if (!limit || !field || field.value.length <= limit) return;
+    event.preventDefault();
+    const text = `The message is ${number.format(field.value.length)} characters long; ` +
+      `the limit is ${number.format(limit)}.`;
+    if (sender === form) showAlert(text); else toast(text, "error");
+  });
+
+  function streaming() {
+    return document.querySelector('#conversation [data-status="streaming"]') !== null;
   }
-
-  function scrollToLatest() {
-    messages.scrollTop = messages.scrollHeight;
-  }
-
   function updateStreaming() {
-    const streaming = messages.querySelector('[data-status="streaming"]') !== null;
-    form.toggleAttribute("data-streaming", streaming);
+    form.toggleAttribute("data-streaming", streaming());
   }
 
-  input.addEventListener("input", resize);
+  // --- keyboard
+
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       form.requestSubmit();
     }
   });
+  document.addEventListener("keydown", (event) => {
+    if (event.isComposing) return;
+    const field = event.target.closest ? event.target : null;
+    if (event.key === "Enter" && !event.shiftKey && field && field.matches("[data-enter-sends]")) {
+      event.preventDefault();
+      field.form.requestSubmit();
+      return;
+    }
+    if (event.key !== "Escape" || document.querySelector("dialog[open]")) return;
+    const cancel = field && field.closest(".is-editing, .session-rename");
+    if (cancel) {
+      cancel.querySelector("[data-cancel-edit]").click();
+    } else if (body.hasAttribute("data-sidebar-open")) {
+      closeSidebar();
+    } else if (streaming()) {
+      event.preventDefault();
+      stopForm.requestSubmit();
+    }
+  });
+
+  // A question being edited gets the focus, the cursor after its text.
+  body.addEventListener("htmx:load", (event) => {
+    const edit = event.detail.elt.querySelector && event.detail.elt.querySelector(".edit-input");
+    if (edit) {
+      edit.focus();
+      edit.setSelectionRange(edit.value.length, edit.value.length);
+    }
+  });
+
+  // --- the socket: its state, and picking up again after a drop
+
+  function setSocket(state) {
+    body.dataset.socket = state;
+    if (connection.dataset[state]) connection.textContent = connection.dataset[state];
+  }
+  body.addEventListener("htmx:wsConnecting", () => setSocket("connecting"));
+  body.addEventListener("htmx:wsOpen", () => setSocket("open"));
+  body.addEventListener("htmx:wsClose", (event) => {
+    setSocket("closed");
+    const code = event.detail.event.code;
+    if (code === 4401) window.location.reload(); // signed out: the page goes to the login
+    else if (code === 4404) window.location.assign("/"); // the chat was deleted elsewhere
+    else if (![1006, 1011, 1012, 1013].includes(code)) {
+      // htmx's ws extension retries only after abnormal closes; a server that
+      // closed cleanly (a restart) is tried again too. Once open, the server
+      // sends what changed meanwhile and the text of any answer being written.
+      setTimeout(() => event.detail.socketWrapper.reconnect(), 1000 + Math.random() * 1000);
+    }
+  });
 
   // The text leaves the box when sent; if the server refuses it, it comes back.
-  document.body.addEventListener("htmx:wsAfterSend", (event) => {
+  body.addEventListener("htmx:wsAfterSend", (event) => {
     if (event.detail.elt !== form) return;
     unsent = input.value;
     input.value = "";
-    resize();
-    followLatest = true;
+    update();
+    following = true;
   });
-  document.body.addEventListener("htmx:wsBeforeMessage", () => {
-    followLatest = nearBottom();
-  });
-  document.body.addEventListener("htmx:wsAfterMessage", () => {
-    const box = alertBox();
+  body.addEventListener("htmx:wsAfterMessage", () => {
+    const box = document.getElementById("composer-alert");
     if (unsent && box && box.textContent.trim() && !input.value) {
       input.value = unsent;
-      resize();
+      update();
     }
     if (box && !box.textContent.trim()) unsent = "";
-    updateStreaming();
-    if (followLatest) scrollToLatest();
+    afterChange();
   });
+  body.addEventListener("htmx:afterSettle", afterChange);
 
-  document.querySelectorAll("[data-prompt]").forEach((button) => {
-    button.addEventListener("click", () => {
-      input.value = button.dataset.prompt;
-      resize();
-      input.focus();
-    });
-  });
+  // --- following the answer, unless the reader scrolled up to read
 
-  // Images: check count and size here too, so nothing too large is uploaded.
-  if (imageInput) {
-    uploadForm.addEventListener("htmx:confirm", (event) => {
-      const files = Array.from(imageInput.files);
-      const pending = form.querySelectorAll('input[name="attachments"]').length;
-      const maxCount = Number(imageInput.dataset.maxCount);
-      const maxBytes = Number(imageInput.dataset.maxBytes);
-      const tooBig = files.find((file) => file.size > maxBytes);
-      if (files.length + pending > maxCount) {
-        event.preventDefault();
-        showAlert(`At most ${maxCount} images per message.`);
-      } else if (tooBig) {
-        event.preventDefault();
-        showAlert(`${tooBig.name} is larger than ${maxBytes / 1048576} MB.`);
-      }
-      if (event.defaultPrevented) imageInput.value = "";
-    });
-    uploadForm.addEventListener("htmx:afterRequest", () => {
-      imageInput.value = "";
-    });
+  function nearBottom() {
+    return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
   }
-  form.addEventListener("click", (event) => {
-    const remove = event.target.closest("[data-remove-attachment]");
-    if (remove) remove.closest(".pending-attachment").remove();
+  function scrollToLatest(smooth) {
+    messages.scrollTo({ top: messages.scrollHeight, behavior: smooth ? "smooth" : "instant" });
+  }
+  function afterChange() {
+    updateStreaming();
+    if (following) scrollToLatest(false);
+    jump.hidden = following || nearBottom();
+  }
+  messages.addEventListener("scroll", () => {
+    following = nearBottom();
+    jump.hidden = following;
+  }, { passive: true });
+  jump.addEventListener("click", () => {
+    following = true;
+    jump.hidden = true;
+    scrollToLatest(true);
   });
+
+  // --- clicks: quick-start prompts, copy, the sidebar
+
+  document.addEventListener("click", (event) => {
+    const prompt = event.target.closest("[data-prompt]");
+    if (prompt) {
+      input.value = prompt.dataset.prompt;
+      update();
+      input.focus();
+      return;
+    }
+    const copyButton = event.target.closest("[data-copy]");
+    if (copyButton) {
+      const source = copyButton.closest(".message").querySelector("template.copy-source");
+      copyText(source.content.textContent).then(
+        () => toast("Answer copied."),
+        () => toast("Copying is not allowed here; select the text instead.", "error"),
+      );
+    }
+  });
+
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    // Plain http on the LAN is not a secure context: the older way still works.
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    if (!copied) throw new Error("copy refused");
+  }
 
   const toggle = document.querySelector(".sidebar-toggle");
+  function closeSidebar() {
+    body.removeAttribute("data-sidebar-open");
+    toggle.setAttribute("aria-expanded", "false");
+  }
   toggle.addEventListener("click", () => {
-    const open = !document.body.hasAttribute("data-sidebar-open");
-    document.body.toggleAttribute("data-sidebar-open", open);
+    const open = !body.hasAttribute("data-sidebar-open");
+    body.toggleAttribute("data-sidebar-open", open);
     toggle.setAttribute("aria-expanded", String(open));
   });
-  document.body.addEventListener("click", (event) => {
-    if (event.target === document.body) {
-      document.body.removeAttribute("data-sidebar-open");
-      toggle.setAttribute("aria-expanded", "false");
+  body.addEventListener("click", (event) => {
+    if (event.target === body) closeSidebar(); // the shade beside the open sidebar
+  });
+
+  // --- dialogs: confirm destructive actions; the settings dialog
+
+  // hx-confirm asks through this dialog rather than the browser's own prompt.
+  body.addEventListener("htmx:confirm", (event) => {
+    if (!event.detail.question) return;
+    event.preventDefault();
+    confirmDialog.querySelector(".confirm-text").textContent = event.detail.question;
+    confirmDialog.returnValue = "";
+    confirmDialog.addEventListener("close", () => {
+      if (confirmDialog.returnValue === "confirm") event.detail.issueRequest(true);
+    }, { once: true });
+    confirmDialog.showModal();
+  });
+
+  // Buttons open and close dialogs with commandfor/command; older browsers get help.
+  if (!("commandForElement" in HTMLButtonElement.prototype)) {
+    document.addEventListener("click", (event) => {
+      const button = event.target.closest("button[commandfor]");
+      const dialog = button && document.getElementById(button.getAttribute("commandfor"));
+      if (!dialog) return;
+      if (button.getAttribute("command") === "show-modal") dialog.showModal();
+      else if (button.getAttribute("command") === "close") dialog.close();
+    });
+  }
+  body.addEventListener("htmx:afterSettle", () => {
+    const saved = document.querySelector("#settings-form[data-saved]");
+    if (saved) {
+      saved.removeAttribute("data-saved");
+      document.getElementById("settings-dialog").close();
     }
   });
 
-  // The status pill follows /api/health: often while the model loads, rarely after.
-  const pill = document.getElementById("engine-status");
-  const labels = { loading: "Model loading…", ready: "Model ready", error: "Model unavailable" };
-  async function refreshStatus() {
-    let state = "error";
-    try {
-      const response = await fetch(pill.dataset.healthUrl, { cache: "no-store" });
-      state = (await response.json()).status;
-    } catch (error) {
-      state = "error";
-    }
-    pill.dataset.state = state;
-    pill.querySelector(".status-text").textContent = labels[state] || state;
-    setTimeout(refreshStatus, state === "ready" ? 30000 : 3000);
-  }
-  setTimeout(refreshStatus, pill.dataset.state === "ready" ? 30000 : 1000);
+  // Requests that fail outright (server down, an error page) say so.
+  // (The status poller stays quiet: the socket's state already says the server is away.)
+  const fromPoller = (event) => event.detail.elt.classList.contains("status-poller");
+  body.addEventListener("htmx:sendError", (event) => {
+    if (!fromPoller(event)) toast("The server could not be reached.", "error");
+  });
+  body.addEventListener("htmx:responseError", (event) => {
+    if (!fromPoller(event)) toast("That did not work; please try again.", "error");
+  });
 
-  resize();
+  update();
   updateStreaming();
-  scrollToLatest();
+  scrollToLatest(false);
 })();

@@ -14,14 +14,19 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
+from django.utils.html import strip_tags
 
-from chat import services
+from chat import answers, limits, selectors, services
+from chat.markdown import render_markdown
 from chat.models import ChatSession, Message
 from medserver_site.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
-DELTA = re.compile(r'<div id="answer-(\d+)" hx-swap-oob="beforeend">(.*?)</div>', re.S)
+# Blocks of an answer that closed are appended rendered; the open block is replaced.
+DELTA = re.compile(
+    r'<div id="answer-(\d+)-(closed|tail)" hx-swap-oob="(?:beforeend|innerHTML)">(.*?)</div>', re.S
+)
 # The finished answer replaces its streaming version: an article swapped out-of-band.
 FINAL = re.compile(
     r'<article class="message" id="message-(\d+)"[^>]*data-status="(\w+)" hx-swap-oob="true"'
@@ -34,9 +39,11 @@ def chat_session(user, engine, medserver_settings):
     return services.session_create(owner=user, model_name=engine.state.model)
 
 
-async def open_socket(session: ChatSession, user, origin: bytes = b"http://localhost"):
+async def open_socket(
+    session: ChatSession, user, origin: bytes = b"http://localhost", query: str = ""
+):
     """Open the session's socket as `user`; return (communicator, connected, close code)."""
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
+    communicator = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/{query}")
     communicator.scope["user"] = user
     # The app checks Origin against ALLOWED_HOSTS, as a browser would send it.
     communicator.scope["headers"] = [(b"origin", origin), (b"host", b"localhost")]
@@ -44,8 +51,8 @@ async def open_socket(session: ChatSession, user, origin: bytes = b"http://local
     return communicator, connected, code
 
 
-async def connect(session: ChatSession, user) -> WebsocketCommunicator:
-    communicator, connected, _ = await open_socket(session, user)
+async def connect(session: ChatSession, user, query: str = "") -> WebsocketCommunicator:
+    communicator, connected, _ = await open_socket(session, user, query=query)
     assert connected
     return communicator
 
@@ -63,8 +70,25 @@ async def read_until_final(communicator, *, timeout: float = 60) -> tuple[list[s
             return frames, final.group(1), final.group(2)
 
 
+def streamed_html(frames: list[str]) -> str:
+    """The answer's HTML as a page that applied every delta frame shows it."""
+    closed, tail = "", ""
+    for frame in frames:
+        for match in DELTA.finditer(frame):
+            if match.group(2) == "closed":
+                closed += match.group(3)
+            else:
+                tail = match.group(3)
+    return closed + tail
+
+
+def visible_text(markup: str) -> str:
+    """The words a reader sees in some HTML, whitespace folded."""
+    return " ".join(html.unescape(strip_tags(markup)).split())
+
+
 def streamed_text(frames: list[str]) -> str:
-    return "".join(html.unescape(m.group(2)) for f in frames for m in DELTA.finditer(f))
+    return visible_text(streamed_html(frames))
 
 
 @database_sync_to_async
@@ -86,8 +110,8 @@ async def test_answer_streams_from_demo_model_and_is_saved(chat_session, user):
     assert answer.status == Message.Status.COMPLETE
     assert answer.completion_tokens and answer.completion_tokens > 0
     assert answer.engine == "transformers"
-    # What streamed to the page is exactly what was saved.
-    assert streamed_text(frames) == answer.content
+    # What streamed to the page is what was saved, as the reloaded page renders it.
+    assert streamed_text(frames) == visible_text(render_markdown(answer.content))
     await communicator.disconnect()
 
 
@@ -220,3 +244,152 @@ async def test_a_second_answer_beyond_the_users_stream_limit_is_refused(
     await read_until_final(first)
     await first.disconnect()
     await second.disconnect()
+
+
+# --- picking up an answer on (re)connect
+
+SNAPSHOT = re.compile(r'<div class="md-part" id="answer-(\d+)-(closed|tail)">(.*?)</div>', re.S)
+
+
+def page_after(frames: list[str]) -> str:
+    """The answer's HTML on a page that got the conversation on connect, then deltas."""
+    parts = {"closed": "", "tail": ""}
+    for frame in frames:
+        for match in SNAPSHOT.finditer(frame):
+            parts[match.group(2)] = match.group(3)
+        for match in DELTA.finditer(frame):
+            if match.group(2) == "closed":
+                parts["closed"] += match.group(3)
+            else:
+                parts["tail"] = match.group(3)
+    return parts["closed"] + parts["tail"]
+
+
+async def read_deltas(communicator, count: int) -> list[str]:
+    """Read frames until `count` of them carried answer text; return them all."""
+    frames: list[str] = []
+    while sum(1 for frame in frames if DELTA.search(frame)) < count:
+        frames.append(await communicator.receive_from(timeout=30))
+    return frames
+
+
+async def test_a_page_opened_mid_answer_gets_the_text_so_far_then_the_rest(
+    chat_session, user, medserver_settings
+):
+    medserver_settings(max_new_tokens=4000, default_temperature=1.0)
+    sender = await connect(chat_session, user)
+    await sender.send_json_to({"action": "send", "content": "Write at length"})
+    await read_deltas(sender, 3)
+
+    reopened = await connect(chat_session, user)  # a reload, or a reconnect after a drop
+    first = await reopened.receive_from(timeout=10)
+    assert '<div id="conversation"' in first and 'hx-swap-oob="true"' in first
+    assert 'data-status="streaming"' in first
+    assert visible_text(page_after([first])), "the text so far comes at once"
+    frames = await read_deltas(reopened, 2)
+    await sender.send_json_to({"action": "stop"})
+    rest, _, status = await read_until_final(reopened)
+    frames += rest
+
+    assert status == "stopped"
+    _, answer = await messages_of(chat_session)
+    # Nothing missed and nothing twice: the deltas already in the first frame are skipped.
+    assert visible_text(page_after([first, *frames])) == visible_text(
+        render_markdown(answer.content)
+    )
+    await sender.disconnect()
+    await reopened.disconnect()
+
+
+async def test_a_page_that_is_up_to_date_is_sent_nothing_on_connect(chat_session, user):
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "Q"})
+    await read_until_final(communicator)
+    await communicator.disconnect()
+    path = await database_sync_to_async(selectors.active_path)(chat_session)
+    stamp = selectors.conversation_stamp(path)
+
+    current = await connect(chat_session, user, query=f"?seen={stamp}")
+    assert await current.receive_nothing(timeout=0.5)
+    stale = await connect(chat_session, user, query="?seen=0123456789abcdef")
+    frame = await stale.receive_from(timeout=10)
+    assert '<div id="conversation"' in frame and 'data-status="complete"' in frame
+    await current.disconnect()
+    await stale.disconnect()
+
+
+# --- edit and regenerate over the socket
+
+
+async def test_regenerate_streams_a_new_version_and_keeps_the_first(chat_session, user):
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "Q"})
+    _, first_id, _ = await read_until_final(communicator)
+
+    await communicator.send_json_to({"action": "regenerate", "message_id": first_id})
+    frames, second_id, status = await read_until_final(communicator)
+
+    assert status == "complete" and second_id != first_id
+    assert '<div id="conversation"' in frames[0]  # the branch on show changed
+    assert ">2 / 2<" in frames[-1]
+    messages = await messages_of(chat_session)
+    assert [m.pk for m in messages if m.role == "assistant"] == [int(first_id), int(second_id)]
+    await communicator.disconnect()
+
+
+async def test_edit_resends_the_question_as_a_new_version(chat_session, user):
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "Dose?"})
+    await read_until_final(communicator)
+    question = (await messages_of(chat_session))[0]
+
+    await communicator.send_json_to(
+        {"action": "edit", "message_id": str(question.pk), "text": "Dose for 20 kg?"}
+    )
+    _, _, status = await read_until_final(communicator)
+
+    assert status == "complete"
+    path = await database_sync_to_async(selectors.active_path)(chat_session)
+    assert path[0].content == "Dose for 20 kg?" and path[0].parent_id is None
+    assert (path[0].versions.number, path[0].versions.count) == (2, 2)
+    await communicator.disconnect()
+
+
+async def test_a_refused_edit_is_told_in_a_toast_and_saves_nothing(
+    chat_session, user, medserver_settings
+):
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "Dose?"})
+    await read_until_final(communicator)
+    question = (await messages_of(chat_session))[0]
+    medserver_settings(max_text_length=10)
+
+    await communicator.send_json_to({"action": "edit", "message_id": question.pk, "text": "x" * 11})
+    frame = await communicator.receive_from(timeout=10)
+
+    assert 'id="toasts"' in frame and "the limit is 10" in frame
+    assert len(await messages_of(chat_session)) == 2
+    await communicator.send_json_to({"action": "regenerate", "message_id": 999999})
+    assert "not understood" in await communicator.receive_from(timeout=10)
+    await communicator.disconnect()
+
+
+# --- the thinking panel
+
+
+async def test_the_thinking_panel_closes_with_its_time_once_the_answer_begins():
+    slot = limits.StreamSlot(owner_id=1)
+    live = answers._LiveAnswer(slot, 1, "session")
+
+    thinking = answers._advance(7, live, {"thinking": "Consider **sepsis**.", "answer": ""})
+    answering = answers._advance(7, live, {"thinking": "", "answer": "Start fluids."})
+
+    assert '<div id="thinking-7-tail" hx-swap-oob="innerHTML"><p>Consider <strong>' in thinking
+    assert '<details class="thinking" id="thinking-7" hx-swap-oob="true">' in answering
+    assert "Thought for 1 s" in answering
+    assert '<div id="answer-7-tail" hx-swap-oob="innerHTML"><p>Start fluids.</p>' in answering
+    assert live.thinking_ms is not None and live.seq == 2
+    assert (live.snapshot().thinking, live.snapshot().content) == (
+        "Consider **sepsis**.",
+        "Start fluids.",
+    )

@@ -1,0 +1,86 @@
+// Attaching images to a message: the attach button, drag-and-drop and paste
+// all feed the same file input, whose form htmx uploads. The server's limits
+// (count, size) are checked here first, so nothing too large is uploaded;
+// the server checks them again.
+(function () {
+  "use strict";
+
+  const imageInput = document.getElementById("image-input");
+  if (!imageInput) return;
+  const uploadForm = document.getElementById("upload-form");
+  const composer = document.getElementById("composer-form");
+  const chat = document.getElementById("chat");
+  const maxCount = Number(imageInput.dataset.maxCount);
+  const maxBytes = Number(imageInput.dataset.maxBytes);
+  const accepted = imageInput.accept.split(",");
+
+  function toast(text) {
+    document.dispatchEvent(new CustomEvent("medserver:toast", { detail: { text, kind: "error" } }));
+  }
+  function pending() {
+    return composer.querySelectorAll('input[name="attachments"]').length;
+  }
+  function problemWith(files) {
+    if (files.length + pending() > maxCount) return `At most ${maxCount} images per message.`;
+    const tooBig = files.find((file) => file.size > maxBytes);
+    if (tooBig) return `${tooBig.name} is larger than ${maxBytes / 1048576} MB.`;
+    return null;
+  }
+
+  // Check before htmx uploads what the input holds.
+  uploadForm.addEventListener("htmx:confirm", (event) => {
+    const problem = problemWith(Array.from(imageInput.files));
+    if (problem) {
+      event.preventDefault();
+      imageInput.value = "";
+      toast(problem);
+    }
+  });
+  uploadForm.addEventListener("htmx:afterRequest", () => {
+    imageInput.value = "";
+  });
+
+  function attach(fileList) {
+    const files = Array.from(fileList);
+    const images = files.filter((file) => accepted.includes(file.type));
+    if (images.length < files.length) toast("Only PNG, JPEG and WebP images can be attached.");
+    if (!images.length) return;
+    const transfer = new DataTransfer();
+    images.forEach((file) => transfer.items.add(file));
+    imageInput.files = transfer.files;
+    imageInput.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("[data-attach]")) imageInput.click();
+    const remove = event.target.closest("[data-remove-attachment]");
+    if (remove) remove.closest(".pending-attachment").remove();
+  });
+
+  // Pasting a screenshot or a copied image attaches it; pasted text is left alone.
+  document.addEventListener("paste", (event) => {
+    const files = event.clipboardData ? event.clipboardData.files : [];
+    if (files.length) {
+      event.preventDefault();
+      attach(files);
+    }
+  });
+
+  // Dropping files anywhere on the conversation attaches them.
+  const carriesFiles = (event) => event.dataTransfer && event.dataTransfer.types.includes("Files");
+  chat.addEventListener("dragover", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+    chat.setAttribute("data-dragging", "");
+  });
+  chat.addEventListener("dragleave", (event) => {
+    if (!chat.contains(event.relatedTarget)) chat.removeAttribute("data-dragging");
+  });
+  chat.addEventListener("drop", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    chat.removeAttribute("data-dragging");
+    attach(event.dataTransfer.files);
+  });
+})();
