@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
+
+from tests.e2e.chromium import ASSISTANT, browser_fixture, page_fixture  # noqa: F401
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("MEDSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
-ASSISTANT = '[data-message-role="assistant"]'
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `bash install.sh --dev` first")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
 
 
 def test_first_visitor_creates_the_admin_then_chats_and_the_answer_survives_reload(

@@ -1,0 +1,104 @@
+"""Debian's Chromium driven by Playwright, for the browser tests.
+
+Every page a test opens records the requests it makes; the `page` fixture
+fails the test if any went to a host other than the server's own loopback
+address, or if the page threw a JavaScript error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+CHROMIUM = os.environ.get("MEDSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
+ASSISTANT = '[data-message-role="assistant"]'
+USER = '[data-message-role="user"]'
+PASSWORD = "a-long-passphrase"
+
+
+# Test modules import these under their function names; pytest knows them by `name`.
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `bash install.sh --dev` first")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+class PageWatch:
+    """What a page did that a test may check afterwards."""
+
+    def __init__(self, page: Page) -> None:
+        self.urls: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", lambda request: self.urls.append(request.url))
+        page.on("websocket", lambda socket: self.urls.append(socket.url))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def foreign_requests(self) -> list[str]:
+        """Requests to anything but 127.0.0.1 (data: and blob: URLs stay in the page)."""
+        return [
+            url
+            for url in self.urls
+            if urlsplit(url).scheme not in ("data", "blob")
+            and urlsplit(url).hostname != "127.0.0.1"
+        ]
+
+
+def open_page(browser, **context_options) -> tuple[Page, PageWatch]:
+    context = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **context_options})
+    page = context.new_page()
+    return page, PageWatch(page)
+
+
+@pytest.fixture(name="page")
+def page_fixture(browser):
+    page, watch = open_page(browser)
+    page.watch = watch
+    yield page
+    page.context.close()
+    assert watch.errors == [], f"JavaScript errors: {watch.errors}"
+    assert watch.foreign_requests() == [], "requests left the machine"
+
+
+def create_user(server, username: str) -> None:
+    server.manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        username,
+        "--email",
+        f"{username}@clinic.example",
+        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+    )
+
+
+def sign_in(page: Page, server, username: str) -> None:
+    page.goto(server.url + "/accounts/login/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    expect(page.locator("body")).to_have_attribute("data-socket", "open")
+
+
+def send(page: Page, text: str, *, wait: bool = True) -> None:
+    """Type `text` into the composer and send it; wait for the answer unless told not to."""
+    answers = page.locator(ASSISTANT).count()
+    page.get_by_label("Message").fill(text)
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(ASSISTANT)).to_have_count(answers + 1)
+    if wait:
+        expect(page.locator(ASSISTANT).last).not_to_have_attribute(
+            "data-status", "streaming", timeout=30_000
+        )
