@@ -1,0 +1,133 @@
+"""Take the README's screenshots: the chat page at desktop and phone width.
+
+    .venv/bin/python docs/take_screenshots.py
+
+Starts `medserver -m demo` on a free loopback port with a throwaway data dir,
+saves one conversation through chat.services (the demo model writes random
+words, so the answer shown is written here), and photographs the page as the
+normal views render it, with Debian's Chromium.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.chromium import CHROMIUM, PASSWORD, sign_in  # noqa: E402
+from tests.e2e.conftest import start_server, stop_server  # noqa: E402
+
+QUESTION = (
+    "58-year-old man, 2 hours of crushing central chest pain radiating to the left arm, "
+    "sweating. Chest X-ray attached. Differential and first steps?"
+)
+THINKING = """The presentation is classic for an acute coronary syndrome until proven otherwise.
+
+1. **Time-critical causes first:** STEMI/NSTEMI, aortic dissection, pulmonary embolism,
+   tension pneumothorax.
+2. The radiograph: look at the mediastinal width (dissection) and for a pneumothorax.
+3. Then the first hour: ECG within 10 minutes, troponin, aspirin unless dissection is suspected."""
+ANSWER = """## Most likely: acute coronary syndrome
+
+Until an ECG says otherwise, treat this as **ACS**. Other causes that must not be missed:
+
+| Diagnosis | For | Check |
+|---|---|---|
+| STEMI / NSTEMI | Typical pain, radiation, sweating | 12-lead ECG, serial troponin |
+| Aortic dissection | Tearing pain, pulse deficit | BP in both arms, CT angiography |
+| Pulmonary embolism | Pleuritic pain, hypoxia | Wells score, CTPA |
+
+### First steps
+
+1. 12-lead ECG **within 10 minutes**; repeat if the first is normal.
+2. IV access, bloods including high-sensitivity troponin.
+3. Aspirin 300 mg chewed, unless dissection is suspected.
+4. Oxygen only if SpO₂ < 90%.
+
+> The radiograph shows no widened mediastinum and no pneumothorax."""
+
+CRAFT = """
+import io
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.contrib.auth.models import User
+from PIL import Image, ImageDraw, ImageFilter
+from chat import services
+from inference.engine import Finished
+
+user = User.objects.create_superuser("dr-grey", "grey@clinic.example", {password!r})
+for title in ("Hyponatraemia work-up", "Warfarin and clarithromycin", "Fever, 14 months"):
+    older = services.session_create(owner=user, model_name="demo")
+    services.session_rename(session=older, title=title)
+session = services.session_create(owner=user, model_name="MedServer demo")
+
+# A stand-in radiograph: dark lungs, a brighter mediastinum and ribs, blurred.
+image = Image.new("L", (640, 640), 20)
+draw = ImageDraw.Draw(image)
+draw.ellipse((90, 110, 300, 560), fill=70)
+draw.ellipse((340, 110, 550, 560), fill=70)
+draw.rectangle((280, 60, 360, 600), fill=170)
+draw.ellipse((300, 330, 470, 520), fill=150)
+for y in range(150, 560, 42):
+    draw.arc((70, y - 60, 320, y + 60), 200, 340, fill=120, width=8)
+    draw.arc((320, y - 60, 570, y + 60), 200, 340, fill=120, width=8)
+out = io.BytesIO()
+image.filter(ImageFilter.GaussianBlur(6)).save(out, format="PNG")
+upload = SimpleUploadedFile("chest.png", out.getvalue(), content_type="image/png")
+attachment = services.attachment_create(owner=user, upload=upload)
+
+question, answer = services.message_send(
+    session=session, content={question!r}, attachment_ids=[attachment.pk]
+)
+services.answer_finish(
+    answer.pk, content={answer!r}, thinking={thinking!r},
+    finished=Finished("stop", 412, 236, 0.4, 5.9), engine="transformers", thinking_ms=6400,
+)
+"""
+
+
+def main() -> None:
+    docs = ROOT / "docs"
+    with tempfile.TemporaryDirectory(prefix="medserver-screens-") as data_dir:
+        server = start_server(Path(data_dir))
+        try:
+            texts = {"question": QUESTION, "answer": ANSWER, "thinking": THINKING}
+            server.manage("shell", "-c", CRAFT.format(password=PASSWORD, **texts))
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+                )
+                shoot(browser, server, docs / "screenshot-desktop.png", 1440, 1100, 1, True)
+                shoot(browser, server, docs / "screenshot-phone.png", 360, 780, 2, False)
+                browser.close()
+        finally:
+            stop_server(server)
+    print("wrote docs/screenshot-desktop.png and docs/screenshot-phone.png")
+
+
+def shoot(browser, server, path: Path, width: int, height: int, scale: int, open_thinking: bool):
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        device_scale_factor=scale,
+        color_scheme="dark",
+        is_mobile=width < 600,
+        has_touch=width < 600,
+    )
+    page = context.new_page()
+    sign_in(page, server, "dr-grey")
+    expect(page.locator(".thinking summary")).to_have_text("Thought for 6 s")
+    if open_thinking:
+        page.locator(".thinking summary").click()
+    page.locator("#messages").evaluate("m => m.scrollTo({top: 0})")
+    page.wait_for_timeout(300)
+    page.evaluate("document.getElementById('jump-latest').hidden = true")
+    page.screenshot(path=str(path))
+    context.close()
+
+
+if __name__ == "__main__":
+    main()
