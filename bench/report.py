@@ -1,0 +1,57 @@
+"""Figures as the benchmarks print them: medians, tables, and the target next to each."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table, first column left-aligned, numbers right-aligned."""
+    cells = [[str(c) for c in header]] + [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        first = row[0].ljust(widths[0])
+        return "  ".join([first] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)])
+
+    return "\n".join(
+        [line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]]
+    )
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        return (
+            f"{value:.2f}"
+            if abs(value) < 10
+            else f"{value:.1f}"
+            if abs(value) < 100
+            else f"{value:.0f}"
+        )
+    return str(value)
+
+
+def verdict(met: bool) -> str:
+    return "meets target" if met else "MISSES target"
+
+
+def machine() -> str:
+    """One line naming the machine and the date, for bench/README.md."""
+    import os
+
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{time.strftime('%Y-%m-%d')}, {platform.machine()} {os.cpu_count()} cores, "
+        f"{device}, Python {platform.python_version()}, torch {torch.__version__}"
+    )
