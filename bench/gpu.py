@@ -1,0 +1,284 @@
+"""Item 5: the GPU figures, on a random-weight model shaped like MedGemma 1.5 4B.
+
+    .venv/bin/python -m bench.gpu [--bandwidth-gbs 3350] [--tokens 256] [--reps 5] [--server]
+
+Needs an NVIDIA GPU with CUDA and refuses without one. Downloads nothing: the
+model is built in GPU memory, bf16, from MedGemma 1.5 4B's configuration with
+random weights; the demo model's tokenizer gives the token ids. Prints:
+
+- the memory bandwidth, as given (--bandwidth-gbs, H100 SXM's 3350 GB/s by
+  default) and as measured with a large device-to-device copy;
+- single-stream decode tokens/s, of Transformers' generate alone and of
+  MedServer's engine worker, against the bound weight bytes / bandwidth (each
+  decode step reads every weight of the language model once);
+- aggregate tokens/s and time to first token for 1, 2, 4, 8 streams.
+
+With --server it also saves the model to a folder and runs bench.stream_overhead
+and bench.concurrency against `medserver -m FOLDER` (about 9 GB of disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bench.report import machine, median, table
+
+GB = 1e9
+
+
+def medgemma_4b_config(tokenizer):
+    """Gemma3ForConditionalGeneration's configuration for MedGemma 1.5 4B (ids from `tokenizer`)."""
+    from transformers import Gemma3Config, Gemma3TextConfig, SiglipVisionConfig
+
+    ids = tokenizer.convert_tokens_to_ids
+    layers = 34
+    text = Gemma3TextConfig(
+        vocab_size=262_208,
+        hidden_size=2560,
+        intermediate_size=10_240,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        head_dim=256,
+        query_pre_attn_scalar=256,
+        sliding_window=1024,
+        # 5 local (sliding-window) layers to 1 global, as in Gemma 3.
+        layer_types=[
+            "full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(layers)
+        ],
+        rope_parameters={
+            "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+        },
+        max_position_embeddings=131_072,
+        pad_token_id=ids("<pad>"),
+        bos_token_id=ids("<bos>"),
+        eos_token_id=[ids("<eos>"), ids("<end_of_turn>")],
+    )
+    vision = SiglipVisionConfig(
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=27,
+        num_attention_heads=16,
+        image_size=896,
+        patch_size=14,
+        vision_use_head=False,
+    )
+    return Gemma3Config(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=256,
+        boi_token_index=tokenizer.boi_token_id,
+        eoi_token_index=ids(tokenizer.eoi_token),
+        image_token_index=tokenizer.image_token_id,
+    )
+
+
+def build_model(config, tokenizer, device: str = "cuda"):
+    """The model with seeded random weights, bf16, built on `device`.
+
+    The vocabulary rows the demo tokenizer lacks are zeroed: their logits are 0,
+    below the best of the others, so greedy decoding writes tokens the tokenizer
+    can print. The matrix keeps its full size, so every step reads the same bytes.
+    """
+    from transformers import Gemma3ForConditionalGeneration, GenerationConfig
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Gemma3ForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[len(tokenizer) :] = 0
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.text_config.bos_token_id,
+        pad_token_id=config.text_config.pad_token_id,
+        eos_token_id=config.text_config.eos_token_id,
+    )
+    return model.eval()
+
+
+def weight_bytes(model) -> tuple[int, int]:
+    """(all weights, the weights one decode step reads: the language model's, tied
+    embedding included as the output projection), in bytes."""
+    total = decode = 0
+    for name, parameter in model.named_parameters():  # tied weights are listed once
+        size = parameter.numel() * parameter.element_size()
+        total += size
+        if "vision_tower" not in name and "multi_modal_projector" not in name:
+            decode += size
+    return total, decode
+
+
+def measured_bandwidth(size: int = 4 * 1024**3, repeats: int = 10) -> float:
+    """Device memory bandwidth in bytes/s from a `size`-byte copy (read + write)."""
+    source = torch.empty(size, dtype=torch.uint8, device="cuda")
+    target = torch.empty_like(source)
+    times = []
+    for _ in range(repeats + 1):  # the first copy warms up
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        target.copy_(source)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    del source, target
+    torch.cuda.empty_cache()
+    return 2 * size / median(times[1:])
+
+
+def generate_rate(model, tokenizer, tokens: int, reps: int) -> float:
+    """Decode tokens/s of Transformers' generate alone: (N - 1) / (time(N) - time(1))."""
+    inputs = tokenizer("Signs of pneumothorax on a chest film?", return_tensors="pt").to("cuda")
+
+    def timed(n: int) -> float:
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+        torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    timed(8)  # warm-up
+    return median([(tokens - 1) / (timed(tokens) - timed(1)) for _ in range(reps)])
+
+
+def engine_worker(model, processor):
+    """MedServer's engine worker serving `model` (Transformers engine, batches of 8)."""
+    from inference.registry import MODELS
+    from inference.transformers_engine import TransformersEngine
+    from inference.worker import EngineWorker, WorkerLimits
+
+    def load():
+        engine = TransformersEngine(None, MODELS["4"], max_model_len=8192, quantize=False)
+        engine.model, engine.processor, engine.tokenizer = model, processor, processor.tokenizer
+        return engine
+
+    worker = EngineWorker(load, "random MedGemma 4B", WorkerLimits(loop_guard=0)).start()
+    worker.wait_ready()
+    return worker
+
+
+async def engine_runs(worker, tokens: int, reps: int, counts: list[int]) -> dict[int, list]:
+    from bench.clients import InProcessEngine
+    from bench.rig import CANDIDATE_PROMPTS
+
+    engine = InProcessEngine(worker)
+    runs: dict[int, list] = {n: [] for n in counts}
+    await engine.stream(CANDIDATE_PROMPTS[0], 8, ignore_eos=True)  # warm-up
+    for _ in range(reps):
+        for n in counts:
+            prompts = CANDIDATE_PROMPTS[:n]
+            runs[n].append(
+                await asyncio.gather(*(engine.stream(p, tokens, ignore_eos=True) for p in prompts))
+            )
+    return runs
+
+
+def save_folder(model, processor, folder: Path) -> None:
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
+    parser.add_argument("--bandwidth-gbs", type=float, default=3350.0, help="GPU memory GB/s")
+    parser.add_argument("--tokens", type=int, default=256, help="tokens per answer")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions")
+    parser.add_argument("--streams", default="1,2,4,8", help="simultaneous streams to try")
+    parser.add_argument(
+        "--server", action="store_true", help="also run the stream and concurrency benchmarks"
+    )
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit(
+            "bench.gpu needs an NVIDIA GPU with CUDA, and PyTorch here cannot use one "
+            f"(torch {torch.__version__}); run it on a GPU machine. Nothing was measured."
+        )
+    from transformers import AutoProcessor, Gemma3Processor
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    from inference.demo_model import ensure_demo_model
+
+    counts = sorted(int(n) for n in args.streams.split(","))
+    demo = ensure_demo_model(Path(tempfile.mkdtemp(prefix="medserver-demo-")) / "demo")
+    tokenizer = AutoProcessor.from_pretrained(demo).tokenizer
+    # The processor MedGemma 4B has: 896 x 896 images, 256 soft tokens each.
+    processor = Gemma3Processor(
+        image_processor=Gemma3ImageProcessorPil(
+            size={"height": 896, "width": 896}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+        ),
+        tokenizer=tokenizer,
+        chat_template=tokenizer.chat_template,
+        image_seq_length=256,
+    )
+    print("measuring the memory bandwidth ...", file=sys.stderr, flush=True)
+    bandwidth = measured_bandwidth()
+    print("building the model ...", file=sys.stderr, flush=True)
+    model = build_model(medgemma_4b_config(tokenizer), tokenizer)
+    total, decode = weight_bytes(model)
+    print("decoding ...", file=sys.stderr, flush=True)
+    raw = generate_rate(model, tokenizer, args.tokens, args.reps)
+    worker = engine_worker(model, processor)
+    runs = asyncio.run(engine_runs(worker, args.tokens, args.reps, counts))
+    worker.stop()
+
+    def aggregate(streams) -> float:
+        spent = max(s.ended for s in streams) - min(s.started for s in streams)
+        return sum(s.tokens for s in streams) / spent
+
+    single = median([streams[0].tokens_per_second for streams in runs[min(counts)]])
+    bound_given = args.bandwidth_gbs * GB / decode
+    bound_measured = bandwidth / decode
+    rows = [
+        ["Transformers generate alone", raw, raw / bound_given, raw / bound_measured],
+        ["MedServer engine worker", single, single / bound_given, single / bound_measured],
+    ]
+    scaling = [
+        [
+            n,
+            median([aggregate(streams) for streams in runs[n]]),
+            median([s.ttft_ms for streams in runs[n] for s in streams]),
+            max(s.ttft_ms for streams in runs[n] for s in streams),
+        ]
+        for n in counts
+    ]
+    print(
+        "\n".join(
+            [
+                f"bench.gpu: random-weight MedGemma 1.5 4B shape, bf16, {args.tokens} tokens, "
+                f"{args.reps} repetitions, medians ({machine()})",
+                f"weights: {total / GB:.2f} GB in all, {decode / GB:.2f} GB read per decode step",
+                f"bandwidth: {args.bandwidth_gbs:.0f} GB/s given, "
+                f"{bandwidth / GB:.0f} GB/s measured -> bound {bound_given:.0f} / "
+                f"{bound_measured:.0f} tokens/s",
+                "",
+                table(
+                    ["single stream", "decode tok/s", "of bound (given)", "of bound (measured)"],
+                    rows,
+                ),
+                "",
+                table(["streams", "aggregate tok/s", "TTFT median ms", "TTFT max ms"], scaling),
+                f"{max(counts)} streams give {scaling[-1][1] / scaling[0][1]:.2f}x the aggregate "
+                f"of {min(counts)} (target >= 5x)",
+            ]
+        )
+    )
+    if args.server:
+        folder = Path(tempfile.mkdtemp(prefix="medgemma-4b-random-"))
+        print(f"saving the model to {folder} ...", file=sys.stderr, flush=True)
+        save_folder(model, processor, folder)
+        del model
+        torch.cuda.empty_cache()
+        from bench import concurrency, stream_overhead
+
+        stream_overhead.main(["--model", str(folder), "--tokens", str(args.tokens)])
+        concurrency.main(["--model", str(folder), "--tokens", str(args.tokens)])
+
+
+if __name__ == "__main__":
+    main()
