@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +46,18 @@ def pick_device_and_dtype() -> tuple[str, torch.dtype]:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps", torch.float32
     return "cpu", torch.float32
+
+
+def cpu_threads() -> int:
+    """Threads for the model's arithmetic on CPU: every core this process may use but one.
+
+    The spare core keeps the server's event loop, which sends the tokens, from
+    competing with the model's threads; when it does, a thread of the model waits
+    at every barrier for one the scheduler put aside, and a small model on two
+    cores writes several times slower (bench/README.md has the figures).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) - 1)
 
 
 class TransformersEngine(Engine):
@@ -122,6 +135,9 @@ class TransformersEngine(Engine):
         }
 
     def run_batch(self, jobs: list[Job], should_yield: Callable[[], bool]) -> list[Job]:
+        if self.device == "cpu" and torch.get_num_threads() != cpu_threads():
+            # Per thread: set on the thread that generates, whichever it is.
+            torch.set_num_threads(cpu_threads())
         active = [job for job in jobs if self._admit(job)]
         if not active:
             return []
