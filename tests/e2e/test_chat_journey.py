@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 
 USERS = (
     "dr-stream", "dr-regen", "dr-edit", "dr-delete", "dr-images", "dr-phone",
-    "dr-sessions", "dr-settings", "dr-reconnect", "dr-keys", "dr-light",
+    "dr-sessions", "dr-settings", "dr-reconnect", "dr-dropped", "dr-keys", "dr-light",
 )  # fmt: skip
 
 
@@ -403,6 +403,43 @@ def test_an_answer_in_flight_is_picked_up_again_after_reload(server, page):
     text_grows(page, message_id)
     page.get_by_role("button", name="Stop").click()
     expect(answer).to_have_attribute("data-status", "stopped", timeout=15_000)
+
+
+def test_a_dropped_connection_says_so_reconnects_and_catches_up(server, page):
+    # Keep a handle on the page's sockets, to cut the connection as a network would.
+    page.add_init_script(
+        """(() => {
+            const Native = window.WebSocket;
+            window.openedSockets = [];
+            window.WebSocket = function (...args) {
+                const socket = new Native(...args);
+                window.openedSockets.push(socket);
+                return socket;
+            };
+            window.WebSocket.prototype = Native.prototype;
+            Object.assign(window.WebSocket, Native);
+        })()"""
+    )
+    sign_in(page, server, "dr-dropped")
+    ask_for_long_answers(page)
+    page.get_by_label("Message").fill("Outline the management of hyperkalaemia.")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator(ASSISTANT)
+    expect(answer).to_have_attribute("data-status", "streaming")
+    message_id = answer.get_attribute("data-message-id")
+    text_grows(page, message_id)
+
+    page.evaluate("window.openedSockets.at(-1).close()")
+    expect(page.locator("body")).to_have_attribute("data-socket", "closed")
+    expect(page.locator("#connection-state")).to_have_text("Disconnected · reconnecting…")
+    expect(page.locator("body")).to_have_attribute("data-socket", "open", timeout=10_000)
+    expect(page.locator("#connection-state")).to_be_hidden()
+    text_grows(page, message_id)  # the answer went on, and streams here again
+    page.keyboard.press("Escape")
+    expect(answer).to_have_attribute("data-status", "stopped", timeout=15_000)
+    stopped = page.locator(f"#answer-{message_id}").inner_text()
+    page.reload()
+    assert page.locator(f"#answer-{message_id}").inner_text() == stopped
 
 
 def test_keyboard_and_the_length_limit_in_the_composer(server, page):
