@@ -183,10 +183,18 @@ async def _write_answer(answer: Message, live: _LiveAnswer) -> None:
     finally:
         _running.pop(answer.pk, None)
         release_stream(live.slot)
-        html = await database_sync_to_async(stream_html.message_final)(answer.pk)
+        await _send_final(layer, group, answer.pk)
+
+
+async def _send_final(layer, group: str, message_id: int) -> None:
+    """Show every page the finished message (as saved), in place of the streaming one."""
+    try:
+        html = await database_sync_to_async(stream_html.message_final)(message_id)
         await layer.group_send(
-            group, {"type": "answer.done", "message_id": answer.pk, "html": html}
+            group, {"type": "answer.done", "message_id": message_id, "html": html}
         )
+    except Exception:  # the answer is saved; a page shows it on its next load
+        log.exception("Showing the finished answer %s failed", message_id)
 
 
 def _advance(message_id: int, live: _LiveAnswer, batch: dict[str, str]) -> str:
