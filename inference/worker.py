@@ -32,6 +32,7 @@ from inference.engine import (
     GenerationRequest,
     Job,
 )
+from inference.handle import GenerationHandle
 from inference.registry import model_spec_for
 from inference.stops import LoopGuard, StopScanner
 
@@ -44,53 +45,6 @@ class EngineUnavailable(Exception):
 
 class EngineBusy(EngineUnavailable):
     """Too many requests are waiting already; the caller should try again shortly."""
-
-
-class GenerationHandle:
-    """The caller's end of one request: its events, and a way to cancel it."""
-
-    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> None:
-        self.request = request
-        self._loop = loop
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
-        self._cancelled = threading.Event()
-
-    def cancel(self) -> None:
-        """Ask the engine to stop after the current token; a Finished event still follows."""
-        self._cancelled.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    def publish(self, event: Event) -> None:
-        """Called on the worker thread; hands the event to the caller's loop.
-
-        If that loop has closed, nobody can read the answer: stop generating it.
-        """
-        try:
-            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
-        except RuntimeError:
-            self._cancelled.set()
-
-    async def next_events(self) -> list[Event]:
-        """Wait for at least one event; return it with any others already waiting.
-
-        Taking everything that is ready lets a slow reader send one frame for
-        many tokens instead of falling behind.
-        """
-        events = [await self._events.get()]
-        while not self._events.empty():
-            events.append(self._events.get_nowait())
-        return events
-
-    async def events(self):
-        """Yield events until Finished or Failed (inclusive)."""
-        while True:
-            for event in await self.next_events():
-                yield event
-                if isinstance(event, Finished | Failed):
-                    return
 
 
 @dataclass
