@@ -85,12 +85,18 @@ class RowState:
 
 
 def collate(states: list[RowState], pad_token_id: int) -> dict:
-    """Left-pad the rows' inputs into one batch; images follow in row order."""
+    """Left-pad the rows' inputs into one batch; images follow in row order.
+
+    Token types (which tokens are an image's) go along only when a row has an
+    image: without them the model builds its plain causal masks, the same for
+    text, at a fraction of the cost of the image-aware ones.
+    """
     rows = [state.inputs() for state in states]
     length = max(row["input_ids"].shape[1] for row in rows)
+    with_images = any("pixel_values" in row for row in rows)
     batch: dict[str, torch.Tensor] = {}
     for key, fill in (("input_ids", pad_token_id), ("attention_mask", 0), ("token_type_ids", 0)):
-        if key not in rows[0]:
+        if key not in rows[0] or (key == "token_type_ids" and not with_images):
             continue
         padded = []
         for row in rows:
