@@ -2,7 +2,8 @@
 
 from django.contrib import admin
 
-from chat.models import Attachment, ChatSession, Message
+from chat import audit
+from chat.models import Attachment, AuditEvent, ChatSession, Message
 
 
 class MessageInline(admin.StackedInline):
@@ -33,6 +34,14 @@ class ChatSessionAdmin(admin.ModelAdmin):
     readonly_fields = ("id", "owner", "model_name", "created_at", "updated_at")
     inlines = [MessageInline]
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Staff reading a clinician's chat is itself on the record.
+        if request.method == "GET":
+            audit.record(
+                audit.Action.ADMIN_SESSION_VIEW, request=request, target=f"chatsession:{object_id}"
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
@@ -54,3 +63,22 @@ class MessageAdmin(admin.ModelAdmin):
 class AttachmentAdmin(admin.ModelAdmin):
     list_display = ("id", "owner", "message", "content_type", "width", "height", "created_at")
     readonly_fields = [f.name for f in Attachment._meta.fields]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: nobody adds, changes or deletes events here."""
+
+    list_display = ("created_at", "username", "action", "target", "address", "detail")
+    list_filter = ("action", "created_at")
+    search_fields = ("username", "target", "detail", "address")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

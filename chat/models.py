@@ -161,3 +161,46 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class AuditEvent(models.Model):
+    """Who did what to which record, when, from where. Written once, never changed."""
+
+    class Action(models.TextChoices):
+        LOGIN = "login", "Signed in"
+        LOGIN_FAILED = "login_failed", "Sign-in failed"
+        LOGOUT = "logout", "Signed out"
+        SESSION_VIEW = "session_view", "Opened a chat"
+        ADMIN_SESSION_VIEW = "admin_session_view", "Reviewed a chat in admin"
+        SESSION_RENAME = "session_rename", "Renamed a chat"
+        SESSION_DELETE = "session_delete", "Deleted a chat"
+        MESSAGE_EDIT = "message_edit", "Edited a message"
+        MESSAGE_DELETE = "message_delete", "Deleted a message"
+        EXPORT = "export", "Exported a chat"
+        API_TOKEN_CREATE = "api_token_create", "Created an API token"
+        API_TOKEN_REVOKE = "api_token_revoke", "Revoked an API token"
+        API_TOKEN_USE = "api_token_use", "Used an API token"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    username = models.CharField(max_length=150, blank=True, help_text="Kept if the user goes.")
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    target = models.CharField(max_length=100, blank=True, help_text="e.g. session:<id>")
+    detail = models.CharField(max_length=300, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.username or '-'} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Audit events are never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are never deleted.")

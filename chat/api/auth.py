@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import limits, services
+from chat import audit, limits, services
 from chat.api.errors import ApiError
 from chat.errors import LimitExceeded
 
@@ -32,6 +32,9 @@ async def authenticate(request) -> None:
         if user is None:
             raise ApiError(401, "The API token is not valid or has been revoked.")
         request.user = user
+        await sync_to_async(audit.record)(
+            audit.Action.API_TOKEN_USE, request=request, target=request.path[:100]
+        )
         return
     user = await request.auser()
     if not user.is_authenticated:

@@ -1,0 +1,59 @@
+"""The audit trail: append-only, readable in admin, written where things happen."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat import services
+from chat.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+Action = AuditEvent.Action
+
+
+def actions() -> list[str]:
+    return list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
+
+
+def test_sign_in_failure_and_sign_out_are_recorded_with_the_address(client, user):
+    client.post("/accounts/login/", {"username": user.username, "password": "wrong"})
+    client.post("/accounts/login/", {"username": user.username, "password": "a-long-passphrase"})
+    client.post("/accounts/logout/")
+    assert actions() == [Action.LOGIN_FAILED, Action.LOGIN, Action.LOGOUT]
+    failed = AuditEvent.objects.get(action=Action.LOGIN_FAILED)
+    assert failed.detail == user.username and failed.user is None
+    assert failed.address == "127.0.0.1"
+    assert "wrong" not in str(list(AuditEvent.objects.values()))  # no password kept
+
+
+def test_api_token_use_is_recorded(client, user, engine):
+    _, key = services.api_token_create(owner=user, name="PACS")
+    client.get("/api/model-info", HTTP_AUTHORIZATION=f"Bearer {key}")
+    event = AuditEvent.objects.get(action=Action.API_TOKEN_USE)
+    assert event.user == user and event.target == "/api/model-info"
+
+
+def test_staff_reviewing_a_chat_in_admin_is_recorded(client, user, django_user_model, engine):
+    session = services.session_create(owner=user, model_name="demo")
+    staff = django_user_model.objects.create_superuser("reviewer", password="a-long-passphrase")
+    client.force_login(staff)
+    assert client.get(f"/admin/chat/chatsession/{session.pk}/change/").status_code == 200
+    event = AuditEvent.objects.get(action=Action.ADMIN_SESSION_VIEW)
+    assert event.username == "reviewer" and event.target == f"chatsession:{session.pk}"
+    assert client.get("/admin/chat/auditevent/").status_code == 200  # readable in admin
+
+
+def test_events_are_never_changed_or_deleted(client, user, django_user_model):
+    client.force_login(user)
+    event = AuditEvent.objects.get(action=Action.LOGIN)
+    event.detail = "rewritten"
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+    staff = django_user_model.objects.create_superuser("admin", password="a-long-passphrase")
+    client.force_login(staff)
+    change = client.get(f"/admin/chat/auditevent/{event.pk}/change/")
+    assert b'name="_save"' not in change.content  # a view page, not a form
+    assert client.get(f"/admin/chat/auditevent/{event.pk}/delete/").status_code == 403
