@@ -2,7 +2,8 @@
 
 Every page a test opens records the requests it makes; the `page` fixture
 fails the test if any went to a host other than the server's own loopback
-address, or if the page threw a JavaScript error.
+address, if the page threw a JavaScript error, or if the Content-Security-
+Policy blocked anything.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ class PageWatch:
         page.on("request", lambda request: self.urls.append(request.url))
         page.on("websocket", lambda socket: self.urls.append(socket.url))
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # Anything the Content-Security-Policy blocked would silently not work.
+        page.on("console", self._note_blocked)
+
+    def _note_blocked(self, message) -> None:
+        if "Content Security Policy" in message.text:
+            self.errors.append(message.text)
 
     def foreign_requests(self) -> list[str]:
         """Requests to anything but 127.0.0.1 (data: and blob: URLs stay in the page)."""
