@@ -67,6 +67,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs) -> None:
         action = content.get("action", "send") if isinstance(content, dict) else None
+        if action in ("send", "edit", "regenerate"):
+            # The same --rate-limit budget as the pages and the API.
+            client = self.scope.get("client") or (None,)
+            try:
+                await database_sync_to_async(limits.check_socket_rate)(
+                    self.scope["user"], client[0]
+                )
+            except LimitExceeded as error:
+                await self._alert(str(error))
+                return
         if action == "send":
             await self._send_message(content)
         elif action == "edit":

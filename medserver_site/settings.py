@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "medserver_site.middleware.LocalUserMiddleware",
     "medserver_site.middleware.IdleSignOutMiddleware",
+    "chat.middleware.RateLimitMiddleware",
     # Everything needs a login except views marked @login_not_required
     # (login, first-run setup, /api/health).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",

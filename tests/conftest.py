@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from channels.layers import channel_layers
+from django.core.cache import cache
 
 from inference.worker import EngineWorker, start_engine_worker
 
@@ -15,11 +16,14 @@ TEST_ANSWER_TOKENS = 12
 
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
-    """Uploads go to a folder of the test's own; each test gets fresh channel layers."""
+    """Uploads go to a folder of the test's own; each test gets fresh channel
+    layers and an unspent rate-limit budget."""
     settings.MEDIA_ROOT = tmp_path / "uploads"
     channel_layers.backends.clear()
+    cache.clear()
     yield
     channel_layers.backends.clear()
+    cache.clear()
 
 
 @pytest.fixture

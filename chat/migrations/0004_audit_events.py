@@ -6,27 +6,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0003_branches_and_session_settings'),
+        ("chat", "0003_branches_and_session_settings"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('username', models.CharField(blank=True, help_text='Kept if the user goes.', max_length=150)),
-                ('action', models.CharField(choices=[('login', 'Signed in'), ('login_failed', 'Sign-in failed'), ('logout', 'Signed out'), ('session_view', 'Opened a chat'), ('admin_session_view', 'Reviewed a chat in admin'), ('session_rename', 'Renamed a chat'), ('session_delete', 'Deleted a chat'), ('message_edit', 'Edited a message'), ('message_delete', 'Deleted a message'), ('export', 'Exported a chat'), ('api_token_create', 'Created an API token'), ('api_token_revoke', 'Revoked an API token'), ('api_token_use', 'Used an API token')], db_index=True, max_length=32)),
-                ('target', models.CharField(blank=True, help_text='e.g. session:<id>', max_length=100)),
-                ('detail', models.CharField(blank=True, max_length=300)),
-                ('address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "username",
+                    models.CharField(
+                        blank=True, help_text="Kept if the user goes.", max_length=150
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("login", "Signed in"),
+                            ("login_failed", "Sign-in failed"),
+                            ("logout", "Signed out"),
+                            ("session_view", "Opened a chat"),
+                            ("admin_session_view", "Reviewed a chat in admin"),
+                            ("session_rename", "Renamed a chat"),
+                            ("session_delete", "Deleted a chat"),
+                            ("message_edit", "Edited a message"),
+                            ("message_delete", "Deleted a message"),
+                            ("export", "Exported a chat"),
+                            ("api_token_create", "Created an API token"),
+                            ("api_token_revoke", "Revoked an API token"),
+                            ("api_token_use", "Used an API token"),
+                        ],
+                        db_index=True,
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "target",
+                    models.CharField(blank=True, help_text="e.g. session:<id>", max_length=100),
+                ),
+                ("detail", models.CharField(blank=True, max_length=300)),
+                ("address", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
     ]

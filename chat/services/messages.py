@@ -80,6 +80,12 @@ def message_send(
     check_idle(session)
 
     path = selectors.active_path(session)
+    limit = settings.MEDSERVER.max_history_messages
+    if len(path) + 2 > limit:
+        raise MessageRejected(
+            f"This chat holds {len(path)} messages and the limit is {limit}; "
+            "start a new chat to go on."
+        )
     question = _add_message(
         session, path[-1] if path else None, role=Message.Role.USER, content=content
     )

@@ -1,0 +1,64 @@
+"""--rate-limit and --max-history-messages on the pages and the chat socket."""
+
+from __future__ import annotations
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from chat import services
+from medserver_site.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_page_posts_get_exactly_the_budget_then_429(client, user, medserver_settings):
+    medserver_settings(rate_limit="5/minute")
+    codes = [
+        client.post("/accounts/login/", {"username": user.username, "password": "x"}).status_code
+        for _ in range(7)
+    ]
+    assert codes == [200] * 5 + [429, 429]
+    refused = client.post("/accounts/login/", {"username": user.username, "password": "x"})
+    assert refused["Retry-After"] == "60"
+    assert "Too many requests" in refused.content.decode()
+    assert "medserver:toast" in refused["HX-Trigger"]
+
+
+@pytest.fixture
+def chat_and_key(user, engine, medserver_settings):
+    medserver_settings(rate_limit="3/minute", max_new_tokens=4)
+    session = services.session_create(owner=user, model_name="demo")
+    return session, services.api_token_create(owner=user, name="t")[1]
+
+
+@pytest.mark.asyncio
+async def test_socket_messages_share_the_budget_with_http(async_client, user, chat_and_key):
+    session, key = chat_and_key
+    api = await async_client.get("/api/models", headers={"Authorization": f"Bearer {key}"})
+    assert api.status_code == 200  # one of the three
+    socket = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
+    socket.scope["user"] = user
+    socket.scope["client"] = ("127.0.0.1", 50000)
+    socket.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    assert (await socket.connect())[0]
+    for n in range(3):  # the API call and two sends spend the budget; the third is refused
+        await socket.send_json_to({"action": "send", "content": f"Question {n}"})
+    frames = []
+    while not await socket.receive_nothing(timeout=3):
+        frames.append(await socket.receive_from())
+    refused = [frame for frame in frames if "Too many requests" in frame]
+    assert len(refused) == 1
+    await socket.disconnect()
+
+
+def test_a_chat_at_the_history_limit_refuses_more(user, medserver_settings):
+    from chat.errors import MessageRejected
+    from chat.models import Message
+
+    medserver_settings(max_history_messages=4)
+    session = services.session_create(owner=user, model_name="demo")
+    for n in range(2):
+        _, answer = services.message_send(session=session, content=f"Q{n}")
+        Message.objects.filter(pk=answer.pk).update(status="complete", content="A")
+    with pytest.raises(MessageRejected, match="limit is 4"):
+        services.message_send(session=session, content="One more")
