@@ -19,6 +19,9 @@ def answer_save_progress(
     )
 
 
+LOOP_NOTE = "Stopped automatically: the answer kept repeating itself."
+
+
 def answer_finish(
     message_id: int,
     *,
@@ -31,13 +34,20 @@ def answer_finish(
     """Save a finished answer: complete, or stopped when it was cancelled.
 
     `thinking_ms` is how long the model thought before it began to answer.
+    An answer the loop guard cut off is kept as stopped, with the reason.
     """
-    status = Message.Status.STOPPED if finished.reason == "cancelled" else Message.Status.COMPLETE
+    status = (
+        Message.Status.STOPPED
+        if finished.reason in ("cancelled", "repetition")
+        else Message.Status.COMPLETE
+    )
+    note = LOOP_NOTE if finished.reason == "repetition" else ""
     Message.objects.filter(pk=message_id).update(
         content=content,
         thinking=thinking,
         thinking_ms=thinking_ms,
         status=status,
+        error=note,
         engine=engine,
         prompt_tokens=finished.prompt_tokens,
         completion_tokens=finished.completion_tokens,

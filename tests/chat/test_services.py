@@ -475,3 +475,20 @@ def test_attachment_create_refuses_a_file_over_the_payload_limit(user, medserver
         services.attachment_create(owner=user, upload=upload)
 
     assert Attachment.objects.count() == 0
+
+
+def test_an_answer_cut_off_by_the_loop_guard_is_stopped_with_the_reason(user):
+    from chat.services.answer_saving import LOOP_NOTE
+    from inference.engine import Finished
+
+    session = services.session_create(owner=user, model_name="demo")
+    _, answer = services.message_send(session=session, content="Go on")
+    services.answer_finish(
+        answer.pk,
+        content="again again again",
+        thinking="",
+        finished=Finished("repetition", 5, 300, 0.01, 1.0),
+        engine="transformers",
+    )
+    answer.refresh_from_db()
+    assert answer.status == Message.Status.STOPPED and answer.error == LOOP_NOTE
