@@ -6,9 +6,11 @@ socket). Taken one by one, that work competes with the engine for the
 interpreter and slows every stream. So events are delivered in batches: the
 first at once (the time to first token is untouched), the end at once, and
 the text in between at most every `DELIVERY_INTERVAL_SECONDS`, which is about
-as often as text can usefully appear on a screen. A slower model is not held
-back: each of its tokens arrives after the interval has passed. Text of one
-kind delivered together comes as one Delta.
+as often as text can usefully appear on a screen. With many streams at once the
+interval grows, so that all of them together get about `DELIVERIES_PER_SECOND`
+and the callers' work stays bounded however many clinicians are waiting. A
+slower model is not held back: each of its tokens arrives after the interval
+has passed. Text of one kind delivered together comes as one Delta.
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 
 from inference.engine import Delta, Event, Failed, Finished, GenerationRequest
 
-DELIVERY_INTERVAL_SECONDS = 0.03
+DELIVERY_INTERVAL_SECONDS = 0.03  # one stream's deliveries, at least this far apart
+DELIVERIES_PER_SECOND = 125  # all streams' together, at most about this many
+
+
+def delivery_interval(streams: int) -> float:
+    """How far apart one stream's deliveries are while `streams` are being written."""
+    return max(DELIVERY_INTERVAL_SECONDS, streams / DELIVERIES_PER_SECOND)
 
 
 class GenerationHandle:
@@ -29,8 +38,9 @@ class GenerationHandle:
         self,
         request: GenerationRequest,
         loop: asyncio.AbstractEventLoop,
-        interval: float = DELIVERY_INTERVAL_SECONDS,
+        interval: Callable[[], float] | float = DELIVERY_INTERVAL_SECONDS,
     ) -> None:
+        """`interval`: seconds between deliveries, or a function that says it now."""
         self.request = request
         self._loop = loop
         self._interval = interval
@@ -80,7 +90,8 @@ class GenerationHandle:
         """
         while True:
             await self._arrived.wait()
-            pause = self._last_delivery + self._interval - self._loop.time()
+            interval = self._interval() if callable(self._interval) else self._interval
+            pause = self._last_delivery + interval - self._loop.time()
             if pause > 0 and not self._ended.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._ended.wait(), pause)

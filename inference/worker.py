@@ -32,7 +32,7 @@ from inference.engine import (
     GenerationRequest,
     Job,
 )
-from inference.handle import GenerationHandle
+from inference.handle import GenerationHandle, delivery_interval
 from inference.registry import model_spec_for
 from inference.stops import LoopGuard, StopScanner
 
@@ -136,7 +136,11 @@ class EngineWorker:
                 "waiting. Try again in a moment."
             )
         self._restart_if_dead()
-        handle = GenerationHandle(request, loop or asyncio.get_running_loop())
+        handle = GenerationHandle(
+            request,
+            loop or asyncio.get_running_loop(),
+            interval=lambda: delivery_interval(max(1, self._in_engine)),
+        )
         self._put(handle)
         return handle
 

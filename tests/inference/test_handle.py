@@ -9,7 +9,12 @@ import time
 import pytest
 
 from inference.engine import ChatTurn, Delta, Finished, GenerationRequest
-from inference.handle import GenerationHandle
+from inference.handle import (
+    DELIVERIES_PER_SECOND,
+    DELIVERY_INTERVAL_SECONDS,
+    GenerationHandle,
+    delivery_interval,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -72,3 +77,22 @@ async def test_a_closed_loop_cancels_the_request():
     loop.close()
     handle.publish(Delta("answer", "a"))
     assert handle.cancelled
+
+
+def test_many_streams_share_a_bounded_number_of_deliveries():
+    assert delivery_interval(1) == delivery_interval(2) == DELIVERY_INTERVAL_SECONDS
+    assert delivery_interval(16) * DELIVERIES_PER_SECOND == pytest.approx(16)
+    assert delivery_interval(8) < delivery_interval(16)
+
+
+async def test_the_interval_is_asked_for_at_each_delivery():
+    intervals = iter([0.0, 0.0, 0.3])  # one per delivery
+    handle = GenerationHandle(REQUEST, asyncio.get_running_loop(), interval=lambda: next(intervals))
+    handle.publish(Delta("answer", "a"))
+    await handle.next_events()
+    handle.publish(Delta("answer", "b"))
+    await handle.next_events()  # waited 0.0 s
+    handle.publish(Delta("answer", "c"))
+    started = time.monotonic()
+    await handle.next_events()  # waited 0.3 s
+    assert time.monotonic() - started >= 0.29
