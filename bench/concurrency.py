@@ -1,6 +1,6 @@
 """Item 2: do several clinicians at once queue behind each other?
 
-    .venv/bin/python -m bench.concurrency [--tokens 64] [--reps 3] [--streams 1,2,4,8]
+    .venv/bin/python -m bench.concurrency [--tokens 128] [--reps 5] [--streams 1,2,4,8]
 
 Starts `medserver -m demo` and the same engine in this process; for each
 repetition and each number of simultaneous streams, runs that many greedy
@@ -117,7 +117,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__)
-    common_arguments(parser, tokens=64, reps=3)
+    common_arguments(parser, tokens=128, reps=5)
     parser.add_argument("--streams", default="1,2,4,8", help="simultaneous streams to try")
     asyncio.run(main_async(parser.parse_args(argv)))
 

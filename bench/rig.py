@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.clients import ApiClient, ChatClient, InProcessEngine
@@ -56,10 +56,21 @@ class Rig:
     api: ApiClient
     prompts: list[str]
     tokens: int
+    unused_sessions: list[str] = field(default_factory=list)
 
     async def new_sockets(self, count: int) -> list:
-        """`count` chat sessions, each with its WebSocket open."""
-        sessions = await asyncio.to_thread(self.server.new_sessions, USER, count)
+        """`count` new chat sessions, each with its WebSocket open.
+
+        Sessions are made in bulk (one manage.py call takes a second or two)
+        and each serves one answer, so every answer has the same prompt.
+        """
+        if len(self.unused_sessions) < count:
+            made = await asyncio.to_thread(self.server.new_sessions, USER, max(count, 64))
+            self.unused_sessions += made
+        sessions, self.unused_sessions = (
+            self.unused_sessions[:count],
+            self.unused_sessions[count:],
+        )
         return [await self.chat.connect(session) for session in sessions]
 
 

@@ -1,6 +1,6 @@
 """Item 1: what the stack costs one stream, against the engine called directly.
 
-    .venv/bin/python -m bench.stream_overhead [--tokens 128] [--reps 7] [--model demo]
+    .venv/bin/python -m bench.stream_overhead [--tokens 256] [--reps 9] [--model demo]
 
 Starts `medserver -m demo` and loads the same engine in this process, then for
 each repetition runs the same greedy answer three ways, in rotating order:
@@ -126,7 +126,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.stream_overhead", description=__doc__)
-    common_arguments(parser, tokens=128, reps=7)
+    common_arguments(parser, tokens=256, reps=9)
     asyncio.run(main_async(parser.parse_args(argv)))
 
 
