@@ -1,6 +1,6 @@
 """Item 5: the GPU figures, on a random-weight model shaped like MedGemma 1.5 4B.
 
-    .venv/bin/python -m bench.gpu [--bandwidth-gbs 3350] [--tokens 256] [--reps 5] [--server]
+    .venv/bin/python -m bench.gpu [--bandwidth-gbs 3350] [--tokens 256] [--reps 3] [--server]
 
 Needs an NVIDIA GPU with CUDA and refuses without one. Downloads nothing: the
 model is built in GPU memory, bf16, from MedGemma 1.5 4B's configuration with
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
     parser.add_argument("--bandwidth-gbs", type=float, default=3350.0, help="GPU memory GB/s")
     parser.add_argument("--tokens", type=int, default=256, help="tokens per answer")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions")
     parser.add_argument("--streams", default="1,2,4,8", help="simultaneous streams to try")
     parser.add_argument(
         "--server", action="store_true", help="also run the stream and concurrency benchmarks"
@@ -276,8 +276,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.cuda.empty_cache()
         from bench import concurrency, stream_overhead
 
-        stream_overhead.main(["--model", str(folder), "--tokens", str(args.tokens)])
-        concurrency.main(["--model", str(folder), "--tokens", str(args.tokens)])
+        same = ["--model", str(folder), "--tokens", str(args.tokens), "--reps", str(args.reps)]
+        stream_overhead.main(same)
+        concurrency.main(same)
 
 
 if __name__ == "__main__":
