@@ -17,7 +17,7 @@ import argparse
 import asyncio
 
 from bench.clients import Stream
-from bench.report import machine, median, table, verdict
+from bench.report import MachineLoad, machine, median, table, verdict
 from bench.rig import Rig, common_arguments, live_rig, say
 
 PATHS = {"engine": "engine, in-process", "ws": "WebSocket chat", "api": "SSE /api/chat"}
@@ -111,8 +111,11 @@ async def main_async(args: argparse.Namespace) -> None:
     counts = sorted(int(n) for n in args.streams.split(","))
     async with live_rig(args, prompts=max(counts), batch=max(8, max(counts))) as rig:
         say(f"measuring {args.reps} repetitions of {counts} streams on {len(PATHS)} paths ...")
+        load = MachineLoad(rig.server.process.pid)
         runs = await measure(rig, args.reps, counts)
+        machine_load = load.summary()
     print(summarize(runs, counts, args.tokens, args.reps, args.model))
+    print(machine_load)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -46,8 +47,6 @@ def verdict(met: bool) -> str:
 
 def machine() -> str:
     """One line naming the machine and the date, for bench/README.md."""
-    import os
-
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -55,6 +54,34 @@ def machine() -> str:
         f"{time.strftime('%Y-%m-%d')}, {_cpu_name()} x {os.cpu_count()} cores, "
         f"{device}, Python {platform.python_version()}, torch {torch.__version__}"
     )
+
+
+class MachineLoad:
+    """How busy the machine's cores were during a run, and how much of that was ours.
+
+    Other work on the machine shows in every figure; this says how much there was.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.started = self._now()
+
+    def _now(self) -> tuple[float, float, float]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+        busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+        stat = open(f"/proc/{self.server_pid}/stat").read().rsplit(")", 1)[1].split()
+        ours = (int(stat[11]) + int(stat[12])) / ticks + sum(os.times()[:4])  # children too
+        return time.monotonic(), busy / ticks, ours
+
+    def summary(self) -> str:
+        (then, busy0, ours0), (now, busy1, ours1) = self.started, self._now()
+        capacity = (now - then) * (os.cpu_count() or 1)
+        busy, ours = (busy1 - busy0) / capacity, (ours1 - ours0) / capacity
+        return (
+            f"during the run the {os.cpu_count()} cores were {busy:.0%} busy: "
+            f"{ours:.0%} this benchmark (server and client), {max(busy - ours, 0):.0%} other work"
+        )
 
 
 def _cpu_name() -> str:

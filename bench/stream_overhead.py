@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import time
 
-from bench.report import machine, median, table, verdict
+from bench.report import MachineLoad, machine, median, table, verdict
 from bench.rig import Rig, common_arguments, live_rig, say
 
 PATHS = {"engine": "engine, in-process", "ws": "WebSocket chat", "api": "SSE /api/chat"}
@@ -120,8 +120,11 @@ def summarize(runs: dict[str, list], tokens: int, reps: int, model: str) -> str:
 async def main_async(args: argparse.Namespace) -> None:
     async with live_rig(args, prompts=args.reps) as rig:
         say(f"measuring {args.reps} repetitions of {len(PATHS)} paths ...")
+        load = MachineLoad(rig.server.process.pid)
         runs = await measure(rig, args.reps)
+        machine_load = load.summary()
     print(summarize(runs, args.tokens, args.reps, args.model))
+    print(machine_load)
 
 
 def main(argv: list[str] | None = None) -> None:
