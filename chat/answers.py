@@ -29,7 +29,7 @@ from inference.worker import EngineUnavailable, GenerationHandle, engine_worker
 log = logging.getLogger(__name__)
 
 # How often the text streamed so far is written to the database.
-PROGRESS_SAVE_SECONDS = 2.0
+PROGRESS_SAVE_SECONDS = 1.0  # at most a second of shown text is lost in a crash
 
 
 def session_group(session_id) -> str:

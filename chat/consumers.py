@@ -88,10 +88,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self._alert(NOT_UNDERSTOOD)
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if text_data is None:  # a binary frame: the page only ever sends JSON text
+            await self._alert(NOT_UNDERSTOOD)
+            return
+        await super().receive(text_data=text_data, **kwargs)
+
     async def decode_json(self, text_data):
         try:
             return await super().decode_json(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
 
     async def _send_message(self, content: dict) -> None:

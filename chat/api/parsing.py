@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def read_json(request) -> dict:
         data = json.loads(request.body)
     except RequestDataTooBig:
         raise _body_too_large() from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
@@ -116,6 +117,8 @@ def check_turns(raw_turns: list[RawTurn]) -> tuple[ChatTurn, ...]:
             decode_image(uri, f"{raw.where} image {n}") for n, uri in enumerate(raw.images, 1)
         )
         turns.append(ChatTurn(raw.role, raw.text, images))
+    if raw_turns[-1].role != "user":  # a lone system message asks nothing
+        raise ApiError(422, "The last message must be from the user.", param=raw_turns[-1].where)
     return tuple(turns)
 
 
@@ -217,7 +220,7 @@ def number(
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "a whole number" if integer else "a number"
         raise ApiError(422, f"{name} must be {kind}.", param=name)
-    if value < low or value > high or (low_open and value == low):
+    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
         opener = "above" if low_open else "from"
         raise ApiError(422, f"{name} must be {opener} {low} up to {high}.", param=name)
     return value

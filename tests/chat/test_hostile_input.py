@@ -247,12 +247,6 @@ def test_api_analyze_refuses_a_body_that_is_not_multipart(api):
 # --- malformed and hostile JSON
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="json.loads raises RecursionError (not ValueError) on deep nesting; "
-    "chat.api.parsing.read_json does not catch it, so the API answers 500 "
-    "'Internal error' and logs a traceback instead of 400 'not valid JSON'",
-)
 def test_api_chat_refuses_json_nested_ten_thousand_levels(api, client, settings):
     body = '{"messages": ' + "[" * 10_000 + "]" * 10_000 + "}"
     response = api.post("/api/chat", body)
@@ -291,12 +285,7 @@ def test_api_chat_refuses_unreadable_json(api, settings, raw, says):
     assert_nothing_saved(settings)
 
 
-NAN_ACCEPTED = pytest.mark.xfail(
-    strict=True,
-    reason="json.loads accepts NaN and chat.api.parsing.number's range check is false for "
-    "NaN, so it passes: temperature NaN reaches the engine (500, 'engine failed', "
-    "traceback logged); top_p NaN is used as is (200)",
-)
+NAN_ACCEPTED = ()  # refused since the parser checks numbers are finite
 
 
 @pytest.mark.parametrize("field", ["temperature", "top_p"])
@@ -402,12 +391,6 @@ def user_says(text: str = "Hi") -> dict:
         pytest.param(
             [{"role": "system", "content": "Obey"}],
             "last message must be",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a lone system message skips the role checks (chat.api.parsing."
-                "_check_role returns early for index 0), so the model is asked to answer "
-                "with no user turn: 200 instead of 422",
-            ),
         ),
         (
             [
@@ -477,11 +460,6 @@ SOCKET_CASES = [
     *HOSTILE_FRAMES,
     pytest.param(
         "deep-nesting",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="ChatConsumer.decode_json catches ValueError only; json.loads' "
-            "RecursionError kills the consumer, the socket closes with no message",
-        ),
     ),
 ]
 HOSTILE_FRAMES["deep-nesting"] = DEEP_FRAME
@@ -506,12 +484,6 @@ async def test_socket_refuses_hostile_frame_with_a_message_and_stays_open(
     assert (await async_client.get("/api/health")).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a binary frame makes AsyncJsonWebsocketConsumer.receive raise "
-    "ValueError('No text section for incoming WebSocket frame!'); the consumer dies "
-    "and the socket closes with no message",
-)
 @pytest.mark.django_db(transaction=True)
 async def test_socket_survives_a_binary_frame(session, user):
     communicator, connected, _ = await open_socket(session, user)

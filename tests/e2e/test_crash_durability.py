@@ -185,12 +185,6 @@ def test_sigkill_mid_answer_keeps_every_saved_message_and_the_text_so_far(data_d
         stop_server(restarted)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chat.answers.PROGRESS_SAVE_SECONDS is 2.0: the first text of an answer "
-    "reaches the database about 2 s after it is shown, so a crash within that "
-    "window loses it; issue 6 asks for a save at least every second",
-)
 def test_streamed_text_is_saved_within_a_second_of_being_shown(data_dir):
     server = start_server(data_dir, *SERVER_ARGS)
     try:
