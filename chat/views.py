@@ -25,6 +25,8 @@ from inference.hardware import gpu_facts
 from inference.worker import engine_worker
 
 PAGE = "chat/session.html"
+SIDEBAR = "chat/sidebar.html"
+TOPBAR = "chat/topbar.html"
 
 
 @require_GET
@@ -65,7 +67,7 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
 @require_GET
 def status(request: HttpRequest) -> HttpResponse:
     """The status widget's facts, polled by the page."""
-    return render(request, f"{PAGE}#status-update", _status_context())
+    return render(request, f"{TOPBAR}#status-update", _status_context())
 
 
 def _status_context() -> dict:
@@ -88,13 +90,13 @@ def session_list(request: HttpRequest) -> HttpResponse:
         "query": query,
         "session": _current(request),
     }
-    return render(request, f"{PAGE}#session-list", context)
+    return render(request, f"{SIDEBAR}#session-list", context)
 
 
 @require_GET
 def session_item(request: HttpRequest, session_id) -> HttpResponse:
     context = {"item": _session(request, session_id), "session": _current(request)}
-    return render(request, f"{PAGE}#session-item", context)
+    return render(request, f"{SIDEBAR}#session-item", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -103,17 +105,17 @@ def session_rename(request: HttpRequest, session_id) -> HttpResponse:
     item = _session(request, session_id)
     context = {"item": item, "session": _current(request)}
     if request.method == "GET":
-        return render(request, f"{PAGE}#session-rename", context)
+        return render(request, f"{SIDEBAR}#session-rename", context)
     try:
         services.session_rename(session=item, title=request.POST.get("title", ""))
     except SettingsRejected as error:
-        return render(request, f"{PAGE}#session-rename", {**context, "error": str(error)})
+        return render(request, f"{SIDEBAR}#session-rename", {**context, "error": str(error)})
     if not request.htmx:
         return redirect("chat:session", session_id=item.pk)
-    response = render(request, f"{PAGE}#session-item", context)
+    response = render(request, f"{SIDEBAR}#session-item", context)
     if context["session"] and context["session"].pk == item.pk:  # the chat on show: its title too
         response.content += render_to_string(
-            f"{PAGE}#topbar-title", {"session": item, "oob": True}
+            f"{TOPBAR}#topbar-title", {"session": item, "oob": True}
         ).encode()
     return _with_toast(response, "Chat renamed.")
 
@@ -140,7 +142,7 @@ def session_thinking(request: HttpRequest, session_id) -> HttpResponse:
     if not request.htmx:
         return redirect("chat:session", session_id=session.pk)
     state = "on" if session.thinking else "off"
-    response = render(request, f"{PAGE}#thinking-switch", {"session": session})
+    response = render(request, f"{TOPBAR}#thinking-switch", {"session": session})
     return _with_toast(response, f"Thinking {state} for this chat.")
 
 
@@ -166,7 +168,7 @@ def session_settings(request: HttpRequest, session_id) -> HttpResponse:
         "settings_error": error,
         "saved": error is None,
     }
-    response = render(request, f"{PAGE}#settings-form", context)
+    response = render(request, f"{TOPBAR}#settings-form", context)
     return response if error else _with_toast(response, "Settings saved.")
 
 
