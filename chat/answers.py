@@ -136,14 +136,14 @@ async def _write_answer(answer: Message, live: _LiveAnswer) -> None:
         last_save = time.monotonic()
         end = None
         while end is None:
-            batch = {"thinking": "", "answer": ""}
+            deltas = []
             for event in await live.handle.next_events():
                 if isinstance(event, Delta):
-                    batch[event.kind] += event.text
+                    deltas.append(event)
                 elif isinstance(event, Finished | Failed):
                     end = event
-            if batch["thinking"] or batch["answer"]:
-                html = _advance(answer.pk, live, batch)
+            if deltas:
+                html = _advance(answer.pk, live, deltas)
                 await layer.group_send(
                     group,
                     {
@@ -197,13 +197,18 @@ async def _send_final(layer, group: str, message_id: int) -> None:
         log.exception("Showing the finished answer %s failed", message_id)
 
 
-def _advance(message_id: int, live: _LiveAnswer, batch: dict[str, str]) -> str:
-    """Take in a batch of new text; return the frame that shows it (rendered once for all)."""
-    if batch["thinking"] and live.thinking_started is None:
-        live.thinking_started = time.monotonic()
-    thinking_done = bool(batch["answer"]) and live.thinking_started and live.thinking_ms is None
-    if thinking_done:
-        _stop_thinking_clock(live)
+def _advance(message_id: int, live: _LiveAnswer, deltas: list[Delta]) -> str:
+    """Take in new text, in the order written; return the frame that shows it
+    (rendered once, for every page)."""
+    batch = {"thinking": "", "answer": ""}
+    thinking_done = False
+    for delta in deltas:
+        if delta.kind == "thinking" and live.thinking_started is None:
+            live.thinking_started = time.monotonic()
+        elif delta.kind == "answer" and live.thinking_started and live.thinking_ms is None:
+            thinking_done = True  # the answer begins after the trace
+            _stop_thinking_clock(live)
+        batch[delta.kind] += delta.text
     closed = {kind: live.text[kind].feed(batch[kind]) for kind in ("thinking", "answer")}
     live.seq += 1
     return stream_html.answer_delta(

@@ -186,6 +186,18 @@
     following = nearBottom();
     jump.hidden = following;
   }, { passive: true });
+  // Reaching for earlier text stops the following at once, before a token
+  // arriving in the same moment could pull the view back down.
+  function readingUp() {
+    following = false;
+  }
+  messages.addEventListener("wheel", (event) => {
+    if (event.deltaY < 0) readingUp();
+  }, { passive: true });
+  messages.addEventListener("touchmove", readingUp, { passive: true });
+  messages.addEventListener("keydown", (event) => {
+    if (["ArrowUp", "PageUp", "Home"].includes(event.key)) readingUp();
+  });
   jump.addEventListener("click", () => {
     following = true;
     jump.hidden = true;
@@ -281,7 +293,10 @@
     if (!fromPoller(event)) toast("The server could not be reached.", "error");
   });
   body.addEventListener("htmx:responseError", (event) => {
-    if (!fromPoller(event)) toast("That did not work; please try again.", "error");
+    // A 429 (over --rate-limit) brings its own notice, through HX-Trigger.
+    if (!fromPoller(event) && event.detail.xhr.status !== 429) {
+      toast("That did not work; please try again.", "error");
+    }
   });
 
   update();

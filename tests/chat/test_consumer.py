@@ -19,6 +19,7 @@ from django.utils.html import strip_tags
 from chat import answers, limits, selectors, services
 from chat.markdown import render_markdown
 from chat.models import ChatSession, Message
+from inference.engine import Delta
 from medserver_site.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -378,18 +379,28 @@ async def test_a_refused_edit_is_told_in_a_toast_and_saves_nothing(
 
 
 async def test_the_thinking_panel_closes_with_its_time_once_the_answer_begins():
-    slot = limits.StreamSlot(owner_id=1)
-    live = answers._LiveAnswer(slot, 1, "session")
+    live = answers._LiveAnswer(limits.StreamSlot(owner_id=1), 1, "session")
 
-    thinking = answers._advance(7, live, {"thinking": "Consider **sepsis**.", "answer": ""})
-    answering = answers._advance(7, live, {"thinking": "", "answer": "Start fluids."})
+    thinking = answers._advance(7, live, [Delta("thinking", "Consider **sepsis**.")])
+    answering = answers._advance(
+        7, live, [Delta("thinking", " Then fluids."), Delta("answer", "Start fluids.")]
+    )
 
     assert '<div id="thinking-7-tail" hx-swap-oob="innerHTML"><p>Consider <strong>' in thinking
     assert '<details class="thinking" id="thinking-7" hx-swap-oob="true">' in answering
-    assert "Thought for 1 s" in answering
+    assert "Thought for 1 s" in answering and "Then fluids." in answering
     assert '<div id="answer-7-tail" hx-swap-oob="innerHTML"><p>Start fluids.</p>' in answering
     assert live.thinking_ms is not None and live.seq == 2
     assert (live.snapshot().thinking, live.snapshot().content) == (
-        "Consider **sepsis**.",
+        "Consider **sepsis**. Then fluids.",
         "Start fluids.",
     )
+
+
+async def test_a_trace_that_starts_after_the_answer_keeps_its_panel_open():
+    live = answers._LiveAnswer(limits.StreamSlot(owner_id=1), 1, "session")
+
+    frame = answers._advance(7, live, [Delta("answer", "Well"), Delta("thinking", "Hmm")])
+
+    assert "Thought for" not in frame and live.thinking_ms is None
+    assert '<div id="thinking-7-tail" hx-swap-oob="innerHTML"><p>Hmm</p>' in frame
