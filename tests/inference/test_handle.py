@@ -16,8 +16,6 @@ from inference.handle import (
     delivery_interval,
 )
 
-pytestmark = pytest.mark.asyncio
-
 REQUEST = GenerationRequest((ChatTurn("user", "x"),))
 
 
