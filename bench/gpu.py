@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(tempfile.mkdtemp(prefix="medgemma-4b-random-"))
         print(f"saving the model to {folder} ...", file=sys.stderr, flush=True)
         save_folder(model, processor, folder)
-        del model
+        del model, worker  # the worker's engine holds the model too
         torch.cuda.empty_cache()
         from bench import concurrency, stream_overhead
 
