@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -184,29 +185,15 @@ def save_folder(model, processor, folder: Path) -> None:
     processor.save_pretrained(folder)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
-    parser.add_argument("--bandwidth-gbs", type=float, default=3350.0, help="GPU memory GB/s")
-    parser.add_argument("--tokens", type=int, default=256, help="tokens per answer")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions")
-    parser.add_argument("--streams", default="1,2,4,8", help="simultaneous streams to try")
-    parser.add_argument(
-        "--server", action="store_true", help="also run the stream and concurrency benchmarks"
-    )
-    args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        sys.exit(
-            "bench.gpu needs an NVIDIA GPU with CUDA, and PyTorch here cannot use one "
-            f"(torch {torch.__version__}); run it on a GPU machine. Nothing was measured."
-        )
+def run(args: argparse.Namespace, scratch: Path) -> None:
+    """Measure and print; `scratch` holds the demo tokenizer and, with --server, the model."""
     from transformers import AutoProcessor, Gemma3Processor
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
     from inference.demo_model import ensure_demo_model
 
     counts = sorted(int(n) for n in args.streams.split(","))
-    demo = ensure_demo_model(Path(tempfile.mkdtemp(prefix="medserver-demo-")) / "demo")
-    tokenizer = AutoProcessor.from_pretrained(demo).tokenizer
+    tokenizer = AutoProcessor.from_pretrained(ensure_demo_model(scratch / "demo")).tokenizer
     # The processor MedGemma 4B has: 896 x 896 images, 256 soft tokens each.
     processor = Gemma3Processor(
         image_processor=Gemma3ImageProcessorPil(
@@ -269,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     if args.server:
-        folder = Path(tempfile.mkdtemp(prefix="medgemma-4b-random-"))
+        folder = scratch / "medgemma-4b-random"
         print(f"saving the model to {folder} ...", file=sys.stderr, flush=True)
         save_folder(model, processor, folder)
         del model, worker  # the worker's engine holds the model too
@@ -279,6 +266,28 @@ def main(argv: list[str] | None = None) -> None:
         same = ["--model", str(folder), "--tokens", str(args.tokens), "--reps", str(args.reps)]
         stream_overhead.main(same)
         concurrency.main(same)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
+    parser.add_argument("--bandwidth-gbs", type=float, default=3350.0, help="GPU memory GB/s")
+    parser.add_argument("--tokens", type=int, default=256, help="tokens per answer")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions")
+    parser.add_argument("--streams", default="1,2,4,8", help="simultaneous streams to try")
+    parser.add_argument(
+        "--server", action="store_true", help="also run the stream and concurrency benchmarks"
+    )
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit(
+            "bench.gpu needs an NVIDIA GPU with CUDA, and PyTorch here cannot use one "
+            f"(torch {torch.__version__}); run it on a GPU machine. Nothing was measured."
+        )
+    scratch = Path(tempfile.mkdtemp(prefix="medserver-bench-gpu-"))
+    try:
+        run(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
