@@ -14,7 +14,15 @@ from chat.models import AuditEvent
 Action = AuditEvent.Action
 
 
-def record(action: str, *, request=None, user=None, target: object = "", detail: str = "") -> None:
+def record(
+    action: str,
+    *,
+    request=None,
+    user=None,
+    target: object = "",
+    detail: str = "",
+    address: str | None = None,
+) -> None:
     """Append an event; the user and address come from `request` unless given."""
     if user is None and request is not None:
         user = getattr(request, "user", None)
@@ -26,7 +34,7 @@ def record(action: str, *, request=None, user=None, target: object = "", detail:
         action=action,
         target=_target(target),
         detail=detail[:300],
-        address=_address(request),
+        address=address or _address(request),
     )
 
 

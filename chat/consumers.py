@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from chat import answers, limits, selectors, services, stream_html
+from chat import answers, audit, limits, selectors, services, stream_html
 from chat.errors import LimitExceeded, MessageRejected
 from chat.models import ChatSession, Message
 from inference.worker import engine_worker
@@ -131,6 +131,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         def edit() -> tuple[Message, str]:
             _, answer = services.message_edit(
                 message=message, content=text, model_name=engine_worker().state.model
+            )
+            audit.record(
+                audit.Action.MESSAGE_EDIT,
+                user=self.scope["user"],
+                target=message,
+                address=(self.scope.get("client") or (None,))[0],
             )
             return answer, stream_html.conversation(self.session)
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from chat import answers, generation_settings, selectors, services, stream_html
+from chat import answers, audit, generation_settings, selectors, services, stream_html
 from chat.errors import MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, SessionSettingsForm
 from chat.models import ChatSession, Message
@@ -49,6 +49,7 @@ def session_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 def session_detail(request: HttpRequest, session_id) -> HttpResponse:
     session = _session(request, session_id)
+    audit.record(audit.Action.SESSION_VIEW, request=request, target=session)
     path = selectors.active_path(session)
     context = {
         "session": session,
@@ -110,6 +111,7 @@ def session_rename(request: HttpRequest, session_id) -> HttpResponse:
         services.session_rename(session=item, title=request.POST.get("title", ""))
     except SettingsRejected as error:
         return render(request, f"{SIDEBAR}#session-rename", {**context, "error": str(error)})
+    audit.record(audit.Action.SESSION_RENAME, request=request, target=item, detail=item.title)
     if not request.htmx:
         return redirect("chat:session", session_id=item.pk)
     response = render(request, f"{SIDEBAR}#session-item", context)
@@ -126,9 +128,11 @@ def session_delete(request: HttpRequest, session_id) -> HttpResponse:
     current = _current(request)
     on_show = current is None or current.pk == item.pk
     try:
+        target = f"chatsession:{item.pk}"  # the row is gone after this
         services.session_delete(session=item)
     except MessageRejected as error:
         return _toast_only(str(error), kind="error")
+    audit.record(audit.Action.SESSION_DELETE, request=request, target=target)
     if on_show or not request.htmx:
         home = reverse("chat:home")
         return HttpResponseClientRedirect(home) if request.htmx else redirect(home)
@@ -198,18 +202,28 @@ def message_select(request: HttpRequest, session_id, message_id: int) -> HttpRes
 @require_POST
 def message_delete(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
     return _change_conversation(
-        request, session_id, message_id, services.message_delete, done="Message deleted."
+        request,
+        session_id,
+        message_id,
+        services.message_delete,
+        done="Message deleted.",
+        action=audit.Action.MESSAGE_DELETE,
     )
 
 
-def _change_conversation(request, session_id, message_id, change, done: str = "") -> HttpResponse:
-    """Apply `change` to a message; answer with the conversation as it now is, which
-    every other open page of the session is sent too."""
+def _change_conversation(
+    request, session_id, message_id, change, done: str = "", action: str = ""
+) -> HttpResponse:
+    """Apply `change` to a message (recording `action` in the audit trail); answer
+    with the conversation as it now is, which every other open page of the session
+    is sent too."""
     message = _message(request, session_id, message_id)
     try:
         change(message=message)
     except MessageRejected as error:
         return _toast_only(str(error), kind="error")
+    if action:
+        audit.record(action, request=request, target=f"message:{message_id}")
     if not request.htmx:
         return redirect("chat:session", session_id=message.session_id)
     html = stream_html.conversation(message.session)
@@ -306,6 +320,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         token, created_key = services.api_token_create(
             owner=request.user, name=request.POST.get("name", "")
         )
+        audit.record(audit.Action.API_TOKEN_CREATE, request=request, target=token)
         if request.htmx:
             context = {"token": token, "created_key": created_key}
             return render(request, "chat/api_tokens.html#token-created", context)
@@ -315,7 +330,8 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    services.api_token_revoke(owner=request.user, token_id=token_id)
+    if services.api_token_revoke(owner=request.user, token_id=token_id):
+        audit.record(audit.Action.API_TOKEN_REVOKE, request=request, target=f"apitoken:{token_id}")
     token = get_object_or_404(selectors.api_tokens_for(request.user), pk=token_id)
     if request.htmx:
         return render(request, "chat/api_tokens.html#token-row", {"token": token})

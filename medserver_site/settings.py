@@ -125,7 +125,7 @@ LOGIN_URL_PATH = "/accounts/login/"
 # poll in the background and do not count as activity.
 SESSION_COOKIE_AGE = 12 * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-MEDSERVER_POLLING_PATHS = {"/api/health", "/status/"}
+MEDSERVER_POLLING_PATHS = {"/api/health", "/chat/status/"}
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
 

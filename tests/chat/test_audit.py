@@ -57,3 +57,43 @@ def test_events_are_never_changed_or_deleted(client, user, django_user_model):
     change = client.get(f"/admin/chat/auditevent/{event.pk}/change/")
     assert b'name="_save"' not in change.content  # a view page, not a form
     assert client.get(f"/admin/chat/auditevent/{event.pk}/delete/").status_code == 403
+
+
+def test_chats_opened_renamed_and_deleted_are_recorded(client, user, engine):
+    session = services.session_create(owner=user, model_name="demo")
+    client.force_login(user)
+    client.get(f"/chat/{session.pk}/")
+    client.post(f"/chat/{session.pk}/rename/", {"title": "Ward 3 review"})
+    client.post(f"/chat/{session.pk}/delete/")
+    events = AuditEvent.objects.exclude(action=Action.LOGIN).order_by("id")
+    assert [(e.action, e.target) for e in events] == [
+        (Action.SESSION_VIEW, f"chatsession:{session.pk}"),
+        (Action.SESSION_RENAME, f"chatsession:{session.pk}"),
+        (Action.SESSION_DELETE, f"chatsession:{session.pk}"),
+    ]
+    assert events[1].detail == "Ward 3 review"
+
+
+def test_deleting_a_message_and_managing_tokens_are_recorded(client, user, engine):
+    from chat.models import Message
+
+    session = services.session_create(owner=user, model_name="demo")
+    question, answer = services.message_send(session=session, content="Q")
+    Message.objects.filter(pk=answer.pk).update(status="complete", content="A")
+    client.force_login(user)
+    client.post(f"/chat/{session.pk}/messages/{question.pk}/delete/", HTTP_HX_REQUEST="true")
+    client.post("/account/api-tokens/", {"name": "PACS"})
+    token = user.api_tokens.get()
+    client.post(f"/account/api-tokens/{token.pk}/revoke/")
+    assert actions()[1:] == [
+        Action.MESSAGE_DELETE,
+        Action.API_TOKEN_CREATE,
+        Action.API_TOKEN_REVOKE,
+    ]
+
+
+def test_background_status_polling_is_not_a_chat_view(client, user, engine):
+    client.force_login(user)
+    for _ in range(3):
+        client.get("/chat/status/")
+    assert actions() == [Action.LOGIN]
