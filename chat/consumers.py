@@ -17,11 +17,13 @@ from chat import answers, audit, limits, selectors, services, stream_html
 from chat.errors import LimitExceeded, MessageRejected
 from chat.models import ChatSession, Message
 from inference.worker import engine_worker
+from medserver_site.middleware import session_still_active
 
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+SIGNED_OUT = "You were signed out after a while without activity; reload the page to sign in."
 NOT_UNDERSTOOD = "That request was not understood."
 
 
@@ -68,6 +70,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs) -> None:
         action = content.get("action", "send") if isinstance(content, dict) else None
         if action in ("send", "edit", "regenerate"):
+            session = self.scope.get("session")
+            if session is not None and not await database_sync_to_async(session_still_active)(
+                session
+            ):
+                await self._alert(SIGNED_OUT)
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
             # The same --rate-limit budget as the pages and the API.
             client = self.scope.get("client") or (None,)
             try:

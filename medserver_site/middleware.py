@@ -44,6 +44,19 @@ class IdleSignOutMiddleware:
         return self.get_response(request)
 
 
+def session_still_active(session) -> bool:
+    """For the chat socket: False once the session has been idle too long; else
+    note the message as activity (sending counts, like a page visit)."""
+    if settings.MEDSERVER.no_auth:
+        return True
+    now = time.time()
+    if now - session.get(_ACTIVITY_KEY, now) > settings.MEDSERVER.session_timeout * 60:
+        return False
+    session[_ACTIVITY_KEY] = now
+    session.save()
+    return True
+
+
 def _is_polling(request) -> bool:
     return request.path in settings.MEDSERVER_POLLING_PATHS
 

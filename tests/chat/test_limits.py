@@ -62,3 +62,32 @@ def test_a_chat_at_the_history_limit_refuses_more(user, medserver_settings):
         Message.objects.filter(pk=answer.pk).update(status="complete", content="A")
     with pytest.raises(MessageRejected, match="limit is 4"):
         services.message_send(session=session, content="One more")
+
+
+@pytest.fixture
+def idle_socket_session(user, engine, medserver_settings):
+    import time
+
+    from django.contrib.sessions.backends.db import SessionStore
+
+    medserver_settings(session_timeout=30)
+    store = SessionStore()
+    store["medserver_last_activity"] = time.time() - 31 * 60
+    store.save()
+    return services.session_create(owner=user, model_name="demo"), store
+
+
+@pytest.mark.asyncio
+async def test_a_socket_left_open_past_the_idle_timeout_cannot_send(user, idle_socket_session):
+    from channels.db import database_sync_to_async
+
+    session, store = idle_socket_session
+    socket = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
+    socket.scope["user"] = user
+    socket.scope["session"] = store
+    socket.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    assert (await socket.connect())[0]
+    await socket.send_json_to({"action": "send", "content": "After lunch"})
+    assert "signed out" in await socket.receive_from(timeout=10)
+    assert (await socket.receive_output(timeout=10))["type"] == "websocket.close"
+    assert await database_sync_to_async(session.messages.count)() == 0
