@@ -49,6 +49,9 @@ def bounds() -> Bounds:
     )
 
 
+THINKING_BUDGET_FACTOR = 2
+
+
 def sampling_for(session: ChatSession) -> Sampling:
     """The sampling an answer in `session` is written with."""
     limits = bounds()
@@ -56,13 +59,11 @@ def sampling_for(session: ChatSession) -> Sampling:
     if not limits.sampling_locked:
         temperature = session.temperature if session.temperature is not None else temperature
         top_p = session.top_p if session.top_p is not None else top_p
-    return Sampling(
-        max_new_tokens=min(
-            session.max_new_tokens or limits.default_max_new_tokens, limits.max_new_tokens
-        ),
-        temperature=temperature,
-        top_p=top_p,
-    )
+    tokens = min(session.max_new_tokens or limits.default_max_new_tokens, limits.max_new_tokens)
+    if session.thinking and can_think():
+        # The trace is written before the answer: it gets a budget of its own.
+        tokens = min(tokens * THINKING_BUDGET_FACTOR, settings.MEDSERVER.max_model_len)
+    return Sampling(max_new_tokens=tokens, temperature=temperature, top_p=top_p)
 
 
 def can_think() -> bool:

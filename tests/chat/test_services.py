@@ -492,3 +492,14 @@ def test_an_answer_cut_off_by_the_loop_guard_is_stopped_with_the_reason(user):
     )
     answer.refresh_from_db()
     assert answer.status == Message.Status.STOPPED and answer.error == LOOP_NOTE
+
+
+def test_thinking_gets_a_token_budget_of_its_own(user, medserver_settings):
+    from chat import generation_settings
+
+    medserver_settings(max_new_tokens=100)
+    session = services.session_create(owner=user, model_name="demo")
+    session.thinking = False
+    plain = generation_settings.sampling_for(session).max_new_tokens
+    session.thinking = True  # the demo model can think
+    assert generation_settings.sampling_for(session).max_new_tokens == 2 * plain

@@ -6,6 +6,7 @@ import pytest
 
 from chat import answers, generation_settings, selectors, services
 from chat.errors import MessageRejected, SettingsRejected
+from chat.generation_settings import THINKING_BUDGET_FACTOR
 from chat.models import ChatSession, Message
 from inference.engine import ChatTurn, Finished
 
@@ -122,7 +123,8 @@ def test_settings_are_saved_and_applied_to_the_next_answer(session, medserver_se
     assert request.turns[0] == ChatTurn("system", "You assist an emergency physician.")
     assert request.turns[1] == ChatTurn("user", "Chest pain?")
     assert (request.sampling.temperature, request.sampling.top_p) == (0.8, 0.5)
-    assert request.sampling.max_new_tokens == 300
+    # Thinking is on (the demo model can think): the trace gets a budget of its own.
+    assert request.sampling.max_new_tokens == 300 * THINKING_BUDGET_FACTOR
 
 
 def test_empty_settings_mean_the_servers_defaults(session, medserver_settings):
@@ -134,7 +136,8 @@ def test_empty_settings_mean_the_servers_defaults(session, medserver_settings):
     assert request.turns == (ChatTurn("user", "Q"),)  # no system turn
     assert request.sampling.temperature == config.default_temperature
     assert request.sampling.top_p == config.default_top_p
-    assert request.sampling.max_new_tokens == 40
+    # Thinking is on (the demo model can think): the trace gets a budget of its own.
+    assert request.sampling.max_new_tokens == 40 * THINKING_BUDGET_FACTOR
 
 
 @pytest.mark.parametrize(
@@ -181,7 +184,8 @@ def test_locked_sampling_cannot_be_set_and_is_not_applied(session, medserver_set
         config.default_temperature,
         config.default_top_p,
     )
-    assert request.sampling.max_new_tokens == 50
+    # Thinking is on (the demo model can think): the trace gets a budget of its own.
+    assert request.sampling.max_new_tokens == 50 * THINKING_BUDGET_FACTOR
     assert request.turns[0] == ChatTurn("system", "Be brief.")
     assert generation_settings.bounds().sampling_locked
 
