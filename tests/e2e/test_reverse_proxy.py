@@ -340,7 +340,9 @@ def test_sse_tokens_arrive_one_by_one_through_nginx(medserver, proxy, tls):
     )
     body = {
         "messages": [{"role": "user", "content": "Describe a normal chest X-ray."}],
-        "max_tokens": 24,
+        # Long enough to span many of the server's 30 ms deliveries.
+        "max_tokens": 300,
+        "ignore_eos": True,
         "stream": True,
     }
     connection.request(
