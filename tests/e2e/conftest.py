@@ -77,15 +77,18 @@ def start_server(
     model: str = "demo",
     wait_for: str = "ready",
     tls: ssl.SSLContext | None = None,
+    env: dict[str, str] | None = None,
 ) -> RunningServer:
     """Start `medserver` and wait until /api/health reports `wait_for`.
 
+    The server starts clean: no MEDSERVER_* or Hugging Face variable of this
+    process reaches it (HF_HOME is a folder of its own), only those in `env`.
     With `tls` (a context trusting the certificate passed in `extra_args`),
     the server is reached over HTTPS.
     """
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSERVER_")}
-    env["PYTHONUNBUFFERED"] = "1"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MEDSERVER_", "HF_"))}
+    environ.update({"PYTHONUNBUFFERED": "1", "HF_HOME": str(data_dir / "hf-home"), **(env or {})})
     process = subprocess.Popen(
         [
             str(MEDSERVER),
@@ -106,7 +109,7 @@ def start_server(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=environ,
     )
     scheme = "https" if tls else "http"
     server = RunningServer(f"{scheme}://127.0.0.1:{port}", data_dir, process, tls=tls)

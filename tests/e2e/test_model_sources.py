@@ -14,8 +14,7 @@ from websockets.sync.client import connect
 
 from inference.demo_model import ensure_demo_model
 from tests.chat.test_consumer import FINAL
-from tests.e2e.conftest import stop_server
-from tests.e2e.medserver_process import start_medserver
+from tests.e2e.conftest import start_server, stop_server
 from tests.e2e.test_server_journey import Browserless
 
 
@@ -29,7 +28,7 @@ def copied_model(tmp_path):
 
 
 def test_a_copied_model_folder_is_served_and_answers(copied_model, tmp_path):
-    server = start_medserver(tmp_path / "data", model=str(copied_model))
+    server = start_server(tmp_path / "data", model=str(copied_model))
     try:
         assert f"Model files: the local folder {copied_model}" in "".join(server.output)
         with urllib.request.urlopen(f"{server.url}/api/health", timeout=5) as response:
@@ -62,8 +61,8 @@ def test_a_model_that_cannot_load_says_why_in_one_console_line(tmp_path):
         probe.bind(("127.0.0.1", 0))
         nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
 
-    server = start_medserver(
-        tmp_path / "data", model="4", env={"HF_ENDPOINT": nowhere}, wait_for=("error",)
+    server = start_server(
+        tmp_path / "data", model="4", env={"HF_ENDPOINT": nowhere}, wait_for="error"
     )
     try:
         with pytest.raises(urllib.error.HTTPError) as answer:

@@ -28,8 +28,7 @@ from websockets.sync.client import connect
 
 from medserver_site.config import ServerConfig
 from tests.chat.test_consumer import FINAL
-from tests.e2e.conftest import free_port, stop_server
-from tests.e2e.medserver_process import start_medserver
+from tests.e2e.conftest import free_port, start_server, stop_server
 
 PROJECT = Path(__file__).resolve().parents[2]
 SITE_CONF = PROJECT / "deploy" / "nginx" / "medserver.conf"
@@ -214,7 +213,7 @@ def _make_user(server, username: str) -> None:
 
 @pytest.fixture(scope="module")
 def medserver(tmp_path_factory):
-    server = start_medserver(
+    server = start_server(
         tmp_path_factory.mktemp("medserver-data"),
         "--behind-proxy",
         env={"MEDSERVER_ALLOWED_HOSTS": NAME},
@@ -308,7 +307,7 @@ def test_a_chat_answer_streams_over_a_websocket_through_nginx(medserver, proxy, 
 
 def test_without_behind_proxy_an_https_login_is_refused(tls, tmp_path):
     """The other side of --behind-proxy: MedServer would take the page for plain HTTP."""
-    server = start_medserver(tmp_path / "data", env={"MEDSERVER_ALLOWED_HOSTS": NAME})
+    server = start_server(tmp_path / "data", env={"MEDSERVER_ALLOWED_HOSTS": NAME})
     proxy = start_nginx(tmp_path / "nginx", int(server.url.rsplit(":", 1)[1]), tls)
     try:
         _make_user(server, "dr-plain")
