@@ -10,6 +10,7 @@ it live, and a page that connects mid-answer is sent the text so far
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import generation_settings, selectors, services, stream_html
-from chat.limits import StreamSlot, release_stream
+from chat.limits import StreamSlot, release_stream, reserve_stream
 from chat.markdown import MarkdownStream
 from chat.models import ChatSession, Message
 from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest
@@ -73,6 +74,26 @@ class _LiveAnswer:
 _running: dict[int, _LiveAnswer] = {}  # answer message id -> its live state
 
 
+async def begin_answer(user, session_id, save) -> str:
+    """Reserve one of the user's streams, run `save` (sync: it saves the answer's
+    placeholder and returns it with the HTML the pages must show), show that HTML
+    to every page of the session and start writing the answer. Return the HTML.
+
+    Raise LimitExceeded or MessageRejected with nothing saved or started.
+    """
+    slot = reserve_stream(user)
+    try:
+        answer, html = await database_sync_to_async(save)()
+    except BaseException:
+        release_stream(slot)
+        raise
+    await get_channel_layer().group_send(
+        session_group(session_id), {"type": "chat.html", "html": html}
+    )
+    start_answer(answer, slot)
+    return html
+
+
 def start_answer(answer: Message, slot: StreamSlot) -> None:
     """Start writing `answer` (a saved streaming placeholder) in the background.
 
@@ -80,7 +101,11 @@ def start_answer(answer: Message, slot: StreamSlot) -> None:
     """
     live = _LiveAnswer(slot, slot.owner_id, answer.session_id)
     _running[answer.pk] = live
-    live.task = asyncio.create_task(_write_answer(answer, live), name=f"answer-{answer.pk}")
+    # A context of its own: the answer outlives the request or socket that asked
+    # for it, and must not run its database work in their (ending) thread context.
+    live.task = contextvars.Context().run(
+        asyncio.create_task, _write_answer(answer, live), name=f"answer-{answer.pk}"
+    )
 
 
 def stop_answers(session_id, user) -> int:

@@ -166,25 +166,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self._start_answer(regenerate, alert=self._toast)
 
     async def _start_answer(self, save, *, alert) -> bool:
-        """Reserve a stream slot, run `save` (which saves an answer placeholder and
-        renders what the pages must show), broadcast it and start the answer.
-        A refusal is told to this page through `alert`; return whether it started."""
+        """Start an answer (see chat.answers.begin_answer); a refusal is told to
+        this page through `alert`. Return whether it started."""
         try:
-            slot = limits.reserve_stream(self.scope["user"])
-        except LimitExceeded as error:
+            await answers.begin_answer(self.scope["user"], self.session.pk, save)
+        except (LimitExceeded, MessageRejected) as error:
             await alert(str(error))
             return False
-        try:
-            answer, html = await database_sync_to_async(save)()
-        except MessageRejected as error:
-            limits.release_stream(slot)
-            await alert(str(error))
-            return False
-        except Exception:
-            limits.release_stream(slot)
-            raise
-        await self.channel_layer.group_send(self.group, {"type": "chat.html", "html": html})
-        answers.start_answer(answer, slot)
         return True
 
     async def _message(self, content: dict) -> Message | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import login
@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from chat import answers, audit, generation_settings, selectors, services, stream_html
-from chat.errors import MessageRejected, SettingsRejected
+from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, SessionSettingsForm
 from chat.models import ChatSession, Message
 from chat.setup_link import setup_token_valid
@@ -336,3 +336,31 @@ def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if request.htmx:
         return render(request, "chat/api_tokens.html#token-row", {"token": token})
     return redirect("chat:api-tokens")
+
+
+@require_POST
+async def message_post(request: HttpRequest, session_id) -> HttpResponse:
+    """Send a message without the chat socket, for networks that block WebSockets.
+
+    The same service saves it and the same task writes the answer; the page
+    then follows the answer by polling the message (see static/js/chat.js).
+    """
+    user = await request.auser()
+    session = await sync_to_async(get_object_or_404)(selectors.sessions_for(user), pk=session_id)
+    text = request.POST.get("content", "")
+    attachment_ids = request.POST.getlist("attachments")
+
+    def send() -> tuple[Message, str]:
+        question, answer = services.message_send(
+            session=session,
+            content=text,
+            attachment_ids=attachment_ids,
+            model_name=engine_worker().state.model,
+        )
+        return answer, stream_html.messages_added(question, answer)
+
+    try:
+        html = await answers.begin_answer(user, session.pk, send)
+    except (LimitExceeded, MessageRejected) as error:
+        return HttpResponse(stream_html.composer_alert(str(error)))
+    return HttpResponse(html + stream_html.composer_sent())

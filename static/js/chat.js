@@ -150,6 +150,37 @@
     }
   });
 
+  // --- without a socket: some networks and proxies block WebSockets. If none
+  // opens, messages go by plain POST and streaming answers are polled (the
+  // server saves them every second) until the socket opens after all.
+  let socketEverOpened = false;
+  body.addEventListener("htmx:wsOpen", () => { socketEverOpened = true; });
+  setTimeout(() => { if (!socketEverOpened) useWithoutSocket(); }, 5000);
+
+  function useWithoutSocket() {
+    setSocket("fallback");
+    document.addEventListener("submit", (event) => {
+      if (event.target !== form || socketEverOpened) return;
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      if (form.hasAttribute("data-over-limit")) return;
+      htmx.ajax("POST", form.dataset.sendUrl, { source: form, swap: "none" }).then(() => {
+        if (!document.querySelector("#composer-alert .alert")) {
+          input.value = "";
+          update();
+        }
+        following = true;
+      });
+    }, true);
+    setInterval(() => {
+      if (socketEverOpened) return;
+      messages.querySelectorAll('article[data-status="streaming"]').forEach((article) => {
+        const url = form.dataset.messagesUrl + article.dataset.messageId + "/";
+        htmx.ajax("GET", url, { target: article, swap: "outerHTML" });
+      });
+    }, 1000);
+  }
+
   // The text leaves the box when sent; if the server refuses it, it comes back.
   body.addEventListener("htmx:wsAfterSend", (event) => {
     if (event.detail.elt !== form) return;

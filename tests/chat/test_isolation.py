@@ -105,6 +105,7 @@ ROUTES: dict[str, tuple[list, set[str]]] = {
     "chat:session-thinking": ([("a", lambda a, b: _session(a))], {"POST"}),
     "chat:session-settings": ([("a", lambda a, b: _session(a))], {"POST"}),
     "chat:attachment-upload": ([("a", lambda a, b: _session(a))], {"POST"}),
+    "chat:message-post": ([("a", lambda a, b: _session(a))], {"POST"}),
     "chat:attachment": ([("a", lambda a, b: {"attachment_id": a.attachment.pk})], {"GET"}),
     "chat:api-token-revoke": ([("a", lambda a, b: {"token_id": a.token.pk})], {"POST"}),
 }

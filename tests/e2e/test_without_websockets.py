@@ -1,0 +1,54 @@
+"""A network that blocks WebSockets: the page still sends and shows the answer."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.chromium import ASSISTANT, PASSWORD, browser_fixture, open_page  # noqa: F401
+from tests.e2e.conftest import start_server, stop_server
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = start_server(tmp_path_factory.mktemp("no-websockets"), "--rate-limit", "1000/minute")
+    running.manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "dr-proxy",
+        "--email",
+        "proxy@clinic.example",
+        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+    )
+    yield running
+    stop_server(running)
+
+
+def test_blocked_websockets_fall_back_to_posting_and_polling(server, browser):
+    page, watch = open_page(browser)
+    # Every chat socket is refused, as by a proxy without WebSocket upgrade.
+    page.route_web_socket(re.compile(r".*/ws/chat/.*"), lambda socket: socket.close())
+    page.goto(server.url + "/accounts/login/")
+    page.get_by_label("User name").fill("dr-proxy")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/chat/"))
+    expect(page.locator("#connection-state")).to_contain_text("No live connection", timeout=15_000)
+
+    page.get_by_label("Message").fill("Sent without a socket")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator('[data-message-role="user"]')).to_contain_text("Sent without a socket")
+    expect(page.get_by_label("Message")).to_have_value("")
+    expect(page.locator(ASSISTANT)).to_have_attribute("data-status", "complete", timeout=30_000)
+    answer = page.locator(f"{ASSISTANT} .message-content").inner_text()
+    assert answer.strip()
+
+    page.reload()
+    expect(page.locator(f"{ASSISTANT} .message-content")).to_have_text(answer)
+    assert watch.errors == []
+    page.context.close()
