@@ -51,6 +51,17 @@ def _make_active(message: Message) -> None:
     message.active = True
 
 
+def _answer_placeholder(session: ChatSession, question: Message, model_name: str) -> Message:
+    """The empty answer to `question`, marked streaming until it is written."""
+    return _add_message(
+        session,
+        question,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model_name=model_name,
+    )
+
+
 def _add_message(session: ChatSession, parent: Message | None, **fields) -> Message:
     """Save a new message after `parent` as the shown version of its turn."""
     Message.objects.filter(session=session, parent=parent, active=True).update(active=False)
@@ -92,13 +103,7 @@ def message_send(
     for attachment in attachments:
         attachment.message = question
         attachment.save(update_fields=["message"])
-    answer = _add_message(
-        session,
-        question,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING,
-        model_name=model_name,
-    )
+    answer = _answer_placeholder(session, question, model_name)
     if not session.title:
         session.title = _title_from(content) or "Image analysis"
     session.save(update_fields=["title", "updated_at"])
@@ -136,13 +141,7 @@ def message_edit(
             height=original.height,
             size_bytes=original.size_bytes,
         )
-    answer = _add_message(
-        session,
-        question,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING,
-        model_name=model_name,
-    )
+    answer = _answer_placeholder(session, question, model_name)
     session.save(update_fields=["updated_at"])
     return question, answer
 
@@ -158,13 +157,7 @@ def answer_regenerate(*, answer: Message, model_name: str = "") -> Message:
         raise MessageRejected("Only answers can be regenerated; edit a question instead.")
     check_idle(answer.session)
     question = Message.objects.get(pk=answer.parent_id)
-    new = _add_message(
-        answer.session,
-        question,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING,
-        model_name=model_name,
-    )
+    new = _answer_placeholder(answer.session, question, model_name)
     answer.session.save(update_fields=["updated_at"])
     return new
 
