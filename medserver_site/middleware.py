@@ -28,7 +28,7 @@ class IdleSignOutMiddleware:
         if user is not None and user.is_authenticated and not settings.MEDSERVER.no_auth:
             now = time.time()
             last = request.session.get(_ACTIVITY_KEY, now)
-            if now - last > settings.MEDSERVER.session_timeout * 60:
+            if _idle_too_long(last, now):
                 logout(request)
                 if request.headers.get("HX-Request"):
                     response = self.get_response(request)
@@ -50,11 +50,15 @@ def session_still_active(session) -> bool:
     if settings.MEDSERVER.no_auth:
         return True
     now = time.time()
-    if now - session.get(_ACTIVITY_KEY, now) > settings.MEDSERVER.session_timeout * 60:
+    if _idle_too_long(session.get(_ACTIVITY_KEY, now), now):
         return False
     session[_ACTIVITY_KEY] = now
     session.save()
     return True
+
+
+def _idle_too_long(last_activity: float, now: float) -> bool:
+    return now - last_activity > settings.MEDSERVER.session_timeout * 60
 
 
 def _is_polling(request) -> bool:
