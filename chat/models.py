@@ -1,4 +1,4 @@
-"""Chat sessions, their messages and the images attached to them."""
+"""Chat sessions, their messages and images, task presets and clinicians' reviews."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ class ChatSession(models.Model):
     )
     # The session's own instructions and sampling; empty or null means the
     # server's default. chat.generation_settings holds the bounds.
+    preset = models.ForeignKey(
+        "Preset",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        help_text="The task's instructions; the session's own follow them.",
+    )
     system_prompt = models.TextField(blank=True)
     temperature = models.FloatField(null=True, blank=True)
     top_p = models.FloatField(null=True, blank=True)
@@ -68,8 +76,16 @@ class Message(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     error = models.TextField(blank=True, help_text="What went wrong, as shown to the user.")
     # Provenance and timings of an answer (empty on user messages).
+    # Provenance: what wrote the answer. The engine can change between answers
+    # (fallback, -q), so each answer keeps its own.
     model_name = models.CharField(max_length=200, blank=True)
     engine = models.CharField(max_length=50, blank=True)
+    quantization = models.CharField(max_length=50, blank=True, help_text="e.g. 4-bit NF4.")
+    sampling = models.JSONField(
+        default=dict, blank=True, help_text="Temperature, top-p, token budget and thinking."
+    )
+    preset_name = models.CharField(max_length=100, blank=True)
+    preset_version = models.PositiveIntegerField(null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -130,6 +146,14 @@ class Attachment(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     size_bytes = models.PositiveIntegerField()
+    label = models.CharField(
+        max_length=200, blank=True, help_text="Shown with the image and given to the model."
+    )
+    dicom = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="De-identified facts of a DICOM source: modality, body part, spacing, window.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -137,6 +161,80 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.content_type} {self.width}×{self.height}"
+
+
+class Preset(models.Model):
+    """Instructions for a common task, chosen per session.
+
+    Built-in presets have no owner and a `key`; each user may add their own.
+    `version` goes up whenever the instructions change, and answers keep the
+    version they were written with.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="presets",
+        help_text="Empty for the built-in presets.",
+    )
+    key = models.SlugField(max_length=50, blank=True, help_text="Names a built-in preset.")
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=200, blank=True)
+    system_prompt = models.TextField()
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["owner_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=~models.Q(key=""), name="preset_unique_builtin_key"
+            ),
+            models.UniqueConstraint(fields=["owner", "name"], name="preset_unique_name_per_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.version})"
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.owner_id is None
+
+
+class AnswerReview(models.Model):
+    """A clinician's judgement of an answer: reviewed or rejected, thumbs, a comment."""
+
+    class Verdict(models.TextChoices):
+        REVIEWED = "reviewed", "Reviewed"
+        REJECTED = "rejected", "Rejected"
+
+    class Rating(models.TextChoices):
+        UP = "up", "Helpful"
+        DOWN = "down", "Not helpful"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="reviews"
+    )
+    reviewer_name = models.CharField(max_length=150, help_text="Kept if the user goes.")
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    rating = models.CharField(max_length=8, choices=Rating.choices, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "reviewer"], name="review_one_per_reviewer"),
+        ]
+
+    def __str__(self) -> str:
+        verdict = self.get_verdict_display() or "Feedback"
+        return f"{verdict} by {self.reviewer_name} on answer #{self.message_id}"
 
 
 class ApiToken(models.Model):
@@ -177,6 +275,10 @@ class AuditEvent(models.Model):
         MESSAGE_EDIT = "message_edit", "Edited a message"
         MESSAGE_DELETE = "message_delete", "Deleted a message"
         EXPORT = "export", "Exported a chat"
+        ANSWER_REVIEW = "answer_review", "Reviewed an answer"
+        REVIEWS_EXPORT = "reviews_export", "Exported answer reviews"
+        PRESET_SAVE = "preset_save", "Saved a preset"
+        PRESET_DELETE = "preset_delete", "Deleted a preset"
         API_TOKEN_CREATE = "api_token_create", "Created an API token"
         API_TOKEN_REVOKE = "api_token_revoke", "Revoked an API token"
         API_TOKEN_USE = "api_token_use", "Used an API token"
