@@ -1,9 +1,12 @@
 """Django admin: where staff review sessions, messages and attachments."""
 
 from django.contrib import admin
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 
 from chat import audit
-from chat.models import Attachment, AuditEvent, ChatSession, Message
+from chat.models import AnswerReview, Attachment, AuditEvent, ChatSession, Message, Preset
+from chat.review_export import reviews_csv_lines
 
 
 class MessageInline(admin.StackedInline):
@@ -20,6 +23,10 @@ class MessageInline(admin.StackedInline):
         "error",
         "model_name",
         "engine",
+        "quantization",
+        "sampling",
+        "preset_name",
+        "preset_version",
     )
     readonly_fields = fields
     can_delete = False
@@ -43,6 +50,17 @@ class ChatSessionAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+class AnswerReviewInline(admin.TabularInline):
+    model = AnswerReview
+    extra = 0
+    fields = ("reviewer_name", "verdict", "rating", "comment", "updated_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = (
@@ -54,9 +72,19 @@ class MessageAdmin(admin.ModelAdmin):
         "completion_tokens",
         "created_at",
     )
-    list_filter = ("role", "status", "active", "model_name", "engine")
+    list_filter = (
+        "role",
+        "status",
+        "active",
+        "model_name",
+        "engine",
+        "quantization",
+        "preset_name",
+        "reviews__verdict",
+    )
     search_fields = ("content", "session__title", "session__owner__username")
     readonly_fields = [f.name for f in Message._meta.fields]
+    inlines = [AnswerReviewInline]
 
 
 @admin.register(Attachment)
@@ -81,4 +109,80 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AnswerReview)
+class AnswerReviewAdmin(admin.ModelAdmin):
+    """Clinicians' reviews of answers, for quality review; exported as CSV."""
+
+    list_display = (
+        "updated_at",
+        "reviewer_name",
+        "verdict",
+        "rating",
+        "short_comment",
+        "message",
+        "model",
+        "engine",
+    )
+    list_filter = (
+        "verdict",
+        "rating",
+        "updated_at",
+        "reviewer",
+        "message__model_name",
+        "message__engine",
+        "message__preset_name",
+    )
+    search_fields = ("comment", "reviewer_name", "message__content")
+    date_hierarchy = "updated_at"
+    readonly_fields = [f.name for f in AnswerReview._meta.fields]
+    actions = ["export_csv"]
+
+    @admin.display(description="Comment")
+    def short_comment(self, review: AnswerReview) -> str:
+        return review.comment if len(review.comment) <= 80 else review.comment[:79] + "…"
+
+    @admin.display(description="Model", ordering="message__model_name")
+    def model(self, review: AnswerReview) -> str:
+        return review.message.model_name
+
+    @admin.display(description="Engine", ordering="message__engine")
+    def engine(self, review: AnswerReview) -> str:
+        return review.message.engine
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("message")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Export the selected reviews as CSV")
+    def export_csv(self, request, queryset):
+        audit.record(
+            audit.Action.REVIEWS_EXPORT, request=request, detail=f"{queryset.count()} reviews"
+        )
+        response = StreamingHttpResponse(reviews_csv_lines(queryset), content_type="text/csv")
+        name = f"medserver-reviews-{timezone.localdate():%Y-%m-%d}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "version", "key", "updated_at")
+    list_filter = ("owner",)
+    search_fields = ("name", "system_prompt", "owner__username")
+    readonly_fields = [f.name for f in Preset._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Built-in presets follow the code and users change their own in the
+        # app, where each change raises the version that answers record.
         return False

@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 
 from chat import generation_settings, selectors, services, stream_html
 from chat.limits import StreamSlot, release_stream, reserve_stream
 from chat.markdown import MarkdownStream
 from chat.models import ChatSession, Message
 from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest
-from inference.registry import model_spec_for
 from inference.worker import EngineUnavailable, GenerationHandle, engine_worker
 
 log = logging.getLogger(__name__)
@@ -133,14 +131,14 @@ def live_answers(session_id) -> dict[int, LiveText]:
 
 def _request_for(answer: Message) -> GenerationRequest:
     # Read afresh: the settings may have changed since the page's socket loaded it.
-    session = ChatSession.objects.get(pk=answer.session_id)
+    session = ChatSession.objects.select_related("preset").get(pk=answer.session_id)
     turns = selectors.conversation_before(answer)
-    if session.system_prompt.strip():
-        turns = (ChatTurn("system", session.system_prompt.strip()), *turns)
+    if system_prompt := generation_settings.system_prompt_for(session):
+        turns = (ChatTurn("system", system_prompt), *turns)
     return GenerationRequest(
         turns=turns,
         sampling=generation_settings.sampling_for(session),
-        thinking=session.thinking and model_spec_for(settings.MEDSERVER.model).can_think,
+        thinking=generation_settings.thinking_for(session),
     )
 
 
@@ -190,6 +188,7 @@ async def _write_answer(answer: Message, live: _LiveAnswer) -> None:
                 **_texts(live),
                 finished=end,
                 engine=worker.state.engine,
+                quantization=worker.state.details.get("quantization", ""),
                 thinking_ms=live.thinking_ms,
             )
         else:

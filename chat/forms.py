@@ -18,6 +18,7 @@ class SessionSettingsForm(forms.Form):
     """Reads the settings dialog's fields; the bounds are checked by
     services.session_configure. An empty number means the server's default."""
 
+    preset = forms.IntegerField(required=False)
     system_prompt = forms.CharField(required=False, strip=True)
     temperature = forms.FloatField(required=False)
     top_p = forms.FloatField(required=False)
@@ -27,3 +28,10 @@ class SessionSettingsForm(forms.Form):
         field, errors = next(iter(self.errors.items()))
         label = {"max_new_tokens": "Max tokens", "top_p": "Top-p"}.get(field, field.capitalize())
         return f"{label}: {errors[0]}"
+
+
+class PresetForm(forms.Form):
+    """A user's own preset; services.preset_save checks names and lengths."""
+
+    name = forms.CharField(required=False)
+    system_prompt = forms.CharField(required=False)

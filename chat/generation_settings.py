@@ -1,5 +1,9 @@
 """A session's generation settings: the bounds the server sets, and what applies.
 
+What applies to an answer: its instructions (the session's preset, then the
+session's own system prompt) and its sampling. Both are also recorded with
+each answer, as its provenance (`provenance_for`).
+
 A session may choose its own temperature, top-p and answer length; whatever it
 leaves empty is the server's default. With `--no-allow-client-sampling-config`
 the server's temperature and top-p apply whatever a session says, as they do
@@ -60,10 +64,37 @@ def sampling_for(session: ChatSession) -> Sampling:
         temperature = session.temperature if session.temperature is not None else temperature
         top_p = session.top_p if session.top_p is not None else top_p
     tokens = min(session.max_new_tokens or limits.default_max_new_tokens, limits.max_new_tokens)
-    if session.thinking and can_think():
+    if thinking_for(session):
         # The trace is written before the answer: it gets a budget of its own.
         tokens = min(tokens * THINKING_BUDGET_FACTOR, settings.MEDSERVER.max_model_len)
     return Sampling(max_new_tokens=tokens, temperature=temperature, top_p=top_p)
+
+
+def system_prompt_for(session: ChatSession) -> str:
+    """The instructions an answer in `session` is written with: the preset's, then its own."""
+    parts = [session.preset.system_prompt if session.preset else "", session.system_prompt]
+    return "\n\n".join(part.strip() for part in parts if part.strip())
+
+
+def thinking_for(session: ChatSession) -> bool:
+    """Whether an answer in `session` shows the model's reasoning."""
+    return session.thinking and can_think()
+
+
+def provenance_for(session: ChatSession) -> dict:
+    """What an answer records of how it is asked for: sampling and preset version."""
+    sampling = sampling_for(session)
+    preset = session.preset
+    return {
+        "sampling": {
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_new_tokens": sampling.max_new_tokens,
+            "thinking": thinking_for(session),
+        },
+        "preset_name": preset.name if preset else "",
+        "preset_version": preset.version if preset else None,
+    }
 
 
 def can_think() -> bool:

@@ -7,9 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
-from chat.models import ApiToken, Attachment, ChatSession, Message
+from chat.models import ApiToken, Attachment, ChatSession, Message, Preset
 from inference.engine import ChatTurn
 
 
@@ -40,12 +40,12 @@ def sessions_search(user, query: str) -> QuerySet[ChatSession]:
 
 def session_for(user, session_id) -> ChatSession:
     """Return the user's session; raise ChatSession.DoesNotExist for anyone else's."""
-    return ChatSession.objects.get(owner=user, pk=session_id)
+    return ChatSession.objects.select_related("preset").get(owner=user, pk=session_id)
 
 
 def messages_for(session: ChatSession) -> QuerySet[Message]:
     """Every message of the session, all branches, oldest first."""
-    return session.messages.prefetch_related("attachments").order_by("id")
+    return session.messages.prefetch_related("attachments", "reviews").order_by("id")
 
 
 def message_for(session: ChatSession, message_id) -> Message:
@@ -133,6 +133,18 @@ def conversation_before(answer: Message) -> tuple[ChatTurn, ...]:
         else:
             turns.append(ChatTurn(role, message.content, images))
     return tuple(turns)
+
+
+def presets_for(user) -> QuerySet[Preset]:
+    """The presets `user` can choose: the built-in ones, then their own, by name."""
+    return Preset.objects.filter(Q(owner__isnull=True) | Q(owner=user)).order_by(
+        F("owner_id").asc(nulls_first=True), "name"
+    )
+
+
+def own_presets(user) -> QuerySet[Preset]:
+    """The presets `user` made (and may change)."""
+    return Preset.objects.filter(owner=user).order_by("name")
 
 
 def api_tokens_for(user) -> QuerySet[ApiToken]:

@@ -24,11 +24,15 @@ urlpatterns = [
     path(message + "edit/", views.message_edit, name="message-edit"),
     path(message + "select/", views.message_select, name="message-select"),
     path(message + "delete/", views.message_delete, name="message-delete"),
+    path(message + "review/", views.answer_review, name="answer-review"),
     path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
     path("setup/<str:token>/", views.first_admin_setup, name="setup"),
     path("account/api-tokens/", views.api_tokens, name="api-tokens"),
     path(
         "account/api-tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"
     ),
+    path("account/presets/", views.presets, name="presets"),
+    path("account/presets/<int:preset_id>/", views.preset_change, name="preset-change"),
+    path("account/presets/<int:preset_id>/delete/", views.preset_delete, name="preset-delete"),
     path("", include("chat.api.urls")),
 ]

@@ -18,8 +18,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from chat import answers, audit, generation_settings, selectors, services, stream_html
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
-from chat.forms import FirstAdminForm, SessionSettingsForm
-from chat.models import ChatSession, Message
+from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
+from chat.models import ChatSession, Message, Preset
 from chat.setup_link import setup_token_valid
 from inference.hardware import gpu_facts
 from inference.worker import engine_worker
@@ -59,6 +59,7 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
         "limits": settings.MEDSERVER,
         "bounds": generation_settings.bounds(),
         "can_think": generation_settings.can_think(),
+        "presets": selectors.presets_for(request.user),
         "streaming": any(m.status == Message.Status.STREAMING for m in path),
         **_status_context(),
     }
@@ -159,7 +160,9 @@ def session_settings(request: HttpRequest, session_id) -> HttpResponse:
         error = form.first_error()
     else:
         try:
-            services.session_configure(session=session, **form.cleaned_data)
+            choice = form.cleaned_data.pop("preset")
+            preset = _chosen_preset(request.user, choice)
+            services.session_configure(session=session, preset=preset, **form.cleaned_data)
         except SettingsRejected as rejected:
             error = str(rejected)
     if not request.htmx:
@@ -169,11 +172,22 @@ def session_settings(request: HttpRequest, session_id) -> HttpResponse:
     context = {
         "session": session,
         "bounds": generation_settings.bounds(),
+        "presets": selectors.presets_for(request.user),
         "settings_error": error,
         "saved": error is None,
     }
     response = render(request, f"{TOPBAR}#settings-form", context)
     return response if error else _with_toast(response, "Settings saved.")
+
+
+def _chosen_preset(user, preset_id: int | None):
+    """The preset picked in the settings form (None: no preset)."""
+    if preset_id is None:
+        return None
+    try:
+        return selectors.presets_for(user).get(pk=preset_id)
+    except Preset.DoesNotExist:
+        raise SettingsRejected("That preset is no longer available; choose another.") from None
 
 
 @require_GET
@@ -265,6 +279,26 @@ def attachment_file(request: HttpRequest, attachment_id) -> FileResponse:
     return response
 
 
+@require_POST
+def answer_review(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """Record the clinician's verdict, thumbs or comment on an answer."""
+    message = _message(request, session_id, message_id)
+    changes = {
+        field: request.POST[field]
+        for field in ("verdict", "rating", "comment")
+        if field in request.POST
+    }
+    try:
+        review = services.answer_review(message=message, reviewer=request.user, **changes)
+    except MessageRejected as rejected:
+        return _toast_only(str(rejected), kind="error")
+    detail = f"verdict={review.verdict or '-'} rating={review.rating or '-'}"
+    audit.record(audit.Action.ANSWER_REVIEW, request=request, target=message, detail=detail)
+    if not request.htmx:
+        return redirect("chat:session", session_id=message.session_id)
+    return render(request, "chat/review.html#answer-review", {"message": message, "review": review})
+
+
 def _session(request: HttpRequest, session_id) -> ChatSession:
     return get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
 
@@ -336,6 +370,57 @@ def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if request.htmx:
         return render(request, "chat/api_tokens.html#token-row", {"token": token})
     return redirect("chat:api-tokens")
+
+
+@require_http_methods(["GET", "POST"])
+def presets(request: HttpRequest) -> HttpResponse:
+    """The presets a user can choose; a POST adds one of their own."""
+    return _presets_page(request, editing=None)
+
+
+@require_POST
+def preset_change(request: HttpRequest, preset_id: int) -> HttpResponse:
+    preset = get_object_or_404(selectors.own_presets(request.user), pk=preset_id)
+    return _presets_page(request, editing=preset)
+
+
+def _presets_page(request: HttpRequest, *, editing: Preset | None) -> HttpResponse:
+    error = None
+    if request.method == "POST":
+        form = PresetForm(request.POST)
+        form.is_valid()
+        try:
+            preset = services.preset_save(
+                owner=request.user,
+                preset=editing,
+                max_length=generation_settings.bounds().max_system_prompt,
+                **form.cleaned_data,
+            )
+        except MessageRejected as rejected:
+            error = str(rejected)
+        else:
+            audit.record(
+                audit.Action.PRESET_SAVE, request=request, target=preset, detail=preset.name
+            )
+            return redirect(f"{reverse('chat:presets')}#preset-{preset.pk}")
+    context = {
+        "builtin": selectors.presets_for(request.user).filter(owner__isnull=True),
+        "own": selectors.own_presets(request.user),
+        "editing": editing,
+        "error": error,
+        "form_data": request.POST if error else {},
+        "max_length": generation_settings.bounds().max_system_prompt,
+    }
+    return render(request, "chat/presets.html", context, status=400 if error else 200)
+
+
+@require_POST
+def preset_delete(request: HttpRequest, preset_id: int) -> HttpResponse:
+    preset = get_object_or_404(selectors.own_presets(request.user), pk=preset_id)
+    services.preset_delete(owner=request.user, preset=preset)
+    target = f"preset:{preset_id}"
+    audit.record(audit.Action.PRESET_DELETE, request=request, target=target, detail=preset.name)
+    return redirect("chat:presets")
 
 
 @require_POST

@@ -1,4 +1,5 @@
-"""Writes of chat data: every change to sessions, messages, images and tokens goes through here.
+"""Writes of chat data: every change to sessions, messages, images, presets, reviews
+and tokens goes through here.
 
 Views, the consumer, the answer tasks and the JSON API call these as
 `services.<name>`; each module holds one concern.
@@ -26,6 +27,8 @@ from chat.services.messages import (
     message_select,
     message_send,
 )
+from chat.services.presets import preset_delete, preset_save, sync_builtin_presets
+from chat.services.reviews import answer_review
 from chat.services.sessions import (
     session_configure,
     session_create,
@@ -42,6 +45,7 @@ __all__ = [
     "answer_fail",
     "answer_finish",
     "answer_regenerate",
+    "answer_review",
     "answer_save_progress",
     "answers_mark_interrupted",
     "api_token_create",
@@ -52,10 +56,13 @@ __all__ = [
     "message_edit",
     "message_select",
     "message_send",
+    "preset_delete",
+    "preset_save",
     "session_configure",
     "session_create",
     "session_delete",
     "session_rename",
     "session_set_thinking",
     "session_start",
+    "sync_builtin_presets",
 ]

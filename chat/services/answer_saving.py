@@ -29,11 +29,14 @@ def answer_finish(
     thinking: str,
     finished: Finished,
     engine: str,
+    quantization: str = "",
     thinking_ms: int | None = None,
 ) -> None:
     """Save a finished answer: complete, or stopped when it was cancelled.
 
-    `thinking_ms` is how long the model thought before it began to answer.
+    `engine` and `quantization` are what wrote it (they can change between
+    answers: a fallback, -q). `thinking_ms` is how long the model thought
+    before it began to answer.
     An answer the loop guard cut off is kept as stopped, with the reason.
     """
     status = (
@@ -49,6 +52,7 @@ def answer_finish(
         status=status,
         error=note,
         engine=engine,
+        quantization=quantization,
         prompt_tokens=finished.prompt_tokens,
         completion_tokens=finished.completion_tokens,
         first_token_ms=_ms(finished.first_token_seconds),

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import transaction
 
-from chat import selectors
+from chat import generation_settings, selectors
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession, Message
 from chat.services.attachments import remove_unused_files
@@ -52,13 +52,15 @@ def _make_active(message: Message) -> None:
 
 
 def _answer_placeholder(session: ChatSession, question: Message, model_name: str) -> Message:
-    """The empty answer to `question`, marked streaming until it is written."""
+    """The empty answer to `question`, marked streaming until it is written,
+    with the provenance it is asked for with (sampling, preset version)."""
     return _add_message(
         session,
         question,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         model_name=model_name,
+        **generation_settings.provenance_for(session),
     )
 
 

@@ -1,4 +1,4 @@
-"""Writes of chat sessions: start, rename, delete, and their settings."""
+"""Writes of chat sessions: start, rename, delete, and their settings (preset included)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from django.db import transaction
 
 from chat import generation_settings
 from chat.errors import SettingsRejected
-from chat.models import Attachment, ChatSession
+from chat.models import Attachment, ChatSession, Preset
 from chat.services.attachments import remove_unused_files
 from chat.services.messages import check_idle
 
@@ -65,8 +65,9 @@ def session_configure(
     temperature: float | None,
     top_p: float | None,
     max_new_tokens: int | None,
+    preset: Preset | None = None,
 ) -> ChatSession:
-    """Save the session's system prompt and generation settings (None: server default).
+    """Save the session's preset, system prompt and generation settings (None: server default).
 
     Raise SettingsRejected, changing nothing, for a value outside the server's
     bounds, or a temperature or top-p while the server has locked them.
@@ -92,8 +93,11 @@ def session_configure(
         raise SettingsRejected(
             f"Max tokens must be from 1 to {limits.max_new_tokens:,} (the context length)."
         )
+    if preset is not None and preset.owner_id not in (None, session.owner_id):
+        raise SettingsRejected("That preset is not available.")
+    session.preset = preset
     session.system_prompt = system_prompt
-    fields = ["system_prompt", "max_new_tokens"]
+    fields = ["preset", "system_prompt", "max_new_tokens"]
     session.max_new_tokens = max_new_tokens
     if not limits.sampling_locked:
         session.temperature, session.top_p = temperature, top_p

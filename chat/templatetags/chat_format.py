@@ -2,15 +2,12 @@
 
 from django import template
 
+from chat import provenance
+
 register = template.Library()
 
-ENGINE_LABELS = {"transformers": "Transformers", "sglang": "SGLang", "remote": "Remote"}
-
-
-@register.filter
-def engine_label(name: str) -> str:
-    """The engine's name as people write it: SGLang, Transformers, Remote."""
-    return ENGINE_LABELS.get(name, name.title()) if name else "—"
+register.filter("engine_label", provenance.engine_label)
+register.filter("provenance_facts", provenance.provenance_facts)
 
 
 @register.filter

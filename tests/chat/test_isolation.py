@@ -20,7 +20,15 @@ from PIL import Image
 
 from chat import services
 from chat.consumers import CLOSE_NOT_FOUND
-from chat.models import ApiToken, Attachment, AuditEvent, ChatSession, Message
+from chat.models import (
+    AnswerReview,
+    ApiToken,
+    Attachment,
+    AuditEvent,
+    ChatSession,
+    Message,
+    Preset,
+)
 from chat.routing import websocket_urlpatterns
 from tests.chat.test_consumer import open_socket
 
@@ -55,6 +63,22 @@ class Owned:
         Message.objects.filter(pk=self.answer.pk).update(status=Message.Status.COMPLETE)
         self.attachment.refresh_from_db()
         self.token, self.key = services.api_token_create(owner=user, name="pacs")
+        self.preset = services.preset_save(
+            owner=user,
+            name=f"{title} preset",
+            system_prompt=f"{question_text} steps",
+            max_length=999,
+        )
+        services.session_configure(
+            session=self.session,
+            preset=self.preset,
+            system_prompt="",
+            temperature=None,
+            top_p=None,
+            max_new_tokens=None,
+        )
+        self.answer.refresh_from_db()
+        services.answer_review(message=self.answer, reviewer=user, verdict="reviewed", rating="up")
 
     def state(self) -> dict:
         """Everything of this user's that a foreign request could change."""
@@ -62,6 +86,8 @@ class Owned:
         messages = list(Message.objects.filter(session_id=self.session.pk).values().order_by("id"))
         attachments = list(Attachment.objects.filter(owner=self.user).values().order_by("id"))
         tokens = list(ApiToken.objects.filter(owner=self.user).values().order_by("id"))
+        presets = list(Preset.objects.filter(owner=self.user).values().order_by("id"))
+        reviews = list(AnswerReview.objects.filter(message__session=self.session).values())
         files = sorted(
             (a["file"], Path(self.attachment.file.storage.path(a["file"])).read_bytes())
             for a in attachments
@@ -71,6 +97,8 @@ class Owned:
             "messages": messages,
             "attachments": attachments,
             "tokens": tokens,
+            "presets": presets,
+            "reviews": reviews,
             "files": files,
         }
 
@@ -108,6 +136,8 @@ ROUTES: dict[str, tuple[list, set[str]]] = {
     "chat:message-post": ([("a", lambda a, b: _session(a))], {"POST"}),
     "chat:attachment": ([("a", lambda a, b: {"attachment_id": a.attachment.pk})], {"GET"}),
     "chat:api-token-revoke": ([("a", lambda a, b: {"token_id": a.token.pk})], {"POST"}),
+    "chat:preset-change": ([("a", lambda a, b: {"preset_id": a.preset.pk})], {"POST"}),
+    "chat:preset-delete": ([("a", lambda a, b: {"preset_id": a.preset.pk})], {"POST"}),
 }
 MESSAGE_IDS = [
     ("a-question", lambda a, b: _message(a, "question")),
@@ -121,6 +151,7 @@ ROUTES |= {
     "chat:message-edit": (MESSAGE_IDS, {"GET"}),
     "chat:message-select": (MESSAGE_IDS, {"POST"}),
     "chat:message-delete": (MESSAGE_IDS, {"POST"}),
+    "chat:answer-review": (MESSAGE_IDS, {"POST"}),
 }
 # Routes with a parameter that is not an owned object, and why.
 NOT_OWNED = {
@@ -138,6 +169,9 @@ HOSTILE_POST = {
     "max_new_tokens": "7",
     "current": "",
     "name": "stolen",
+    "verdict": "rejected",
+    "rating": "down",
+    "comment": "pwned",
 }
 
 
@@ -234,6 +268,7 @@ def test_b_pages_never_show_as_things_even_when_a_current_id_is_smuggled_in(clie
         f"/chat/sessions/?q=Zebrafinch&current={a.session.pk}",
         "/chat/sessions/?q=Marmoset",
         "/account/api-tokens/",
+        "/account/presets/",
         "/",
     ]
     for path in pages:

@@ -1,0 +1,54 @@
+"""Writes of clinicians' reviews of answers: verdict, thumbs, comment."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from chat.errors import MessageRejected
+from chat.models import AnswerReview, Message
+
+UNCHANGED = object()
+
+
+@transaction.atomic
+def answer_review(
+    *,
+    message: Message,
+    reviewer,
+    verdict=UNCHANGED,
+    rating=UNCHANGED,
+    comment=UNCHANGED,
+) -> AnswerReview:
+    """Record `reviewer`'s judgement of an answer; what is not given stays as it was.
+
+    `verdict` is "reviewed", "rejected" or "" (not yet); `rating` "up", "down"
+    or "" (none). The reviewer and the time are kept. Raise MessageRejected for
+    a question, an answer still being written, or a value that is not allowed.
+    """
+    if message.role != Message.Role.ASSISTANT:
+        raise MessageRejected("Only answers can be reviewed.")
+    if message.status == Message.Status.STREAMING:
+        raise MessageRejected("Wait for the answer to finish before reviewing it.")
+    if verdict is not UNCHANGED and verdict not in ("", *AnswerReview.Verdict.values):
+        raise MessageRejected("A review is either reviewed or rejected.")
+    if rating is not UNCHANGED and rating not in ("", *AnswerReview.Rating.values):
+        raise MessageRejected("Rate an answer with thumbs up or down.")
+    if comment is not UNCHANGED:
+        comment = comment.strip()
+        limit = settings.MEDSERVER.max_text_length
+        if len(comment) > limit:
+            raise MessageRejected(
+                f"The comment is {len(comment):,} characters long; the limit is {limit:,}."
+            )
+    review, _ = AnswerReview.objects.select_for_update().get_or_create(
+        message=message,
+        reviewer=reviewer,
+        defaults={"reviewer_name": reviewer.get_username()},
+    )
+    for field, value in (("verdict", verdict), ("rating", rating), ("comment", comment)):
+        if value is not UNCHANGED:
+            setattr(review, field, value)
+    review.reviewer_name = reviewer.get_username()
+    review.save()
+    return review
