@@ -3,6 +3,7 @@
 from django import template
 
 from chat import provenance
+from chat.disclaimer import CLINICAL_DISCLAIMER
 
 register = template.Library()
 
@@ -25,3 +26,9 @@ def gigabytes(megabytes: int) -> str:
 def thousands(number: int) -> str:
     """12345 -> "12,345"."""
     return f"{number:,}"
+
+
+@register.simple_tag
+def clinical_disclaimer() -> str:
+    """The clinical disclaimer (chat.disclaimer), as the page shows it."""
+    return CLINICAL_DISCLAIMER
