@@ -19,6 +19,7 @@ urlpatterns = [
     path(session + "thinking/", views.session_thinking, name="session-thinking"),
     path(session + "settings/", views.session_settings, name="session-settings"),
     path(session + "attachments/", views.attachment_upload, name="attachment-upload"),
+    path(session + "export.<str:kind>", views.session_export, name="session-export"),
     path(session + "send/", views.message_post, name="message-post"),
     path(message, views.message_detail, name="message"),
     path(message + "edit/", views.message_edit, name="message-edit"),

@@ -9,14 +9,15 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from chat import answers, audit, generation_settings, selectors, services, stream_html
+from chat import answers, audit, exports, generation_settings, selectors, services, stream_html
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
 from chat.models import ChatSession, Message, Preset
@@ -188,6 +189,23 @@ def _chosen_preset(user, preset_id: int | None):
         return selectors.presets_for(user).get(pk=preset_id)
     except Preset.DoesNotExist:
         raise SettingsRejected("That preset is no longer available; choose another.") from None
+
+
+@require_GET
+def session_export(request: HttpRequest, session_id, kind: str) -> HttpResponse:
+    """The chat on show as a file for the patient's chart: Markdown ("md") or PDF
+    ("pdf"), with the model's thinking when `thinking` is set."""
+    session = _session(request, session_id)
+    if kind not in exports.KINDS:
+        raise Http404
+    thinking = bool(request.GET.get("thinking"))
+    export = exports.session_export(session, kind, include_thinking=thinking)
+    detail = f"{kind}, thinking {'included' if thinking else 'left out'}"
+    audit.record(audit.Action.EXPORT, request=request, target=session, detail=detail)
+    response = HttpResponse(export.content, content_type=export.content_type)
+    response["Content-Disposition"] = content_disposition_header(True, export.filename)
+    response["Cache-Control"] = "no-store"  # a patient's record: kept by no cache
+    return response
 
 
 @require_GET

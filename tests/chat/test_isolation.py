@@ -134,6 +134,10 @@ ROUTES: dict[str, tuple[list, set[str]]] = {
     "chat:session-settings": ([("a", lambda a, b: _session(a))], {"POST"}),
     "chat:attachment-upload": ([("a", lambda a, b: _session(a))], {"POST"}),
     "chat:message-post": ([("a", lambda a, b: _session(a))], {"POST"}),
+    "chat:session-export": (
+        [(kind, lambda a, b, kind=kind: {**_session(a), "kind": kind}) for kind in ("md", "pdf")],
+        {"GET"},
+    ),
     "chat:attachment": ([("a", lambda a, b: {"attachment_id": a.attachment.pk})], {"GET"}),
     "chat:api-token-revoke": ([("a", lambda a, b: {"token_id": a.token.pk})], {"POST"}),
     "chat:preset-change": ([("a", lambda a, b: {"preset_id": a.preset.pk})], {"POST"}),
