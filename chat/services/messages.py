@@ -54,13 +54,15 @@ def _make_active(message: Message) -> None:
 def _answer_placeholder(session: ChatSession, question: Message, model_name: str) -> Message:
     """The empty answer to `question`, marked streaming until it is written,
     with the provenance it is asked for with (sampling, preset version)."""
+    # Read afresh: a page's socket may hold the session since before its settings changed.
+    current = ChatSession.objects.select_related("preset").get(pk=session.pk)
     return _add_message(
         session,
         question,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         model_name=model_name,
-        **generation_settings.provenance_for(session),
+        **generation_settings.provenance_for(current),
     )
 
 

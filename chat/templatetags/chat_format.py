@@ -3,7 +3,7 @@
 from django import template
 
 from chat import provenance
-from chat.disclaimer import CLINICAL_DISCLAIMER
+from chat.disclaimer import CLINICAL_DISCLAIMER, stamp_copied
 
 register = template.Library()
 
@@ -32,3 +32,10 @@ def thousands(number: int) -> str:
 def clinical_disclaimer() -> str:
     """The clinical disclaimer (chat.disclaimer), as the page shows it."""
     return CLINICAL_DISCLAIMER
+
+
+@register.filter
+def copied_answer(message) -> str:
+    """What the Copy button puts on the clipboard: the answer, stamped (chat.disclaimer)."""
+    written_at = message.completed_at or message.created_at
+    return stamp_copied(message.content, model_name=message.model_name, written_at=written_at)

@@ -255,6 +255,16 @@
     }
   });
 
+  // Text selected in the conversation and copied by hand carries the
+  // disclaimer too, as the Copy button's text does (chat/disclaimer.py).
+  messages.addEventListener("copy", (event) => {
+    const selected = String(document.getSelection());
+    const disclaimer = messages.dataset.disclaimer;
+    if (!selected.trim() || !disclaimer || !event.clipboardData) return;
+    event.clipboardData.setData("text/plain", `${selected.trimEnd()}\n\n— ${disclaimer}`);
+    event.preventDefault();
+  });
+
   async function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
       return navigator.clipboard.writeText(text);

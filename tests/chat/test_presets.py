@@ -226,3 +226,10 @@ def test_an_answer_records_the_preset_version_it_was_written_with(user, session)
     assert (first.preset_name, first.preset_version) == ("Derm lesion", 1)
     assert (second.preset_name, second.preset_version) == ("Derm lesion", 2)
     assert Message.objects.filter(preset_version=1).count() == 1
+
+
+def test_an_answer_records_the_settings_saved_after_its_page_loaded_the_chat(user, session):
+    page_copy = type(session).objects.get(pk=session.pk)  # what an open socket holds
+    _configure(session, preset=_own(user))
+    _, answer = services.message_send(session=page_copy, content="Stale?")
+    assert answer.preset_name == "Derm lesion"
