@@ -122,16 +122,19 @@ def conversation_before(answer: Message) -> tuple[ChatTurn, ...]:
         if message.role == Message.Role.ASSISTANT:
             if not message.content.strip():
                 continue
-            role, images = "assistant", ()
+            role, images, labels = "assistant", (), ()
         else:
             role = "user"
-            images = tuple(Path(a.file.path) for a in message.attachments.all())
+            attachments = list(message.attachments.all())
+            images = tuple(Path(a.file.path) for a in attachments)
+            labels = tuple(a.label for a in attachments)  # "CT slice 12 of 120 (lung window)"
         if turns and turns[-1].role == role:
             previous = turns.pop()
             text = f"{previous.text}\n\n{message.content}".strip()
-            turns.append(ChatTurn(role, text, previous.images + images))
+            images, labels = previous.images + images, previous.image_labels + labels
+            turns.append(ChatTurn(role, text, images, labels))
         else:
-            turns.append(ChatTurn(role, message.content, images))
+            turns.append(ChatTurn(role, message.content, images, labels))
     return tuple(turns)
 
 

@@ -26,6 +26,9 @@ class ChatTurn:
     role: Literal["system", "user", "assistant"]
     text: str
     images: tuple[ImageSource, ...] = ()
+    # What each image is ("CT slice 12 of 120"), given to the model as text right
+    # after it; "" (or a missing entry) for an image that has no label.
+    image_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

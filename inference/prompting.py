@@ -20,7 +20,9 @@ def build_messages(
     """Return the conversation as messages with content parts, images first.
 
     `image_part(source, number)` renders one image the way the engine takes
-    it. Raise EngineError for images sent to a text-only model.
+    it. An image's label follows it as a text part, as Google's MedGemma CT
+    notebook follows each slice with "SLICE n". Raise EngineError for images
+    sent to a text-only model.
     """
     if not spec.multimodal and any(turn.images for turn in request.turns):
         raise EngineError(
@@ -29,8 +31,17 @@ def build_messages(
         )
     messages = []
     for turn in request.turns:
-        content = [image_part(source, n) for n, source in enumerate(turn.images, start=1)]
-        content.append({"type": "text", "text": turn.text})
+        content = []
+        for n, source in enumerate(turn.images, start=1):
+            content.append(image_part(source, n))
+            label = turn.image_labels[n - 1] if n <= len(turn.image_labels) else ""
+            if label:
+                content.append({"type": "text", "text": label})
+        if content and content[-1]["type"] == "text":
+            # Chat templates trim and join text parts: keep the question apart from the label.
+            content[-1] = {"type": "text", "text": f"{content[-1]['text']}\n\n{turn.text}"}
+        else:
+            content.append({"type": "text", "text": turn.text})
         messages.append({"role": turn.role, "content": content})
     if request.thinking and spec.can_think:
         messages = _with_thinking_instruction(messages)

@@ -144,6 +144,8 @@ def message_edit(
             width=original.width,
             height=original.height,
             size_bytes=original.size_bytes,
+            label=original.label,
+            dicom=original.dicom,
         )
     answer = _answer_placeholder(session, question, model_name)
     session.save(update_fields=["updated_at"])
