@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from chat import answers, audit, exports, generation_settings, selectors, services, stream_html
+from chat.dicom_windows import WINDOW_CHOICES
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
 from chat.models import ChatSession, Message, Preset
@@ -61,6 +62,7 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
         "bounds": generation_settings.bounds(),
         "can_think": generation_settings.can_think(),
         "presets": selectors.presets_for(request.user),
+        "dicom_windows": WINDOW_CHOICES,
         "streaming": any(m.status == Message.Status.STREAMING for m in path),
         **_status_context(),
     }
@@ -269,21 +271,20 @@ def _change_conversation(
 
 @require_POST
 def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
-    """Store the chosen images; answer with their thumbnails for the composer."""
-    _session(request, session_id)
-    files = request.FILES.getlist("images")
-    limit = settings.MEDSERVER.max_image_count
-    error = None
-    created = []
-    if len(files) > limit:
-        error = f"{len(files)} images chosen; at most {limit} per message."
-    else:
-        for upload in files:
-            try:
-                created.append(services.attachment_create(owner=request.user, upload=upload))
-            except MessageRejected as rejected:
-                error = str(rejected)
-    context = {"attachments": created, "alert": error}
+    """Store the chosen images and DICOM files (single, series, zipped); answer with
+    their thumbnails for the composer, and what the clinician should know."""
+    session = _session(request, session_id)
+    upload = services.attachments_upload(
+        owner=request.user,
+        session=session,
+        uploads=request.FILES.getlist("images"),
+        window=request.POST.get("window", ""),
+    )
+    context = {
+        "attachments": upload.attachments,
+        "alert": " ".join(upload.errors),
+        "notice": " ".join(upload.notices),
+    }
     return render(request, f"{PAGE}#attachments-added", context)
 
 

@@ -20,6 +20,9 @@ class ModelSpec:
     min_vram_gb: int | None
     local_path: Path | None = None
     answer_tokens: int = 2048  # default length limit of one answer
+    # Tokens one image takes in the prompt: Gemma 3's vision tower gives 256
+    # soft tokens per image (the processor's mm_tokens_per_image).
+    image_tokens: int = 256
 
     @property
     def api_id(self) -> str:
@@ -45,6 +48,7 @@ MODELS: dict[str, ModelSpec] = {
         None,
         # Random weights write random words: a short answer shows the flow.
         answer_tokens=200,
+        image_tokens=4,  # inference.demo_model.MM_TOKENS_PER_IMAGE
     ),
 }
 

@@ -142,6 +142,9 @@ STATIC_ROOT = DATA_DIR / "static"
 # and served only through an owner-checking view (never by URL guessing).
 MEDIA_ROOT = DATA_DIR / "uploads"
 DATA_UPLOAD_MAX_MEMORY_SIZE = MEDSERVER.max_request_bytes
+# A CT series may be chosen file by file: hundreds of .dcm files in one upload
+# (as many as a zip of them may hold, chat.archives.MAX_MEMBERS).
+DATA_UPLOAD_MAX_NUMBER_FILES = 5000
 FILE_UPLOAD_PERMISSIONS = 0o600
 
 # One process owns the model, so the in-memory layer reaches every consumer.

@@ -18,7 +18,7 @@ from chat.services.api_tokens import (
     api_token_revoke,
     api_token_user,
 )
-from chat.services.attachments import attachment_create
+from chat.services.attachments import attachment_create, attachments_upload
 from chat.services.messages import (
     TITLE_LENGTH,
     answer_regenerate,
@@ -52,6 +52,7 @@ __all__ = [
     "api_token_revoke",
     "api_token_user",
     "attachment_create",
+    "attachments_upload",
     "message_delete",
     "message_edit",
     "message_select",

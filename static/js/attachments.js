@@ -13,6 +13,11 @@
   const maxCount = Number(imageInput.dataset.maxCount);
   const maxBytes = Number(imageInput.dataset.maxBytes);
   const accepted = imageInput.accept.split(",");
+  // DICOM files and zips of them become as many slices as fit: the server
+  // counts (and samples) those, so they are not counted as images here.
+  const isDicom = (file) =>
+    /\.(dcm|dicom|zip)$/i.test(file.name) ||
+    ["application/dicom", "application/zip", "application/x-zip-compressed"].includes(file.type);
 
   function toast(text) {
     document.dispatchEvent(new CustomEvent("medserver:toast", { detail: { text, kind: "error" } }));
@@ -21,7 +26,8 @@
     return composer.querySelectorAll('input[name="attachments"]').length;
   }
   function problemWith(files) {
-    if (files.length + pending() > maxCount) return `At most ${maxCount} images per message.`;
+    const images = files.filter((file) => !isDicom(file));
+    if (images.length + pending() > maxCount) return `At most ${maxCount} images per message.`;
     const tooBig = files.find((file) => file.size > maxBytes);
     if (tooBig) return `${tooBig.name} is larger than ${maxBytes / 1048576} MB.`;
     return null;
@@ -42,8 +48,10 @@
 
   function attach(fileList) {
     const files = Array.from(fileList);
-    const images = files.filter((file) => accepted.includes(file.type));
-    if (images.length < files.length) toast("Only PNG, JPEG and WebP images can be attached.");
+    const images = files.filter((file) => accepted.includes(file.type) || isDicom(file));
+    if (images.length < files.length) {
+      toast("Only PNG, JPEG and WebP images, DICOM files and zips of them can be attached.");
+    }
     if (!images.length) return;
     const transfer = new DataTransfer();
     images.forEach((file) => transfer.items.add(file));
