@@ -10,15 +10,16 @@ django_http = get_asgi_application()  # sets Django up before the imports below
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from medserver_site.static_files import StaticFilesApp  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # Static files are few and small (no build step); serving them from the
         # same process keeps MedServer a single command with no web server to set up.
-        "http": ASGIStaticFilesHandler(django_http),
+        # They go gzipped and cached (medserver_site.static_files).
+        "http": StaticFilesApp(django_http),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

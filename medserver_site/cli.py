@@ -332,7 +332,8 @@ def _stop_download(signum: int, frame: object) -> None:
 
 
 def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
-    """Prepare the database, start the engine worker and serve on Daphne until stopped."""
+    """Prepare the database and the static files, start the engine worker and serve on
+    Daphne until stopped."""
     _check_port_free(config.host, config.port)
     os.environ.update(config.to_environ())
     os.environ["DJANGO_SETTINGS_MODULE"] = "medserver_site.settings"
@@ -349,6 +350,9 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
 
     from chat import services
     from inference.worker import start_engine_worker, stop_engine_worker
+    from medserver_site import static_files
+
+    static_files.collect()
 
     interrupted = services.answers_mark_interrupted()
     if interrupted:

@@ -1,4 +1,5 @@
-"""Site-wide request rules: sign-out after inactivity, and the loopback-only no-auth mode."""
+"""Site-wide request rules: sign-out after inactivity, the loopback-only no-auth mode,
+the Content-Security-Policy and compression."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
+from django.middleware import gzip
 from django.shortcuts import redirect
 
 LOCAL_USER = "local"
@@ -108,3 +110,16 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
+
+
+class GZipMiddleware(gzip.GZipMiddleware):
+    """Django's gzip of pages (with its BREACH mitigation), for whole responses only.
+
+    A streamed response (the API's Server-Sent Events, a download) goes as it
+    is: gzip would hold each event back until it had enough bytes to compress.
+    """
+
+    def process_response(self, request, response):
+        if response.streaming:
+            return response
+        return super().process_response(request, response)

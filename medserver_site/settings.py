@@ -62,6 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it compresses the response every other one has finished.
+    "medserver_site.middleware.GZipMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "medserver_site.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -137,6 +139,13 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+# `medserver` collects the static files here at start (medserver_site.static_files):
+# names with a hash of the content, which browsers may cache for good, and gzip copies.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_ALLOW_ALL_ORIGINS = False  # the pages of this server are their only users
 
 # Uploaded images are patient data: kept under the data dir, outside static/,
 # and served only through an owner-checking view (never by URL guessing).
