@@ -110,6 +110,10 @@ DATABASES = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         },
+        # Kept open: the server's database work runs on a few threads, and with
+        # SQLite opening a connection (and closing the last one, which checkpoints
+        # the WAL) costs more than most of the queries an answer makes.
+        "CONN_MAX_AGE": None,
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
