@@ -80,6 +80,7 @@ _IDENTIFYING = (
 )
 _LONG_NUMBER = re.compile(r"\d{6,}")  # a date, a record or accession number
 _LABEL_LENGTH = 200  # Attachment.label's max_length
+SUFFIXES = (".dcm", ".dicom")  # a file so named is read as DICOM even without "DICM"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 An upload is an image (PNG, JPEG, WebP), a DICOM file, or a zip of DICOM files.
 Images are stored cleaned; DICOM becomes one PNG per slice, labelled ("CT slice
 12 of 120 (lung window)") and with its de-identified facts, a long series
-sampled evenly to as many slices as one message can carry (chat.dicom).
+sampled evenly to as many slices as one message can carry (chat.dicom_slices).
 """
 
 from __future__ import annotations
@@ -15,18 +15,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from chat import dicom, generation_settings
+from chat import dicom, dicom_slices, generation_settings
 from chat.archives import is_zip, zip_members
-from chat.dicom_windows import AUTO, PRESETS, WINDOW_CHOICES
+from chat.dicom_windows import AUTO
 from chat.errors import MessageRejected
 from chat.images import clean_image
 from chat.models import Attachment, ChatSession
-from inference.registry import model_spec_for
-
-# Prompt room kept for the question, the instructions, the chat template and
-# the slice labels when working out how many images fit.
-TEXT_ALLOWANCE_TOKENS = 512
-DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 @dataclass
@@ -69,7 +63,7 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
             if is_zip(raw):
                 members = zip_members(raw, name=name, max_bytes=limits.max_payload_bytes)
                 files += [dicom.DicomFile(member.name, member.read) for member in members]
-            elif dicom.is_dicom(raw) or name.lower().endswith(DICOM_SUFFIXES):
+            elif dicom.is_dicom(raw) or name.lower().endswith(dicom.SUFFIXES):
                 files.append(dicom.DicomFile(name, lambda raw=raw: raw, force=True))
             else:
                 images.append((name, raw))
@@ -86,58 +80,30 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
         except MessageRejected as rejected:
             result.errors.append(str(rejected))
     if files:
-        room = min(images_that_fit(session), limits.max_image_count) - len(result.attachments)
         try:
-            _series_create(owner, session, files, room, window, result)
+            _series_create(owner, session, files, window, result)
         except MessageRejected as rejected:
             result.errors.append(str(rejected))
     return result
 
 
 def images_that_fit(session: ChatSession) -> int:
-    """How many images one message of `session` can show the model: the context
-    length, less room for the answer (its max tokens, at most half the context)
-    and TEXT_ALLOWANCE_TOKENS, in images of the model's image_tokens each."""
-    config = settings.MEDSERVER
-    answer = generation_settings.sampling_for(session).max_new_tokens
-    room = config.max_model_len - min(answer, config.max_model_len // 2) - TEXT_ALLOWANCE_TOKENS
-    return max(0, room // model_spec_for(config.model).image_tokens)
+    """How many images one message of `session` can show the model, with room
+    for its answer (chat.dicom_slices.images_that_fit)."""
+    return dicom_slices.images_that_fit(generation_settings.sampling_for(session).max_new_tokens)
 
 
-def _series_create(owner, session, files, room: int, window: str, result: Upload) -> None:
-    """Render the DICOM `files` as slices, at most `room` of them, and store them."""
-    all_series, problems = dicom.read_series(files)
-    if not all_series:
-        raise dicom.DicomRejected(problems[0] if problems else "No DICOM images were found.")
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        result.notices.append(f"{len(problems)} file(s) left out: {problems[0]}{more}")
-    total = sum(len(series.frames) for series in all_series)
-    if room <= 0:
-        raise dicom.DicomRejected(_no_room(session))
-    if total > room and len(all_series) > 1:
-        listing = "; ".join(f"{s.describe()}: {len(s.frames)}" for s in all_series)
-        raise dicom.DicomRejected(
-            f"The DICOM files hold {len(all_series)} series, {total} images in all ({listing}), "
-            f"and at most {room} fit in one message; upload one series at a time."
-        )
-    if window not in WINDOW_CHOICES:
-        window = AUTO
-    rendered = []
-    for series in all_series:
-        picked = dicom.sample_evenly(len(series.frames), room)
-        if len(picked) < len(series.frames):
-            result.notices.append(
-                f"{series.describe()}: {len(series.frames)} slices, {len(picked)} evenly "
-                f"spaced attached (the most that {_what_limits(session, room)})."
-            )
-        if window in PRESETS and series.modality != "CT":
-            result.notices.append(
-                f"Window presets are for CT; {series.describe()} is shown with its own window."
-            )
-        rendered += dicom.render_series(series, picked, window)
+def _series_create(owner, session, files, window: str, result: Upload) -> None:
+    """Render the DICOM `files` as the slices that fit beside the images stored, and store them."""
+    slices = dicom_slices.slices_for_message(
+        files,
+        answer_tokens=generation_settings.sampling_for(session).max_new_tokens,
+        other_images=len(result.attachments),
+        window=window,
+    )
+    result.notices += slices.notices
     with transaction.atomic():
-        for piece in rendered:
+        for piece in slices.rendered:
             attachment = Attachment(
                 owner=owner,
                 content_type="image/png",
@@ -150,23 +116,6 @@ def _series_create(owner, session, files, room: int, window: str, result: Upload
             attachment.file.save("slice.png", ContentFile(piece.png), save=False)
             attachment.save()
             result.attachments.append(attachment)
-
-
-def _what_limits(session: ChatSession, room: int) -> str:
-    limits = settings.MEDSERVER
-    if images_that_fit(session) < limits.max_image_count:
-        return f"fit in the model's {limits.max_model_len:,}-token context with room for the answer"
-    return f"one message may carry, with its other images (at most {limits.max_image_count})"
-
-
-def _no_room(session: ChatSession) -> str:
-    limits = settings.MEDSERVER
-    if images_that_fit(session) <= 0:
-        return (
-            f"No image fits in the model's {limits.max_model_len:,}-token context once room "
-            "is kept for the answer; lower the chat's Max tokens or serve a longer context."
-        )
-    return f"This message already carries the most images it may ({limits.max_image_count})."
 
 
 def _image_create(owner, raw: bytes, name: str) -> Attachment:

@@ -1,7 +1,7 @@
 """DICOM uploads: windowing, series order, sampling, de-identification, zips, the upload view.
 
-Every fixture is a real DICOM file written here with pydicom: a CT series with
-Hounsfield units stored with a rescale intercept of -1024, MR slices, a
+Every fixture is a real DICOM file written with pydicom (tests.dicom_files): a CT
+series with Hounsfield units stored with a rescale intercept of -1024, MR slices, a
 multi-frame file, and files carrying a patient's name, IDs and institution.
 """
 
@@ -11,22 +11,13 @@ import html
 import io
 import json
 import random
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import (
-    CTImageStorage,
-    EnhancedCTImageStorage,
-    ExplicitVRLittleEndian,
-    MRImageStorage,
-    generate_uid,
-)
+from pydicom.dataset import Dataset
 
 from chat import dicom, selectors, services
 from chat.archives import MAX_MEMBERS, ArchiveRejected, zip_members
@@ -36,129 +27,18 @@ from chat.services.attachments import images_that_fit
 from inference.engine import Finished, GenerationRequest
 from inference.prompting import build_messages
 from inference.registry import MODELS
-
-MB = 1024 * 1024
-# What a PACS export carries about the patient; none of it may be stored.
-PATIENT_TAGS = {
-    "PatientName": "Doe^Jane^Q",
-    "PatientID": "MRN-88231774",
-    "OtherPatientIDs": "ALT-55512",
-    "PatientBirthDate": "19610412",
-    "PatientAddress": "12 Elm Street, Springfield",
-    "InstitutionName": "Springfield General Hospital",
-    "InstitutionAddress": "1 Hospital Road, Springfield",
-    "ReferringPhysicianName": "House^Gregory",
-    "AccessionNumber": "ACC9931177",
-    "StudyID": "ST4471",
-    "StudyDescription": "CT CHEST Doe",
-    "StationName": "SPRINGCT01",
-}
-IDENTIFYING_TEXT = (
-    "Doe",
-    "Jane",
-    "88231774",
-    "ALT-55512",
-    "19610412",
-    "Elm Street",
-    "Springfield",
-    "House",
-    "Gregory",
-    "ACC9931177",
-    "ST4471",
-    "SPRINGCT01",
+from tests.dicom_files import (
+    IDENTIFYING_TEXT,
+    PATIENT_TAGS,
+    ct_series,
+    ct_slice,
+    dicom_file,
+    mr_slice,
+    multiframe_ct,
+    zip_of,
 )
 
-
-# --- fixtures: real DICOM files
-
-
-def _file(dataset: Dataset, sop_class: str) -> bytes:
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset.file_meta.MediaStorageSOPClassUID = sop_class
-    dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    dataset.SOPClassUID = sop_class
-    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
-    out = io.BytesIO()
-    dataset.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
-def ct_slice(
-    hu,
-    *,
-    series: str = "1.2.826.0.1.3680043.8.498.1",
-    instance: int | None = 1,
-    position=(0.0, 0.0, 0.0),
-    orientation=(1, 0, 0, 0, 1, 0),
-    **tags,
-) -> bytes:
-    """A CT slice holding `hu` (Hounsfield units), stored as signed values + 1024."""
-    dataset = Dataset()
-    dataset.Modality = "CT"
-    dataset.BodyPartExamined = "CHEST"
-    dataset.SeriesInstanceUID = series
-    dataset.SeriesDescription = "AX LUNG 1.25"
-    if instance is not None:
-        dataset.InstanceNumber = instance
-    if position is not None:
-        dataset.ImagePositionPatient = list(position)
-        dataset.ImageOrientationPatient = list(orientation)
-    dataset.PixelSpacing = [0.7, 0.7]
-    dataset.SliceThickness = 1.25
-    dataset.RescaleIntercept = -1024
-    dataset.RescaleSlope = 1
-    for keyword, value in tags.items():
-        setattr(dataset, keyword, value)
-    stored = (np.asarray(hu, dtype=np.int32) + 1024).astype(np.int16)
-    dataset.set_pixel_data(stored, "MONOCHROME2", 16)
-    return _file(dataset, CTImageStorage)
-
-
-def mr_slice(values, *, photometric="MONOCHROME2", window=None, instance=1, **tags) -> bytes:
-    dataset = Dataset()
-    dataset.Modality = "MR"
-    dataset.SeriesInstanceUID = tags.pop("series", "1.2.826.0.1.3680043.8.498.2")
-    dataset.SeriesDescription = "AX T2 FLAIR"
-    dataset.InstanceNumber = instance
-    if window:
-        dataset.WindowCenter, dataset.WindowWidth = window
-    for keyword, value in tags.items():
-        setattr(dataset, keyword, value)
-    dataset.set_pixel_data(np.asarray(values, dtype=np.uint16), photometric, 16)
-    return _file(dataset, MRImageStorage)
-
-
-def multiframe_ct(frames_hu, positions) -> bytes:
-    """An enhanced CT file: frames in one file, position per frame, rescale shared."""
-    dataset = Dataset()
-    dataset.Modality = "CT"
-    dataset.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.3"
-    dataset.InstanceNumber = 1
-    shared = Dataset()
-    transform = Dataset()
-    transform.RescaleIntercept = -1024
-    transform.RescaleSlope = 1
-    transform.RescaleType = "HU"
-    shared.PixelValueTransformationSequence = Sequence([transform])
-    orientation = Dataset()
-    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    shared.PlaneOrientationSequence = Sequence([orientation])
-    measures = Dataset()
-    measures.PixelSpacing = [0.5, 0.5]
-    measures.SliceThickness = 2.0
-    shared.PixelMeasuresSequence = Sequence([measures])
-    dataset.SharedFunctionalGroupsSequence = Sequence([shared])
-    per_frame = []
-    for z in positions:
-        item, plane = Dataset(), Dataset()
-        plane.ImagePositionPatient = [0, 0, z]
-        item.PlanePositionSequence = Sequence([plane])
-        per_frame.append(item)
-    dataset.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
-    stored = (np.asarray(frames_hu, dtype=np.int32) + 1024).astype(np.uint16)
-    dataset.set_pixel_data(stored, "MONOCHROME2", 16)
-    return _file(dataset, EnhancedCTImageStorage)
+MB = 1024 * 1024
 
 
 def _files(*raws: bytes) -> list[dicom.DicomFile]:
@@ -174,22 +54,6 @@ def _one_series(*raws: bytes) -> dicom.Series:
 
 def _pixels(rendered: dicom.RenderedSlice) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(rendered.png)))
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return out.getvalue()
-
-
-def _ct_series(count: int, **tags) -> list[bytes]:
-    """`count` slices 2 mm apart whose every pixel holds the slice's number in HU."""
-    return [
-        ct_slice(np.full((8, 8), n), instance=n, position=(0, 0, 2.0 * n), **tags)
-        for n in range(1, count + 1)
-    ]
 
 
 # --- windowing
@@ -298,7 +162,7 @@ def test_a_multiframe_file_gives_one_slice_per_frame_in_order():
 
 
 def test_series_is_ordered_by_instance_number_whatever_order_the_files_come_in():
-    slices = _ct_series(6)
+    slices = ct_series(6)
     random.Random(4).shuffle(slices)
 
     series = _one_series(*slices)
@@ -330,7 +194,7 @@ def test_repeated_instance_numbers_fall_back_to_position():
 
 
 def test_files_of_different_series_are_grouped_apart():
-    first = _ct_series(2, SeriesNumber=3)
+    first = ct_series(2, SeriesNumber=3)
     second = [ct_slice(np.zeros((4, 4)), series="1.2.3.4", instance=1, SeriesNumber=2)]
 
     found, _ = dicom.read_series(_files(first[0], second[0], first[1]))
@@ -360,7 +224,7 @@ def test_sampling_a_long_series_keeps_both_ends_and_even_steps():
 
 
 def test_a_sampled_slice_is_labelled_with_its_place_in_the_whole_series():
-    series = _one_series(*_ct_series(9))
+    series = _one_series(*ct_series(9))
 
     rendered = dicom.render_series(series, dicom.sample_evenly(9, 3), "lung")
 
@@ -451,7 +315,7 @@ def test_a_broken_file_is_reported_not_raised():
 def test_a_dicom_file_without_pixels_is_reported():
     report = Dataset()
     report.Modality = "SR"
-    raw = _file(report, "1.2.840.10008.5.1.4.1.1.88.11")
+    raw = dicom_file(report, "1.2.840.10008.5.1.4.1.1.88.11")
 
     found, problems = dicom.read_series(_files(raw))
 
@@ -463,7 +327,7 @@ def test_a_dicom_file_without_pixels_is_reported():
 
 
 def test_zip_members_leave_out_folders_and_system_files():
-    raw = _zip(
+    raw = zip_of(
         {
             "STUDY/SERIES/IM1": b"a",
             "STUDY/SERIES/IM2": b"b",
@@ -483,21 +347,21 @@ def test_zip_members_leave_out_folders_and_system_files():
 
 
 def test_a_zip_bomb_is_refused_before_anything_is_unpacked():
-    raw = _zip({f"part{n}": bytes(MB) for n in range(25)})  # 25 MB of zeros, a few KB zipped
+    raw = zip_of({f"part{n}": bytes(MB) for n in range(25)})  # 25 MB of zeros, a few KB zipped
 
     with pytest.raises(ArchiveRejected, match=r"bomb.zip unpacks to 25 MB; the limit is 20 MB\."):
         zip_members(raw, name="bomb.zip", max_bytes=MB)
 
 
 def test_a_zip_of_too_many_files_is_refused():
-    raw = _zip({f"f{n}": b"" for n in range(MAX_MEMBERS + 1)})
+    raw = zip_of({f"f{n}": b"" for n in range(MAX_MEMBERS + 1)})
 
     with pytest.raises(ArchiveRejected, match="at most 5,000 are accepted"):
         zip_members(raw, name="many.zip", max_bytes=MB)
 
 
 def test_a_member_larger_than_the_upload_limit_is_refused():
-    raw = _zip({"big.dcm": bytes(2 * MB)})
+    raw = zip_of({"big.dcm": bytes(2 * MB)})
 
     with pytest.raises(ArchiveRejected, match="holds a file of 2.0 MB; the limit is 1 MB per file"):
         zip_members(raw, name="big.zip", max_bytes=MB)
@@ -536,12 +400,12 @@ def _shown(response) -> str:
 
 def _zip_upload(name: str, raws: list[bytes]) -> SimpleUploadedFile:
     members = {f"{PATIENT_TAGS['PatientName']}/IM{n:04d}": raw for n, raw in enumerate(raws)}
-    return SimpleUploadedFile(name, _zip(members), content_type="application/zip")
+    return SimpleUploadedFile(name, zip_of(members), content_type="application/zip")
 
 
 @pytest.mark.django_db
 def test_uploading_a_zipped_series_stores_labelled_slices_in_order(signed_in, session):
-    raws = _ct_series(4, **PATIENT_TAGS)
+    raws = ct_series(4, **PATIENT_TAGS)
     random.Random(1).shuffle(raws)
 
     response = _upload(signed_in, session, _zip_upload("ct.zip", raws), window="lung")
@@ -563,7 +427,7 @@ def test_uploading_a_zipped_series_stores_labelled_slices_in_order(signed_in, se
 
 @pytest.mark.django_db
 def test_nothing_identifying_reaches_the_database_or_the_stored_files(signed_in, session, settings):
-    raws = _ct_series(3, **PATIENT_TAGS)
+    raws = ct_series(3, **PATIENT_TAGS)
 
     _upload(signed_in, session, _zip_upload("ct.zip", raws))
     single = SimpleUploadedFile("Doe_Jane.dcm", raws[0], content_type="application/dicom")
@@ -586,7 +450,7 @@ def test_a_series_longer_than_a_message_may_carry_is_sampled_and_says_so(
 ):
     medserver_settings(max_image_count=5)
 
-    response = _upload(signed_in, session, _zip_upload("ct.zip", _ct_series(12)))
+    response = _upload(signed_in, session, _zip_upload("ct.zip", ct_series(12)))
 
     stored = list(Attachment.objects.order_by("created_at"))
     assert [a.dicom["slice"] for a in stored] == [1, 4, 7, 9, 12]  # first and last kept
@@ -607,7 +471,7 @@ def test_a_series_longer_than_the_context_allows_is_sampled_to_what_fits(
     session.save()
     assert images_that_fit(session) == 19
 
-    response = _upload(signed_in, session, _zip_upload("ct.zip", _ct_series(40)))
+    response = _upload(signed_in, session, _zip_upload("ct.zip", ct_series(40)))
 
     assert Attachment.objects.count() == 19
     assert (
@@ -631,7 +495,7 @@ def test_several_series_over_the_limit_are_refused_with_what_they_hold(
     medserver_settings(max_image_count=4)
     scout = ct_slice(np.zeros((4, 4)), series="1.2.3.9", SeriesDescription="SCOUT")
 
-    response = _upload(signed_in, session, _zip_upload("study.zip", [*_ct_series(6), scout]))
+    response = _upload(signed_in, session, _zip_upload("study.zip", [*ct_series(6), scout]))
 
     assert Attachment.objects.count() == 0
     assert (
@@ -645,7 +509,7 @@ def test_a_zip_over_the_limits_is_refused_and_stores_nothing(
     signed_in, session, medserver_settings
 ):
     medserver_settings(max_payload_mb=1)
-    bomb = SimpleUploadedFile("bomb.zip", _zip({f"p{n}": bytes(MB) for n in range(21)}))
+    bomb = SimpleUploadedFile("bomb.zip", zip_of({f"p{n}": bytes(MB) for n in range(21)}))
 
     response = _upload(signed_in, session, bomb)
 
@@ -665,7 +529,7 @@ def test_a_broken_dicom_upload_is_refused_with_a_message(signed_in, session):
 
 @pytest.mark.django_db
 def test_a_zip_with_some_broken_files_keeps_the_rest_and_says_so(signed_in, session):
-    upload = SimpleUploadedFile("ct.zip", _zip({"a.dcm": ct_slice(np.zeros((4, 4))), "b": b"x"}))
+    upload = SimpleUploadedFile("ct.zip", zip_of({"a.dcm": ct_slice(np.zeros((4, 4))), "b": b"x"}))
 
     response = _upload(signed_in, session, upload)
 
@@ -678,7 +542,7 @@ def test_a_series_chosen_file_by_file_counts_as_one_series(signed_in, session):
     # More files than Django takes in one request by default (100).
     files = [
         SimpleUploadedFile(f"IM{n}.dcm", raw, content_type="application/dicom")
-        for n, raw in enumerate(_ct_series(150))
+        for n, raw in enumerate(ct_series(150))
     ]
 
     response = _upload(signed_in, session, *files)
@@ -694,7 +558,7 @@ def test_a_series_chosen_file_by_file_counts_as_one_series(signed_in, session):
 
 @pytest.mark.django_db
 def test_slice_labels_reach_the_model_after_each_image(signed_in, session, user):
-    _upload(signed_in, session, _zip_upload("ct.zip", _ct_series(2)), window="brain")
+    _upload(signed_in, session, _zip_upload("ct.zip", ct_series(2)), window="brain")
     ids = list(Attachment.objects.order_by("created_at").values_list("pk", flat=True))
     _, answer = services.message_send(session=session, content="Findings?", attachment_ids=ids)
 
@@ -716,7 +580,7 @@ def test_slice_labels_reach_the_model_after_each_image(signed_in, session, user)
 
 @pytest.mark.django_db
 def test_an_edited_question_keeps_its_slice_labels(signed_in, session):
-    _upload(signed_in, session, _zip_upload("ct.zip", _ct_series(2)))
+    _upload(signed_in, session, _zip_upload("ct.zip", ct_series(2)))
     ids = list(Attachment.objects.values_list("pk", flat=True))
     question, answer = services.message_send(
         session=session, content="Findings?", attachment_ids=ids
@@ -736,7 +600,7 @@ def test_an_edited_question_keeps_its_slice_labels(signed_in, session):
 
 @pytest.mark.django_db
 def test_the_page_shows_each_slice_label_under_its_thumbnail(signed_in, session):
-    _upload(signed_in, session, _zip_upload("ct.zip", _ct_series(2)), window="mediastinum")
+    _upload(signed_in, session, _zip_upload("ct.zip", ct_series(2)), window="mediastinum")
     ids = list(Attachment.objects.values_list("pk", flat=True))
     services.message_send(session=session, content="Findings?", attachment_ids=ids)
 

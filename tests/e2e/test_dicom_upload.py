@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.chat.test_dicom import _ct_series, _zip
+from tests.dicom_files import ct_series, zip_of
 from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
     ASSISTANT,
     browser_fixture,
@@ -23,7 +23,7 @@ def test_a_zipped_ct_series_is_sampled_to_the_limit_labelled_and_sent(server, pa
     create_user(server, "dr-dicom")
     sign_in(page, server, "dr-dicom")
     series = tmp_path / "chest-ct.zip"
-    series.write_bytes(_zip({f"CT/IM{n:04d}.dcm": raw for n, raw in enumerate(_ct_series(30))}))
+    series.write_bytes(zip_of({f"CT/IM{n:04d}.dcm": raw for n, raw in enumerate(ct_series(30))}))
 
     page.get_by_label("CT window").select_option(label="Lung (-600/1500)")
     page.locator("#image-input").set_input_files(str(series))
