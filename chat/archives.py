@@ -25,6 +25,10 @@ class ArchiveRejected(MessageRejected):
     """A zip file that cannot be unpacked safely or at all."""
 
 
+class ArchiveTooLarge(ArchiveRejected):
+    """A zip file over the limits: too many files, or too much once unpacked."""
+
+
 @dataclass(frozen=True)
 class Member:
     """A file inside a zip. `name` is for messages only."""
@@ -49,7 +53,7 @@ def zip_members(raw: bytes, *, name: str, max_bytes: int) -> list[Member]:
 
     `max_bytes` is the upload limit: no member may be larger, and all of them
     together no larger than MAX_EXPANSION times it. Raise ArchiveRejected when
-    the zip is damaged, encrypted or over the limits.
+    the zip is damaged or encrypted, ArchiveTooLarge when it is over the limits.
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
@@ -58,7 +62,7 @@ def zip_members(raw: bytes, *, name: str, max_bytes: int) -> list[Member]:
         raise ArchiveRejected(f"{name} could not be read as a zip file.") from None
     files = [info for info in infos if not info.is_dir() and not _ignored(info.filename)]
     if len(infos) > MAX_MEMBERS:
-        raise ArchiveRejected(
+        raise ArchiveTooLarge(
             f"{name} holds {len(infos):,} files; at most {MAX_MEMBERS:,} are accepted."
         )
     if any(info.flag_bits & 0x1 for info in files):
@@ -66,12 +70,12 @@ def zip_members(raw: bytes, *, name: str, max_bytes: int) -> list[Member]:
     total = sum(info.file_size for info in files)
     limit = max_bytes * MAX_EXPANSION
     if total > limit:
-        raise ArchiveRejected(
+        raise ArchiveTooLarge(
             f"{name} unpacks to {total / 1048576:,.0f} MB; the limit is {limit // 1048576:,} MB."
         )
     too_big = next((info for info in files if info.file_size > max_bytes), None)
     if too_big is not None:
-        raise ArchiveRejected(
+        raise ArchiveTooLarge(
             f"{name} holds a file of {too_big.file_size / 1048576:.1f} MB; "
             f"the limit is {max_bytes // 1048576} MB per file."
         )

@@ -2,7 +2,10 @@
 
 Clients built for OpenAI (the `openai` package, chat front ends) work with
 only `base_url` and `api_key` set. Thinking comes back as `reasoning_content`,
-as vLLM and SGLang return it.
+as vLLM and SGLang return it. Images come as `image_url` data URIs; DICOM files
+and zips of them as `image_url` data URIs too (application/dicom,
+application/zip) or as `file` parts with their file_data, and `dicom_window`
+(an extra field) picks the CT window.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import time
 import uuid
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
 
-from chat.api import parsing
+from chat import dicom
+from chat.api import message_images, parsing
 from chat.api.auth import api_endpoint
 from chat.api.errors import ApiError
 from chat.api.generation import Generation, failure_error, start_generation, usage
@@ -55,14 +60,13 @@ async def chat_completions(request):
         raise ApiError(422, "messages must be a list of messages.", param="messages")
     raw_turns = [_raw_turn(message, f"messages[{i}]") for i, message in enumerate(messages)]
     stream_options = data.get("stream_options") or {}
-    call = parsing.ChatCall(
-        turns=parsing.check_turns(raw_turns),
-        sampling=parsing.sampling_from(
-            data, max_tokens_names=("max_tokens", "max_completion_tokens")
-        ),
-        thinking=_thinking_wanted(data),
-        stream=parsing.flag(data, "stream", False),
+    sampling = parsing.sampling_from(data, max_tokens_names=("max_tokens", "max_completion_tokens"))
+    stream = parsing.flag(data, "stream", False)
+    window = message_images.dicom_window(data.get("dicom_window"))
+    turns, notices = await sync_to_async(parsing.check_turns, thread_sensitive=False)(
+        raw_turns, answer_tokens=sampling.max_new_tokens, window=window
     )
+    call = parsing.ChatCall(turns, sampling, _thinking_wanted(data), stream, notices)
     include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage")
     generation = await start_generation(request.user, call)
     completion = {
@@ -113,11 +117,32 @@ def _raw_turn(message: object, where: str) -> parsing.RawTurn:
             image_url = part.get("image_url")
             url = image_url.get("url") if isinstance(image_url, dict) else image_url
             images.append(url)
+        elif kind == "file":
+            images.append(_file_data_uri(part.get("file"), where))
         else:
             raise ApiError(
-                422, f"{where}: content parts must be 'text' or 'image_url'.", param=where
+                422, f"{where}: content parts must be 'text', 'image_url' or 'file'.", param=where
             )
     return parsing.RawTurn(role, "\n".join(texts), tuple(images), where)
+
+
+def _file_data_uri(file: object, where: str) -> str:
+    """A `file` part's data as a data URI: OpenAI's clients send file_data as one,
+    or as bare base64 beside a filename (a .dcm name says DICOM)."""
+    data = file.get("file_data") if isinstance(file, dict) else None
+    if not isinstance(data, str):
+        raise ApiError(
+            422,
+            f"{where}: a file part must carry its file_data; MedServer keeps no uploaded files.",
+            param=where,
+        )
+    if data.startswith("data:"):
+        return data
+    name = str(file.get("filename") or "").lower()
+    media_type = (
+        "application/dicom" if name.endswith(dicom.SUFFIXES) else "application/octet-stream"
+    )
+    return f"data:{media_type};base64,{data}"
 
 
 def _thinking_wanted(data: dict) -> bool:

@@ -6,11 +6,8 @@ Every problem becomes an ApiError with the status that fits: 400 unreadable,
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,13 +15,11 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
 from chat.api.errors import ApiError
-from chat.errors import MessageRejected
-from chat.images import ImageTooLarge, ImageUnsupported, clean_image
+from chat.api.message_images import message_images, part_from_data_uri
+from chat.dicom_windows import AUTO
 from inference.engine import ChatTurn, Sampling
 from inference.registry import model_spec_for
 
-_DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,", re.I)
-_IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp"}
 MAX_STOP_SEQUENCES = 4
 
 
@@ -36,6 +31,7 @@ class ChatCall:
     sampling: Sampling
     thinking: bool
     stream: bool
+    notices: tuple[str, ...] = ()  # what the client should know (a series sampled)
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ class RawTurn:
 
     role: str
     text: str
-    images: tuple[str, ...]  # data URIs
+    images: tuple[str, ...]  # data URIs: images, DICOM files, zips of DICOM files
     where: str  # "messages[2]", for error messages
 
 
@@ -80,8 +76,16 @@ def _body_too_large() -> ApiError:
     return ApiError(413, f"The request body is larger than {limit} MB.")
 
 
-def check_turns(raw_turns: list[RawTurn]) -> tuple[ChatTurn, ...]:
-    """Check a conversation and decode its images; return it as engine turns."""
+def check_turns(
+    raw_turns: list[RawTurn], *, answer_tokens: int, window: str = AUTO
+) -> tuple[tuple[ChatTurn, ...], tuple[str, ...]]:
+    """Check a conversation and decode its images; return it as engine turns,
+    with the notices about its DICOM images.
+
+    DICOM is rendered with `window` and sampled to what fits beside an answer
+    of `answer_tokens` (chat.api.message_images). It decodes every image, so
+    call it off the event loop.
+    """
     limits = settings.MEDSERVER
     if not raw_turns:
         raise ApiError(422, "messages must hold at least one message.", param="messages")
@@ -92,7 +96,7 @@ def check_turns(raw_turns: list[RawTurn]) -> tuple[ChatTurn, ...]:
             param="messages",
         )
     spec = model_spec_for(limits.model)
-    turns = []
+    turns, notices = [], []
     for index, raw in enumerate(raw_turns):
         _check_role(raw, index, raw_turns)
         if len(raw.text) > limits.max_text_length:
@@ -106,20 +110,15 @@ def check_turns(raw_turns: list[RawTurn]) -> tuple[ChatTurn, ...]:
             raise ApiError(422, f"{raw.where}: only user messages can carry images.")
         if raw.images and not spec.multimodal:
             raise ApiError(422, f"{spec.label} reads text only; send the message without images.")
-        if len(raw.images) > limits.max_image_count:
-            raise ApiError(
-                422,
-                f"{raw.where} carries {len(raw.images)} images; "
-                f"at most {limits.max_image_count} per message.",
-                param=raw.where,
-            )
-        images = tuple(
-            decode_image(uri, f"{raw.where} image {n}") for n, uri in enumerate(raw.images, 1)
-        )
-        turns.append(ChatTurn(raw.role, raw.text, images))
+        parts = [
+            part_from_data_uri(uri, f"{raw.where} image {n}") for n, uri in enumerate(raw.images, 1)
+        ]
+        images = message_images(parts, where=raw.where, answer_tokens=answer_tokens, window=window)
+        turns.append(ChatTurn(raw.role, raw.text, images.images, images.labels))
+        notices += images.notices
     if raw_turns[-1].role != "user":  # a lone system message asks nothing
         raise ApiError(422, "The last message must be from the user.", param=raw_turns[-1].where)
-    return tuple(turns)
+    return tuple(turns), tuple(notices)
 
 
 def _check_role(raw: RawTurn, index: int, raw_turns: list[RawTurn]) -> None:
@@ -142,42 +141,6 @@ def _check_role(raw: RawTurn, index: int, raw_turns: list[RawTurn]) -> None:
         )
     if index == len(raw_turns) - 1 and raw.role != "user":
         raise ApiError(422, "The last message must be from the user.", param=raw.where)
-
-
-def decode_image(uri: object, where: str) -> bytes:
-    """Return the cleaned bytes of an image sent as a base64 data URI."""
-    if not isinstance(uri, str):
-        raise ApiError(422, f"{where} must be a data URI string.")
-    match = _DATA_URI.match(uri)
-    if not match:
-        raise ApiError(
-            422,
-            f"{where} must be sent inline as a base64 data URI "
-            "(data:image/png;base64,...); MedServer does not fetch URLs.",
-        )
-    if (match.group("type") or "").lower() not in _IMAGE_TYPES:
-        raise ApiError(415, f"{where} must be a PNG, JPEG or WebP image.")
-    encoded = uri[match.end() :]
-    max_bytes = settings.MEDSERVER.max_payload_bytes
-    if len(encoded) * 3 // 4 > max_bytes + 3:  # refused before decoding anything
-        raise ApiError(413, f"{where} is larger than {max_bytes // 1048576} MB.")
-    try:
-        raw = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(422, f"{where} is not valid base64.") from None
-    return clean_upload(raw, where)
-
-
-def clean_upload(raw: bytes, where: str) -> bytes:
-    """Check and clean an image's bytes, mapping refusals to statuses."""
-    try:
-        return clean_image(raw, name=where, max_bytes=settings.MEDSERVER.max_payload_bytes).data
-    except ImageTooLarge as error:
-        raise ApiError(413, str(error)) from None
-    except ImageUnsupported as error:
-        raise ApiError(415, str(error)) from None
-    except MessageRejected as error:
-        raise ApiError(422, str(error)) from None
 
 
 def sampling_from(data: dict, *, max_tokens_names: Iterable[str] = ("max_tokens",)) -> Sampling:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chat.dicom_windows import WINDOW_CHOICES
 from medserver_site import __version__
 
 
@@ -20,9 +21,9 @@ _ERRORS = {
         (401, "No valid API token or session"),
         (403, "CSRF check failed (browser session)"),
         (404, "Unknown model"),
-        (413, "Body, text or image over the limits"),
+        (413, "Body, text, image, DICOM file or zip over the limits"),
         (415, "Wrong content type or image format"),
-        (422, "Well-formed but not acceptable (roles, numbers, counts)"),
+        (422, "Well-formed but not acceptable (roles, numbers, counts, unreadable DICOM)"),
         (429, "Rate limit or concurrent-answer limit; see Retry-After"),
         (503, "The model is loading or unavailable; see Retry-After"),
     ]
@@ -38,6 +39,15 @@ _CHAT_ANSWER = {
         },
     },
     **_ERRORS,
+}
+
+_DICOM_WINDOW = {
+    "enum": list(WINDOW_CHOICES),
+    "default": "auto",
+    "description": "The window for DICOM images. auto: for CT, MedGemma 1.5's three CT "
+    "windows as red, green and blue; other modalities their file's window. file: the "
+    "file's window (else its range). lung, mediastinum, bone, brain: CT presets (other "
+    "modalities keep their own window).",
 }
 
 _SCHEMAS = {
@@ -63,7 +73,15 @@ _SCHEMAS = {
             "content": {"type": "string"},
             "image_data": {
                 "type": "array",
-                "items": {"type": "string", "description": "data:image/png;base64,..."},
+                "items": {
+                    "type": "string",
+                    "description": "A base64 data URI: a PNG, JPEG or WebP image "
+                    "(data:image/png;base64,...), a DICOM file (data:application/dicom;"
+                    "base64,...) or a zip of DICOM files (data:application/zip;base64,...). "
+                    "The DICOM files of one message are read together (a series may come "
+                    "zipped or one file per item), become PNG slices each followed by its "
+                    "label for the model, and a series longer than fits is sampled evenly.",
+                },
             },
         },
         "required": ["role", "content"],
@@ -78,6 +96,7 @@ _SCHEMAS = {
             "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
             "stream": {"type": "boolean", "default": False},
             "thinking": {"type": "boolean", "default": True},
+            "dicom_window": _DICOM_WINDOW,
             "ignore_eos": {
                 "type": "boolean",
                 "default": False,
@@ -103,6 +122,12 @@ _SCHEMAS = {
             "thinking": {"type": "string"},
             "finish_reason": {"enum": ["stop", "length", "cancelled", "repetition"]},
             "usage": _ref("Usage"),
+            "notices": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "What the client should know about its DICOM images: a "
+                "series sampled to what fits, files left out (also in the stream's done frame)",
+            },
             "timings": {
                 "type": "object",
                 "properties": {
@@ -118,7 +143,9 @@ _SCHEMAS = {
         "description": "OpenAI's chat completion request: model, messages (content as a "
         "string or text/image_url parts with data URIs), max_tokens or "
         "max_completion_tokens, temperature, top_p, stop, stream, stream_options; "
-        "ignore_eos as in vLLM and SGLang.",
+        "ignore_eos as in vLLM and SGLang. DICOM files and zips of them go as image_url "
+        "data URIs (application/dicom, application/zip) or as file parts with file_data; "
+        "dicom_window (auto, file, lung, mediastinum, bone, brain) picks their window.",
         "required": ["model", "messages"],
     },
 }
@@ -173,7 +200,7 @@ def openapi_document() -> dict:
             },
             "/api/analyze": {
                 "post": {
-                    "summary": "Analyze one or more images with a prompt",
+                    "summary": "Analyze one or more images or DICOM series with a prompt",
                     "requestBody": {
                         "content": {
                             "multipart/form-data": {
@@ -183,8 +210,11 @@ def openapi_document() -> dict:
                                         "images": {
                                             "type": "array",
                                             "items": {"type": "string", "format": "binary"},
+                                            "description": "PNG, JPEG or WebP images, "
+                                            "DICOM files, zips of DICOM files",
                                         },
                                         "prompt": {"type": "string"},
+                                        "dicom_window": _DICOM_WINDOW,
                                         "stream": {"type": "boolean"},
                                         "max_tokens": {"type": "integer"},
                                         "temperature": {"type": "number"},

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
 
-from chat.api import parsing
+from chat.api import message_images, parsing
 from chat.api.auth import api_endpoint
 from chat.api.errors import ApiError
 from chat.api.generation import Generation, failure_error, start_generation, timings, usage
@@ -128,12 +129,14 @@ async def chat(request):
                 where,
             )
         )
-    call = parsing.ChatCall(
-        turns=parsing.check_turns(raw_turns),
-        sampling=parsing.sampling_from(data),
-        thinking=parsing.flag(data, "thinking", True),
-        stream=parsing.flag(data, "stream", False),
+    sampling = parsing.sampling_from(data)
+    thinking = parsing.flag(data, "thinking", True)
+    stream = parsing.flag(data, "stream", False)
+    window = message_images.dicom_window(data.get("dicom_window"))
+    turns, notices = await sync_to_async(parsing.check_turns, thread_sensitive=False)(
+        raw_turns, answer_tokens=sampling.max_new_tokens, window=window
     )
+    call = parsing.ChatCall(turns, sampling, thinking, stream, notices)
     return await _respond(request, call)
 
 
@@ -151,27 +154,32 @@ async def analyze(request):
     if not uploads:
         raise ApiError(422, "Attach at least one image as 'images'.", param="images")
     limits = settings.MEDSERVER
-    if len(uploads) > limits.max_image_count:
-        raise ApiError(
-            422, f"{len(uploads)} images sent; at most {limits.max_image_count} per request."
-        )
     if not model_spec_for(limits.model).multimodal:
         raise ApiError(422, "The model served reads text only; it cannot analyze images.")
     if len(prompt) > limits.max_text_length:
         raise ApiError(413, f"prompt is longer than {limits.max_text_length:,} characters.")
-    images = []
-    for upload in uploads:
-        if upload.size > limits.max_payload_bytes:
-            raise ApiError(413, f"{upload.name} is larger than {limits.max_payload_mb} MB.")
-        images.append(parsing.clean_upload(upload.read(), upload.name or "image"))
     fields = {name: _form_number(form, name) for name in ("max_tokens", "temperature", "top_p")}
+    sampling = parsing.sampling_from({k: v for k, v in fields.items() if v is not None})
+    window = message_images.dicom_window(form.get("dicom_window"))
+    images = await sync_to_async(_analyzed_images, thread_sensitive=False)(
+        uploads, answer_tokens=sampling.max_new_tokens, window=window
+    )
     call = parsing.ChatCall(
-        turns=(ChatTurn("user", prompt, tuple(images)),),
-        sampling=parsing.sampling_from({k: v for k, v in fields.items() if v is not None}),
+        turns=(ChatTurn("user", prompt, images.images, images.labels),),
+        sampling=sampling,
         thinking=form.get("thinking", "true").lower() != "false",
         stream=form.get("stream", "false").lower() == "true",
+        notices=images.notices,
     )
     return await _respond(request, call)
+
+
+def _analyzed_images(uploads, *, answer_tokens: int, window: str) -> message_images.MessageImages:
+    """The uploaded images, DICOM files and zips of /api/analyze, as the model sees them."""
+    parts = [message_images.part_from_upload(upload) for upload in uploads]
+    return message_images.message_images(
+        parts, where="The request", param="images", answer_tokens=answer_tokens, window=window
+    )
 
 
 @api_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", public=True)
@@ -199,7 +207,8 @@ def _form_number(form, name: str) -> float | None:
 async def _respond(request, call: parsing.ChatCall):
     generation = await start_generation(request.user, call)
     if call.stream:
-        return EventStreamResponse(_event_frames(generation), on_close=generation.close)
+        frames = _event_frames(generation, call.notices)
+        return EventStreamResponse(frames, on_close=generation.close)
     answer = await generation.answer()
     return JsonResponse(
         {
@@ -209,11 +218,12 @@ async def _respond(request, call: parsing.ChatCall):
             "finish_reason": answer.finished.reason,
             "usage": usage(answer.finished),
             "timings": timings(answer.finished),
+            "notices": list(call.notices),
         }
     )
 
 
-async def _event_frames(generation: Generation):
+async def _event_frames(generation: Generation, notices: tuple[str, ...]):
     async for event in generation.events():
         if isinstance(event, Delta):
             yield sse_frame({"type": event.kind, "delta": event.text})
@@ -224,6 +234,7 @@ async def _event_frames(generation: Generation):
                     "finish_reason": event.reason,
                     "usage": usage(event),
                     "timings": timings(event),
+                    "notices": list(notices),
                 }
             )
         elif isinstance(event, Failed):

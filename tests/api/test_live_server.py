@@ -13,6 +13,7 @@ import pytest
 from httpx_sse import connect_sse
 from PIL import Image
 
+from tests.dicom_files import IDENTIFYING_TEXT, PATIENT_TAGS, ct_series, zip_of
 from tests.e2e.conftest import start_server, stop_server
 
 
@@ -88,6 +89,37 @@ def test_openai_package_streaming_with_an_image(client):
     assert finishes[-1] in ("stop", "length")
     assert chunks[-1].usage.completion_tokens <= 12
     assert chunks[-1].usage.prompt_tokens > 20  # the image's tokens are in the prompt
+
+
+def test_openai_package_with_a_zipped_ct_series(client):
+    raws = ct_series(4, **PATIENT_TAGS)
+    series = zip_of({f"{PATIENT_TAGS['PatientName']}/IM{n}": raw for n, raw in enumerate(raws)})
+    uri = "data:application/zip;base64," + base64.b64encode(series).decode()
+
+    def ask(url: str):
+        return client.chat.completions.create(
+            model="medserver-demo",
+            max_tokens=8,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Any nodules?"},
+                        {"type": "image_url", "image_url": {"url": url}},
+                    ],
+                }
+            ],
+            extra_body={"dicom_window": "lung"},
+        )
+
+    completion = ask(uri)
+    assert completion.choices[0].message.content
+    assert completion.usage.prompt_tokens > 200  # four slices, each followed by its label
+    shown = completion.model_dump_json().lower()
+    assert not [text for text in IDENTIFYING_TEXT if text.lower() in shown]
+    broken = "data:application/dicom;base64," + base64.b64encode(b"not DICOM").decode()
+    with pytest.raises(openai.UnprocessableEntityError, match="could not be read as DICOM"):
+        ask(broken)
 
 
 def test_openai_errors_arrive_as_openai_exceptions(client, server):

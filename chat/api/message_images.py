@@ -1,0 +1,206 @@
+"""The images of an API message: PNG, JPEG and WebP images, DICOM files, zips of DICOM files.
+
+A part comes as a base64 data URI (/api/chat, /v1/chat/completions) or as an
+uploaded file (/api/analyze). What it is comes from its bytes: "DICM" at byte
+128 is DICOM, a zip's signature is a zip; a part typed application/dicom (or an
+upload named .dcm) is read as DICOM even without the preamble. The DICOM parts
+of one message are read together, as the chat page reads one upload: a series
+may come as a zip or as one part per file, and becomes the slices that fit
+(chat.dicom_slices), rendered with the window asked for, each with its label
+for the model. Other images are cleaned as the page cleans them.
+
+Nothing of a DICOM header reaches a response: labels and notices are built from
+the allow-listed facts only, and members of a zip are named by their place in
+it ("messages[0] image 1, file 3"), never by their path, which often holds the
+patient's name.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from chat import dicom, dicom_slices
+from chat.api.errors import ApiError
+from chat.archives import MAX_MEMBERS, ArchiveTooLarge, is_zip, zip_members
+from chat.dicom_windows import AUTO, WINDOW_CHOICES
+from chat.errors import MessageRejected
+from chat.images import ImageTooLarge, ImageUnsupported, clean_image
+
+_DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,", re.I)
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp"}
+DICOM_TYPES = {"application/dicom"}
+ZIP_TYPES = {"application/zip", "application/x-zip-compressed"}
+# Accepted as sent by clients that do not know what a file is; its bytes say.
+_UNTYPED = {"application/octet-stream"}
+_WHAT_IS_ACCEPTED = "a PNG, JPEG or WebP image, a DICOM file or a zip of DICOM files"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One image part of a message as the client sent it. `where` names it in messages."""
+
+    where: str
+    raw: bytes
+    media_type: str = ""  # as declared: a data URI's type, an upload's content type
+
+
+@dataclass(frozen=True)
+class MessageImages:
+    """A message's images for the model, their labels ("" for none), and what to tell the client."""
+
+    images: tuple[bytes, ...] = ()
+    labels: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
+
+
+def part_from_data_uri(uri: object, where: str) -> Part:
+    """Read a base64 data URI; refuse it (ApiError) before decoding when it is
+    not inline, of a type not accepted, or over the upload limit."""
+    if not isinstance(uri, str):
+        raise ApiError(422, f"{where} must be a data URI string.")
+    match = _DATA_URI.match(uri)
+    if not match:
+        raise ApiError(
+            422,
+            f"{where} must be sent inline as a base64 data URI "
+            "(data:image/png;base64,...); MedServer does not fetch URLs.",
+        )
+    media_type = (match.group("type") or "").lower()
+    if media_type not in IMAGE_TYPES | DICOM_TYPES | ZIP_TYPES | _UNTYPED:
+        raise ApiError(415, f"{where} must be {_WHAT_IS_ACCEPTED}.")
+    encoded = uri[match.end() :]
+    max_bytes = settings.MEDSERVER.max_payload_bytes
+    if len(encoded) * 3 // 4 > max_bytes + 3:  # refused before decoding anything
+        raise ApiError(413, f"{where} is larger than {max_bytes // 1048576} MB.")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, f"{where} is not valid base64.") from None
+    return Part(where, raw, media_type)
+
+
+def part_from_upload(upload) -> Part:
+    """Read an uploaded file; refuse it (ApiError 413) over the upload limit before reading."""
+    limits = settings.MEDSERVER
+    name = upload.name or "image"
+    if upload.size > limits.max_payload_bytes:
+        raise ApiError(413, f"{name} is larger than {limits.max_payload_mb} MB.")
+    media_type = (upload.content_type or "").lower()
+    if name.lower().endswith(dicom.SUFFIXES):
+        media_type = "application/dicom"
+    return Part(name, upload.read(), media_type)
+
+
+def dicom_window(value: object, param: str = "dicom_window") -> str:
+    """The window asked for DICOM images (a key of WINDOW_CHOICES); AUTO when absent."""
+    if value in (None, ""):
+        return AUTO
+    if not isinstance(value, str) or value not in WINDOW_CHOICES:
+        raise ApiError(422, f"{param} must be one of {', '.join(WINDOW_CHOICES)}.", param=param)
+    return value
+
+
+def message_images(
+    parts: list[Part],
+    *,
+    where: str,
+    answer_tokens: int,
+    window: str = AUTO,
+    param: str | None = None,
+) -> MessageImages:
+    """Return the images of one message, DICOM rendered as labelled slices where
+    its first DICOM part was, a series longer than fits sampled evenly.
+
+    `answer_tokens` is the room kept for the answer; `where` names the message
+    in refusals, `param` (by default `where`) is the field they point at. Raise
+    ApiError: 413 over a limit, 415 a format not accepted, 422 a file that
+    cannot be read, more images than a message may carry, several series that
+    do not fit together.
+    """
+    limits = settings.MEDSERVER
+    param = param or where
+    images: list[Part] = []
+    files: list[dicom.DicomFile] = []
+    slices_at = None
+    with _refusals(param):
+        for part in parts:
+            if _is_image(part):
+                images.append(part)
+                continue
+            if slices_at is None:
+                slices_at = len(images)
+            files += _dicom_files(part)
+    if len(images) > limits.max_image_count:
+        raise ApiError(
+            422,
+            f"{where} carries {len(images)} images; at most {limits.max_image_count} per message.",
+            param=param,
+        )
+    if len(files) > MAX_MEMBERS:
+        raise ApiError(
+            422,
+            f"{where} carries {len(files):,} DICOM files; at most {MAX_MEMBERS:,} per message.",
+            param=param,
+        )
+    cleaned = [_clean(part) for part in images]
+    labels = [""] * len(cleaned)
+    if not files:
+        return MessageImages(tuple(cleaned), tuple(labels))
+    with _refusals(param):
+        slices = dicom_slices.slices_for_message(
+            files, answer_tokens=answer_tokens, other_images=len(cleaned), window=window
+        )
+    cleaned[slices_at:slices_at] = [piece.png for piece in slices.rendered]
+    labels[slices_at:slices_at] = [piece.label for piece in slices.rendered]
+    return MessageImages(tuple(cleaned), tuple(labels), tuple(slices.notices))
+
+
+def _is_image(part: Part) -> bool:
+    if is_zip(part.raw) or part.media_type in ZIP_TYPES:
+        return False
+    return not (dicom.is_dicom(part.raw) or part.media_type in DICOM_TYPES)
+
+
+def _dicom_files(part: Part) -> list[dicom.DicomFile]:
+    if is_zip(part.raw) or part.media_type in ZIP_TYPES:
+        members = zip_members(
+            part.raw, name=part.where, max_bytes=settings.MEDSERVER.max_payload_bytes
+        )
+        return [
+            dicom.DicomFile(f"{part.where}, file {n}", member.read)
+            for n, member in enumerate(members, 1)
+        ]
+    # Typed as DICOM, it is read even without the "DICM" preamble, as a .dcm upload is.
+    return [dicom.DicomFile(part.where, lambda raw=part.raw: raw, force=True)]
+
+
+def _clean(part: Part) -> bytes:
+    try:
+        max_bytes = settings.MEDSERVER.max_payload_bytes
+        return clean_image(part.raw, name=part.where, max_bytes=max_bytes).data
+    except ImageTooLarge as error:
+        raise ApiError(413, str(error)) from None
+    except ImageUnsupported as error:
+        raise ApiError(415, str(error)) from None
+    except MessageRejected as error:
+        raise ApiError(422, str(error)) from None
+
+
+@contextlib.contextmanager
+def _refusals(param: str) -> Iterator[None]:
+    """Turn refusals of DICOM files and zips into ApiErrors pointing at `param`."""
+    try:
+        yield
+    except ArchiveTooLarge as error:
+        raise ApiError(413, str(error), param=param, code="archive_too_large") from None
+    except dicom.DicomRejected as error:
+        raise ApiError(422, str(error), param=param, code="dicom_rejected") from None
+    except MessageRejected as error:  # a damaged or encrypted zip
+        raise ApiError(422, str(error), param=param, code="invalid_archive") from None
