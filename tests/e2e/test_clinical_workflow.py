@@ -77,9 +77,7 @@ def test_what_is_copied_or_printed_carries_the_disclaimer(server, page):
 
     page.emulate_media(media="print")
     for where in ("::before", "::after"):
-        content = page.locator("#messages").evaluate(
-            f"m => getComputedStyle(m, '{where}').content"
-        )
+        content = page.locator("#messages").evaluate(f"m => getComputedStyle(m, '{where}').content")
         assert CLINICAL_DISCLAIMER in content
     expect(page.locator(".composer")).to_be_hidden()
     expect(answer.locator(".message-content")).to_be_visible()
