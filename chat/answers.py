@@ -70,39 +70,69 @@ class _LiveAnswer:
 
 # Lives on the server's event loop only, so it needs no lock.
 _running: dict[int, _LiveAnswer] = {}  # answer message id -> its live state
+_NOT_RENDERED = object()  # an answer's final HTML, before it is rendered
 
 
 async def begin_answer(user, session_id, save) -> str:
-    """Reserve one of the user's streams, run `save` (sync: it saves the answer's
-    placeholder and returns it with the HTML the pages must show), show that HTML
-    to every page of the session and start writing the answer. Return the HTML.
+    """Reserve one of the user's streams, run `save`, start writing the answer and
+    show every page of the session the HTML `save` renders. Return that HTML.
+
+    `save` (sync) saves the answer's streaming placeholder and returns it with
+    a function that renders what the pages must show. Both run in one database
+    hop, and the engine is given the request between them: it writes the
+    first tokens while the pages are being told.
 
     Raise LimitExceeded or MessageRejected with nothing saved or started.
     """
     slot = reserve_stream(user)
     try:
-        answer, html = await database_sync_to_async(save)()
+        answer, started, html = await database_sync_to_async(_save_and_submit)(
+            save, asyncio.get_running_loop()
+        )
     except BaseException:
         release_stream(slot)
         raise
     await get_channel_layer().group_send(
         session_group(session_id), {"type": "chat.html", "html": html}
     )
-    start_answer(answer, slot)
+    start_answer(answer, slot, started)
     return html
 
 
-def start_answer(answer: Message, slot: StreamSlot) -> None:
-    """Start writing `answer` (a saved streaming placeholder) in the background.
+def _save_and_submit(save, loop) -> tuple[Message, GenerationHandle | Exception, str]:
+    """Run `save`, submit the answer's request to the engine, render the pages' HTML.
+
+    A request that cannot be submitted is returned as its exception: the
+    answer is saved and shown by then, and fails with the reason.
+    """
+    answer, render = save()
+    started: GenerationHandle | Exception
+    try:
+        started = engine_worker().submit(_request_for(answer), loop)
+    except Exception as error:
+        started = error
+    try:
+        return answer, started, render()
+    except BaseException:
+        if isinstance(started, GenerationHandle):
+            started.cancel()
+        raise
+
+
+def start_answer(answer: Message, slot: StreamSlot, started: GenerationHandle | Exception) -> None:
+    """Write `answer` (a saved streaming placeholder) in the background, from the
+    engine's `started` handle, or fail it with `started`'s reason.
 
     The answer keeps `slot` (from chat.limits.reserve_stream) until it ends.
     """
     live = _LiveAnswer(slot, slot.owner_id, answer.session_id)
+    if isinstance(started, GenerationHandle):
+        live.handle = started
     _running[answer.pk] = live
     # A context of its own: the answer outlives the request or socket that asked
     # for it, and must not run its database work in their (ending) thread context.
     live.task = contextvars.Context().run(
-        asyncio.create_task, _write_answer(answer, live), name=f"answer-{answer.pk}"
+        asyncio.create_task, _write_answer(answer, live, started), name=f"answer-{answer.pk}"
     )
 
 
@@ -142,25 +172,32 @@ def _request_for(answer: Message) -> GenerationRequest:
     )
 
 
-async def _write_answer(answer: Message, live: _LiveAnswer) -> None:
+async def _write_answer(
+    answer: Message, live: _LiveAnswer, started: GenerationHandle | Exception
+) -> None:
     layer = get_channel_layer()
     group = session_group(answer.session_id)
 
-    async def fail(error: str) -> None:
+    async def fail(error: str) -> str | None:
         _stop_thinking_clock(live)
-        await database_sync_to_async(services.answer_fail)(
-            answer.pk, **_texts(live), error=error, thinking_ms=live.thinking_ms
+        return await database_sync_to_async(_save_and_render)(
+            services.answer_fail,
+            answer.pk,
+            **_texts(live),
+            error=error,
+            thinking_ms=live.thinking_ms,
         )
 
+    final = _NOT_RENDERED  # the finished message's HTML, rendered where its end is saved
     try:
-        request = await database_sync_to_async(_request_for)(answer)
+        if isinstance(started, Exception):
+            raise started
         worker = engine_worker()
-        live.handle = worker.submit(request)
         last_save = time.monotonic()
         end = None
         while end is None:
             deltas = []
-            for event in await live.handle.next_events():
+            for event in await started.next_events():
                 if isinstance(event, Delta):
                     deltas.append(event)
                 elif isinstance(event, Finished | Failed):
@@ -183,7 +220,8 @@ async def _write_answer(answer: Message, live: _LiveAnswer) -> None:
                 )
         if isinstance(end, Finished):
             _stop_thinking_clock(live)
-            await database_sync_to_async(services.answer_finish)(
+            final = await database_sync_to_async(_save_and_render)(
+                services.answer_finish,
                 answer.pk,
                 **_texts(live),
                 finished=end,
@@ -192,33 +230,42 @@ async def _write_answer(answer: Message, live: _LiveAnswer) -> None:
                 thinking_ms=live.thinking_ms,
             )
         else:
-            await fail(end.message)
+            final = await fail(end.message)
     except EngineUnavailable as error:
-        await fail(str(error))
+        final = await fail(str(error))
     except asyncio.CancelledError:
         # The server is shutting down: stop the engine and keep what was written.
         if live.handle is not None:
             live.handle.cancel()
-        await fail(services.INTERRUPTED)
+        final = await fail(services.INTERRUPTED)
         raise
     except Exception:
         log.exception("Writing answer %s failed", answer.pk)
-        await fail("Something went wrong while writing this answer.")
+        final = await fail("Something went wrong while writing this answer.")
     finally:
         _running.pop(answer.pk, None)
         release_stream(live.slot)
-        await _send_final(layer, group, answer.pk)
-
-
-async def _send_final(layer, group: str, message_id: int) -> None:
-    """Show every page the finished message (as saved), in place of the streaming one."""
-    try:
-        html = await database_sync_to_async(stream_html.message_final)(message_id)
+        if final is _NOT_RENDERED:  # saving the end failed: show the message as it is
+            final = await database_sync_to_async(_final_html)(answer.pk)
         await layer.group_send(
-            group, {"type": "answer.done", "message_id": message_id, "html": html}
+            group, {"type": "answer.done", "message_id": answer.pk, "html": final}
         )
+
+
+def _save_and_render(save, message_id: int, **fields) -> str | None:
+    """Save how an answer ended with `save` (a service), and return the finished
+    message's HTML as saved: one database hop at the end of every answer."""
+    save(message_id, **fields)
+    return _final_html(message_id)
+
+
+def _final_html(message_id: int) -> str | None:
+    """The finished message, to show every page in place of the streaming one."""
+    try:
+        return stream_html.message_final(message_id)
     except Exception:  # the answer is saved; a page shows it on its next load
         log.exception("Showing the finished answer %s failed", message_id)
+        return None
 
 
 def _advance(message_id: int, live: _LiveAnswer, deltas: list[Delta]) -> str:

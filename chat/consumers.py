@@ -8,6 +8,7 @@ from the same partials as the page itself.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -25,6 +26,10 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 SIGNED_OUT = "You were signed out after a while without activity; reload the page to sign in."
 NOT_UNDERSTOOD = "That request was not understood."
+
+
+class SignedOut(Exception):
+    """The page's session ended after a while without activity."""
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -70,19 +75,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs) -> None:
         action = content.get("action", "send") if isinstance(content, dict) else None
         if action in ("send", "edit", "regenerate"):
-            session = self.scope.get("session")
-            if session is not None and not await database_sync_to_async(session_still_active)(
-                session
-            ):
+            try:
+                await database_sync_to_async(self._check_may_write)()
+            except SignedOut:
                 await self._alert(SIGNED_OUT)
                 await self.close(code=CLOSE_UNAUTHENTICATED)
                 return
-            # The same --rate-limit budget as the pages and the API.
-            client = self.scope.get("client") or (None,)
-            try:
-                await database_sync_to_async(limits.check_socket_rate)(
-                    self.scope["user"], client[0]
-                )
             except LimitExceeded as error:
                 await self._alert(str(error))
                 return
@@ -96,6 +94,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             answers.stop_answers(self.session.pk, self.scope["user"])
         else:
             await self._alert(NOT_UNDERSTOOD)
+
+    def _check_may_write(self) -> None:
+        """Raise SignedOut after the idle timeout, LimitExceeded past the
+        --rate-limit budget (the same as the pages' and the API's); else note the
+        message as activity. One database hop."""
+        session = self.scope.get("session")
+        if session is not None and not session_still_active(session):
+            raise SignedOut
+        client = self.scope.get("client") or (None,)
+        limits.check_socket_rate(self.scope["user"], client[0])
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if text_data is None:  # a binary frame: the page only ever sends JSON text
@@ -118,14 +126,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._alert(NOT_UNDERSTOOD)
             return
 
-        def send() -> tuple[Message, str]:
+        def send() -> tuple[Message, Callable[[], str]]:
             question, answer = services.message_send(
                 session=self.session,
                 content=text,
                 attachment_ids=attachment_ids,
                 model_name=engine_worker().state.model,
             )
-            return answer, stream_html.messages_added(question, answer)
+            return answer, lambda: stream_html.messages_added(question, answer)
 
         if await self._start_answer(send, alert=self._alert):
             await self.send(text_data=stream_html.composer_sent())
@@ -137,7 +145,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._toast(NOT_UNDERSTOOD)
             return
 
-        def edit() -> tuple[Message, str]:
+        def edit() -> tuple[Message, Callable[[], str]]:
             _, answer = services.message_edit(
                 message=message, content=text, model_name=engine_worker().state.model
             )
@@ -147,7 +155,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 target=message,
                 address=(self.scope.get("client") or (None,))[0],
             )
-            return answer, stream_html.conversation(self.session)
+            return answer, lambda: stream_html.conversation(self.session)
 
         await self._start_answer(edit, alert=self._toast)
 
@@ -157,11 +165,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._toast(NOT_UNDERSTOOD)
             return
 
-        def regenerate() -> tuple[Message, str]:
+        def regenerate() -> tuple[Message, Callable[[], str]]:
             answer = services.answer_regenerate(
                 answer=message, model_name=engine_worker().state.model
             )
-            return answer, stream_html.conversation(self.session)
+            return answer, lambda: stream_html.conversation(self.session)
 
         await self._start_answer(regenerate, alert=self._toast)
 

@@ -15,7 +15,8 @@ PAGE = "chat/session.html"
 def messages_added(question: Message, answer: Message) -> str:
     """The user's message and the empty answer, appended to the conversation."""
     for message in (question, answer):
-        message.versions = selectors.versions_of(message)
+        # Both are new at the end of the branch: each is the only version of its turn.
+        message.versions = selectors.Versions(number=1, count=1, previous_id=None, next_id=None)
     context = {"new_messages": [question, answer], "session": question.session}
     return render_to_string(f"{PAGE}#messages-added", context)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -454,14 +456,14 @@ async def message_post(request: HttpRequest, session_id) -> HttpResponse:
     text = request.POST.get("content", "")
     attachment_ids = request.POST.getlist("attachments")
 
-    def send() -> tuple[Message, str]:
+    def send() -> tuple[Message, Callable[[], str]]:
         question, answer = services.message_send(
             session=session,
             content=text,
             attachment_ids=attachment_ids,
             model_name=engine_worker().state.model,
         )
-        return answer, stream_html.messages_added(question, answer)
+        return answer, lambda: stream_html.messages_added(question, answer)
 
     try:
         html = await answers.begin_answer(user, session.pk, send)

@@ -52,10 +52,12 @@ def session_still_active(session) -> bool:
     if settings.MEDSERVER.no_auth:
         return True
     now = time.time()
-    if _idle_too_long(session.get(_ACTIVITY_KEY, now), now):
+    last = session.get(_ACTIVITY_KEY, now)
+    if _idle_too_long(last, now):
         return False
-    session[_ACTIVITY_KEY] = now
-    session.save()
+    if now - last >= _ACTIVITY_RESOLUTION or _ACTIVITY_KEY not in session:
+        session[_ACTIVITY_KEY] = now
+        session.save()
     return True
 
 

@@ -174,6 +174,17 @@ def test_a_new_message_follows_the_branch_on_show(session):
     assert _shown(session) == ["Q1", "A1", "Q2", "A2", "Q3", ""]
 
 
+def test_a_new_message_and_its_answer_are_each_the_only_version_of_their_turn(session):
+    """What chat.stream_html.messages_added shows them as, without asking the database."""
+    q1, a1 = _exchange(session, "Q1", "A1")
+    _finish(services.answer_regenerate(answer=a1), "A1 again")
+    _finish(services.message_edit(message=q1, content="Q1 again")[1], "A1 to Q1 again")
+    services.message_select(message=a1)
+
+    for message in services.message_send(session=session, content="Q2"):
+        assert selectors.versions_of(message) == selectors.Versions(1, 1, None, None)
+
+
 # --- what the model sees
 
 

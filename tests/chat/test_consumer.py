@@ -7,6 +7,7 @@ checks is what a browser would receive and what the database keeps.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import re
 
@@ -180,6 +181,37 @@ async def test_conversation_longer_than_the_context_fails_clearly(chat_session, 
     assert "context holds 8192" in answer.error
     assert "context holds 8192" in html.unescape(frames[-1])
     await communicator.disconnect()
+
+
+async def test_an_answer_the_engine_cannot_take_is_shown_then_fails_with_the_reason(
+    chat_session, user, engine, monkeypatch
+):
+    monkeypatch.setattr(engine, "limits", dataclasses.replace(engine.limits, max_queued=0))
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "Anyone there?"})
+    frames, _, status = await read_until_final(communicator)
+    assert any('data-status="streaming"' in frame for frame in frames[:-1])
+    assert status == "error"
+    _, answer = await messages_of(chat_session)
+    assert "MedServer is busy" in answer.error
+    assert "MedServer is busy" in html.unescape(frames[-1])
+    assert not answers.is_running(answer.pk)
+    await communicator.disconnect()
+
+
+async def test_the_final_frame_is_the_saved_answer_as_the_page_shows_it(
+    chat_session, user, async_client
+):
+    communicator = await connect(chat_session, user)
+    await communicator.send_json_to({"action": "send", "content": "**Bold** question"})
+    frames, message_id, _ = await read_until_final(communicator)
+    await communicator.disconnect()
+
+    await async_client.aforce_login(user)
+    page = (await async_client.get(f"/chat/{chat_session.pk}/")).content.decode()
+    on_page = re.search(rf'<article [^>]*id="message-{message_id}".*?</article>', page, re.S)
+    final = frames[-1].strip().replace(' hx-swap-oob="true"', "")
+    assert final == on_page.group(0)
 
 
 async def test_answer_goes_on_and_is_saved_when_the_page_disconnects(chat_session, user):
