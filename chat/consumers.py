@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -196,6 +197,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _toast(self, message: str) -> None:
         await self.send(text_data=stream_html.toast(message, kind="error"))
+
+    async def dispatch(self, message) -> None:
+        """Run the handler of a message or event, without Channels' usual hop to the
+        database thread first (to close stale connections): this consumer reaches
+        the database only through database_sync_to_async, which does that itself,
+        and an answer's frames must not wait behind other pages' database work."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- group events (sent by chat.answers, chat.views and other pages of the session)
 

@@ -10,9 +10,11 @@ import asyncio
 import dataclasses
 import html
 import re
+import time
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.utils.html import strip_tags
@@ -212,6 +214,19 @@ async def test_the_final_frame_is_the_saved_answer_as_the_page_shows_it(
     on_page = re.search(rf'<article [^>]*id="message-{message_id}".*?</article>', page, re.S)
     final = frames[-1].strip().replace(' hx-swap-oob="true"', "")
     assert final == on_page.group(0)
+
+
+async def test_frames_reach_the_page_while_the_database_thread_is_busy(chat_session, user):
+    """An answer's frames do not queue behind database work (Channels would close
+    stale connections on that thread before every event)."""
+    communicator = await connect(chat_session, user)
+    busy = asyncio.ensure_future(database_sync_to_async(time.sleep)(2))
+    await asyncio.sleep(0.1)
+    group = answers.session_group(chat_session.pk)
+    await get_channel_layer().group_send(group, {"type": "chat.html", "html": "<p>now</p>"})
+    assert await communicator.receive_from(timeout=1) == "<p>now</p>"
+    await busy
+    await communicator.disconnect()
 
 
 async def test_answer_goes_on_and_is_saved_when_the_page_disconnects(chat_session, user):
