@@ -110,7 +110,10 @@ def conversation_before(answer: Message) -> tuple[ChatTurn, ...]:
     or empty answers are left out, and the user turns around them are joined,
     because the chat template requires user and model to alternate.
     """
-    by_id = {message.pk: message for message in messages_for(answer.session)}
+    # Every message of the session, with its images (not messages_for: the
+    # reviews it fetches for the page are nothing the model sees).
+    messages = answer.session.messages.prefetch_related("attachments").order_by("id")
+    by_id = {message.pk: message for message in messages}
     history: list[Message] = []
     parent_id = answer.parent_id
     while parent_id is not None:
