@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -85,10 +86,15 @@ async def begin_answer(user, session_id, save) -> str:
     Raise LimitExceeded or MessageRejected with nothing saved or started.
     """
     slot = reserve_stream(user)
+    saving = asyncio.ensure_future(
+        database_sync_to_async(_save_and_submit)(save, asyncio.get_running_loop())
+    )
     try:
-        answer, started, html = await database_sync_to_async(_save_and_submit)(
-            save, asyncio.get_running_loop()
-        )
+        answer, started, html = await asyncio.shield(saving)
+    except asyncio.CancelledError:
+        # The page or request went away meanwhile: the answer is written all the same.
+        saving.add_done_callback(functools.partial(_start_when_saved, slot=slot))
+        raise
     except BaseException:
         release_stream(slot)
         raise
@@ -97,6 +103,14 @@ async def begin_answer(user, session_id, save) -> str:
     )
     start_answer(answer, slot, started)
     return html
+
+
+def _start_when_saved(saving: asyncio.Future, *, slot: StreamSlot) -> None:
+    if saving.cancelled() or saving.exception() is not None:
+        release_stream(slot)
+    else:
+        answer, started, _ = saving.result()
+        start_answer(answer, slot, started)
 
 
 def _save_and_submit(save, loop) -> tuple[Message, GenerationHandle | Exception, str]:
