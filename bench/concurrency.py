@@ -111,7 +111,7 @@ async def main_async(args: argparse.Namespace) -> None:
     counts = sorted(int(n) for n in args.streams.split(","))
     async with live_rig(args, prompts=max(counts), batch=max(8, max(counts))) as rig:
         say(f"measuring {args.reps} repetitions of {counts} streams on {len(PATHS)} paths ...")
-        load = MachineLoad(rig.server.process.pid)
+        load = MachineLoad()
         runs = await measure(rig, args.reps, counts)
         machine_load = load.summary()
     print(summarize(runs, counts, args.tokens, args.reps, args.model))

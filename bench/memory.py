@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from bench.clients import ApiClient, ChatClient
-from bench.report import machine, table
+from bench.report import MachineLoad, machine, table
 from bench.rig import CANDIDATE_PROMPTS, USER, say
 from bench.server import PROJECT_DIR, Server, start_server
 
@@ -141,13 +141,16 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     try:
         server.create_user(USER)
+        load = MachineLoad()
         say("loading the engine alone in a child process ...")
         alone = engine_alone(model, server.data_dir)
         say(f"measuring {args.rounds} rounds of {STREAMS} streams ...")
         figures = await measure(server, args.rounds, args.tokens)
+        machine_load = load.summary()
     finally:
         server.stop()
     print(summarize(alone, figures, args.rounds, args.model))
+    print(machine_load)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import sync_playwright
 
-from bench.report import machine, median, table, verdict
+from bench.report import MachineLoad, machine, median, table, verdict
 from bench.rig import USER, say
 from bench.server import Server, start_server
 
@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
             "chat of 100 messages": f"/chat/{make_long_session(server, 100)}/",
         }
         runs: dict[str, list[dict]] = {label: [] for label in pages}
+        load = MachineLoad()
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=args.chromium,
@@ -238,10 +239,12 @@ def main(argv: list[str] | None = None) -> None:
                     figures = load_once(browser, server, cookie, path)
                     if rep >= 0:
                         runs[label].append(figures)
+            machine_load = load.summary()  # while the browser's processes are there to count
             browser.close()
     finally:
         server.stop()
     print(summarize(runs, args.reps))
+    print(machine_load)
 
 
 if __name__ == "__main__":

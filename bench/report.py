@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def median(values: Sequence[float]) -> float:
@@ -52,27 +54,42 @@ def machine() -> str:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (
         f"{time.strftime('%Y-%m-%d')}, {_cpu_name()} x {os.cpu_count()} cores, "
-        f"{device}, Python {platform.python_version()}, torch {torch.__version__}"
+        f"{device}, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"commit {_commit()}"
     )
+
+
+def _commit() -> str:
+    """The commit measured; "-dirty" when tracked files had changes not committed."""
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout
+        return "unknown"
+    return described.stdout.strip()
 
 
 class MachineLoad:
     """How busy the machine's cores were during a run, and how much of that was ours.
 
-    Other work on the machine shows in every figure; this says how much there was.
+    Ours is this process and every process under it (the server, a browser),
+    including those that ended and were waited for. Other work on the machine
+    shows in every figure; this says how much there was.
     """
 
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
+    def __init__(self) -> None:
         self.started = self._now()
 
     def _now(self) -> tuple[float, float, float]:
         ticks = os.sysconf("SC_CLK_TCK")
         fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
         busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
-        stat = open(f"/proc/{self.server_pid}/stat").read().rsplit(")", 1)[1].split()
-        ours = (int(stat[11]) + int(stat[12])) / ticks + sum(os.times()[:4])  # children too
-        return time.monotonic(), busy / ticks, ours
+        return time.monotonic(), busy / ticks, _tree_cpu_seconds()
 
     def summary(self) -> str:
         (then, busy0, ours0), (now, busy1, ours1) = self.started, self._now()
@@ -82,6 +99,29 @@ class MachineLoad:
             f"during the run the {os.cpu_count()} cores were {busy:.0%} busy: "
             f"{ours:.0%} this benchmark (server and client), {max(busy - ours, 0):.0%} other work"
         )
+
+
+def _tree_cpu_seconds() -> float:
+    """CPU time of this process and of every process under it, with the children
+    each has waited for."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    stats[int(entry)] = stat.read().rsplit(")", 1)[1].split()
+            except OSError:  # ended meanwhile
+                continue
+    tree, frontier = set(), {os.getpid()}
+    while frontier:
+        tree |= frontier
+        frontier = {pid for pid, f in stats.items() if int(f[1]) in frontier} - tree
+    total = sum(os.times()[:4])  # this process, and the children it waited for
+    for pid in tree - {os.getpid()}:
+        fields = stats[pid]  # utime, stime, cutime, cstime
+        total += sum(int(v) for v in fields[11:15]) / ticks
+    return total
 
 
 def _cpu_name() -> str:

@@ -120,7 +120,7 @@ def summarize(runs: dict[str, list], tokens: int, reps: int, model: str) -> str:
 async def main_async(args: argparse.Namespace) -> None:
     async with live_rig(args, prompts=args.reps) as rig:
         say(f"measuring {args.reps} repetitions of {len(PATHS)} paths ...")
-        load = MachineLoad(rig.server.process.pid)
+        load = MachineLoad()
         runs = await measure(rig, args.reps)
         machine_load = load.summary()
     print(summarize(runs, args.tokens, args.reps, args.model))
