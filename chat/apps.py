@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.core.signals import request_finished
+from django.db import connections
 from django.db.models.signals import post_migrate
 
 
@@ -6,6 +8,16 @@ def _sync_builtin_presets(sender, **kwargs) -> None:
     from chat.services.presets import sync_builtin_presets
 
     sync_builtin_presets()
+
+
+def _close_request_connections(**kwargs) -> None:
+    """Database connections are kept open (CONN_MAX_AGE None) for the threads that
+    last: the chat socket's and the answers' database thread. An HTTP request
+    runs on a thread of its own, which ends with it: its connections are
+    closed with the request, not left for the garbage collector."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:  # a test's transaction, say
+            connection.close()
 
 
 class ChatConfig(AppConfig):
@@ -16,3 +28,4 @@ class ChatConfig(AppConfig):
         from chat import audit  # noqa: F401 - connects the sign-in signals
 
         post_migrate.connect(_sync_builtin_presets, sender=self)
+        request_finished.connect(_close_request_connections)

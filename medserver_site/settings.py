@@ -110,9 +110,10 @@ DATABASES = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         },
-        # Kept open: the server's database work runs on a few threads, and with
-        # SQLite opening a connection (and closing the last one, which checkpoints
-        # the WAL) costs more than most of the queries an answer makes.
+        # Kept open on the thread that does the chat socket's and the answers'
+        # database work: with SQLite, opening a connection (and closing the last
+        # one, which checkpoints the WAL) costs more than most of the queries an
+        # answer makes. HTTP requests close theirs as they end (chat.apps).
         "CONN_MAX_AGE": None,
     }
 }
