@@ -132,6 +132,8 @@
   // --- the socket: its state, and picking up again after a drop
 
   function setSocket(state) {
+    // Without a socket the page says so, not "reconnecting" at every retry, until one opens.
+    if (withoutSocket && !socketEverOpened && state !== "open") state = "fallback";
     body.dataset.socket = state;
     if (connection.dataset[state]) connection.textContent = connection.dataset[state];
   }
@@ -154,10 +156,12 @@
   // opens, messages go by plain POST and streaming answers are polled (the
   // server saves them every second) until the socket opens after all.
   let socketEverOpened = false;
+  let withoutSocket = false;
   body.addEventListener("htmx:wsOpen", () => { socketEverOpened = true; });
   setTimeout(() => { if (!socketEverOpened) useWithoutSocket(); }, 5000);
 
   function useWithoutSocket() {
+    withoutSocket = true;
     setSocket("fallback");
     document.addEventListener("submit", (event) => {
       if (event.target !== form || socketEverOpened) return;

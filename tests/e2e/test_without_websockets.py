@@ -39,6 +39,8 @@ def test_blocked_websockets_fall_back_to_posting_and_polling(server, browser):
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/chat/"))
     expect(page.locator("#connection-state")).to_contain_text("No live connection", timeout=15_000)
+    page.wait_for_timeout(2_500)  # the socket is tried again meanwhile: the page still says so
+    expect(page.locator("#connection-state")).to_contain_text("No live connection")
 
     page.get_by_label("Message").fill("Sent without a socket")
     page.get_by_role("button", name="Send").click()
