@@ -300,10 +300,14 @@ def attachment_file(request: HttpRequest, attachment_id) -> FileResponse:
     return response
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def answer_review(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
-    """Record the clinician's verdict, thumbs or comment on an answer."""
+    """Record the clinician's verdict, thumbs or comment on an answer (GET: the form)."""
     message = _message(request, session_id, message_id)
+    if request.method == "GET":
+        review = message.reviews.filter(reviewer=request.user).first()
+        context = {"message": message, "review": review}
+        return render(request, "chat/review.html#review-form", context)
     changes = {
         field: request.POST[field]
         for field in ("verdict", "rating", "comment")

@@ -155,7 +155,7 @@ ROUTES |= {
     "chat:message-edit": (MESSAGE_IDS, {"GET"}),
     "chat:message-select": (MESSAGE_IDS, {"POST"}),
     "chat:message-delete": (MESSAGE_IDS, {"POST"}),
-    "chat:answer-review": (MESSAGE_IDS, {"POST"}),
+    "chat:answer-review": (MESSAGE_IDS, {"GET", "POST"}),
 }
 # Routes with a parameter that is not an owned object, and why.
 NOT_OWNED = {

@@ -90,7 +90,11 @@ def test_a_verdict_with_a_comment_shows_on_the_answer_after_reload(client, user,
     page = client.get(f"/chat/{answer.session_id}/").content.decode()
     assert 'data-verdict="rejected"' in page
     assert "Rejected</span> by clinician" in page
-    assert "Missed the pneumothorax." in page
+    # The form, with the comment, comes when the review is opened.
+    assert "Missed the pneumothorax." not in page
+    form = client.get(_url(answer), **HTMX).content.decode()
+    assert "Missed the pneumothorax.</textarea>" in form
+    assert 'value="rejected" checked' in form
 
 
 def test_a_refused_review_is_a_toast_and_changes_nothing(client, user, answer, engine):
