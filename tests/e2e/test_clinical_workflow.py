@@ -28,6 +28,10 @@ def test_a_preset_is_chosen_the_answer_says_how_it_was_written_and_is_reviewed(s
     dialog.get_by_role("button", name="Save").click()
     expect(dialog).to_be_hidden()
     expect(page.locator("#preset-chip")).to_have_text("Chest X-ray report")
+    # On a phone the chip steps aside: the top bar's controls stay on screen.
+    page.set_viewport_size({"width": 360, "height": 780})
+    expect(page.get_by_role("button", name="Chat settings")).to_be_in_viewport(ratio=1)
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     send(page, "PA chest film, 64F, cough for 3 weeks.")
     answer = page.locator(ASSISTANT)
