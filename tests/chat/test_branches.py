@@ -17,7 +17,8 @@ from PIL import Image
 from chat import selectors, services
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession, Message
-from inference.engine import ChatTurn, Finished
+from inference.engine import ChatTurn
+from tests.chat.conversation import exchange, finish_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -25,23 +26,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def session(user) -> ChatSession:
     return services.session_create(owner=user, model_name="MedGemma demo")
-
-
-def _finish(answer: Message, content: str) -> Message:
-    services.answer_finish(
-        answer.pk,
-        content=content,
-        thinking="",
-        finished=Finished("stop", 10, 5, 0.1, 0.5),
-        engine="transformers",
-    )
-    answer.refresh_from_db()
-    return answer
-
-
-def _exchange(session: ChatSession, question: str, answer: str) -> tuple[Message, Message]:
-    asked, answered = services.message_send(session=session, content=question)
-    return asked, _finish(answered, answer)
 
 
 def _shown(session: ChatSession) -> list[str]:
@@ -59,8 +43,8 @@ def _image(owner) -> Attachment:
 
 
 def test_each_message_follows_the_one_before(session):
-    q1, a1 = _exchange(session, "Q1", "A1")
-    q2, a2 = _exchange(session, "Q2", "A2")
+    q1, a1 = exchange(session, "Q1", "A1")
+    q2, a2 = exchange(session, "Q2", "A2")
 
     assert [q1.parent_id, a1.parent_id, q2.parent_id, a2.parent_id] == [None, q1.pk, a1.pk, q2.pk]
     assert _shown(session) == ["Q1", "A1", "Q2", "A2"]
@@ -71,7 +55,7 @@ def test_each_message_follows_the_one_before(session):
 
 
 def test_regenerate_adds_a_new_version_and_keeps_the_old_one(session):
-    question, first = _exchange(session, "Q1", "First answer")
+    question, first = exchange(session, "Q1", "First answer")
 
     second = services.answer_regenerate(answer=first, model_name="demo")
 
@@ -86,10 +70,10 @@ def test_regenerate_adds_a_new_version_and_keeps_the_old_one(session):
 
 
 def test_regenerating_an_earlier_answer_branches_off_what_followed_it(session):
-    _, a1 = _exchange(session, "Q1", "A1")
-    _exchange(session, "Q2", "A2")
+    _, a1 = exchange(session, "Q1", "A1")
+    exchange(session, "Q2", "A2")
 
-    again = _finish(services.answer_regenerate(answer=a1), "A1 again")
+    again = finish_answer(services.answer_regenerate(answer=a1), "A1 again")
 
     assert _shown(session) == ["Q1", "A1 again"]
     services.message_select(message=a1)
@@ -99,13 +83,13 @@ def test_regenerating_an_earlier_answer_branches_off_what_followed_it(session):
 
 
 def test_a_question_cannot_be_regenerated(session):
-    question, _ = _exchange(session, "Q1", "A1")
+    question, _ = exchange(session, "Q1", "A1")
     with pytest.raises(MessageRejected, match="Only answers"):
         services.answer_regenerate(answer=question)
 
 
 def test_regenerate_is_refused_while_an_answer_is_being_written(session):
-    _, a1 = _exchange(session, "Q1", "A1")
+    _, a1 = exchange(session, "Q1", "A1")
     services.message_send(session=session, content="Q2")  # its answer is streaming
 
     with pytest.raises(MessageRejected, match="still being written"):
@@ -117,15 +101,15 @@ def test_regenerate_is_refused_while_an_answer_is_being_written(session):
 
 
 def test_edit_saves_a_new_version_of_the_question_with_a_fresh_answer(session):
-    q1, a1 = _exchange(session, "Q1", "A1")
-    q2, a2 = _exchange(session, "Dose for a child?", "A2")
+    q1, a1 = exchange(session, "Q1", "A1")
+    q2, a2 = exchange(session, "Dose for a child?", "A2")
 
     edited, answer = services.message_edit(message=q2, content="Dose for a 20 kg child?")
 
     assert edited.parent_id == a1.pk and answer.parent_id == edited.pk
     assert answer.status == Message.Status.STREAMING
     assert _shown(session) == ["Q1", "A1", "Dose for a 20 kg child?", ""]
-    _finish(answer, "A2 for 20 kg")
+    finish_answer(answer, "A2 for 20 kg")
     services.message_select(message=q2)
     assert _shown(session) == ["Q1", "A1", "Dose for a child?", "A2"]
     assert selectors.active_path(session)[2].versions.next_id == edited.pk
@@ -136,7 +120,7 @@ def test_the_edited_question_keeps_the_original_images(session, user):
     question, answer = services.message_send(
         session=session, content="Describe", attachment_ids=[image.pk]
     )
-    _finish(answer, "A")
+    finish_answer(answer, "A")
 
     edited, _ = services.message_edit(message=question, content="Describe the left lung")
 
@@ -147,7 +131,7 @@ def test_the_edited_question_keeps_the_original_images(session, user):
 
 def test_edit_checks_the_text_like_a_new_message(session, medserver_settings):
     medserver_settings(max_text_length=10)
-    question, _ = _exchange(session, "Short", "A")
+    question, _ = exchange(session, "Short", "A")
 
     with pytest.raises(MessageRejected, match="limit is 10"):
         services.message_edit(message=question, content="x" * 11)
@@ -157,14 +141,14 @@ def test_edit_checks_the_text_like_a_new_message(session, medserver_settings):
 
 
 def test_an_answer_cannot_be_edited(session):
-    _, answer = _exchange(session, "Q1", "A1")
+    _, answer = exchange(session, "Q1", "A1")
     with pytest.raises(MessageRejected, match="Only questions"):
         services.message_edit(message=answer, content="Better answer")
 
 
 def test_a_new_message_follows_the_branch_on_show(session):
-    q1, a1 = _exchange(session, "Q1", "A1")
-    _exchange(session, "Q2", "A2")
+    q1, a1 = exchange(session, "Q1", "A1")
+    exchange(session, "Q2", "A2")
     services.answer_regenerate(answer=a1)
     services.answer_fail(selectors.active_path(session)[-1].pk, content="", thinking="", error="x")
     services.message_select(message=a1)
@@ -176,9 +160,9 @@ def test_a_new_message_follows_the_branch_on_show(session):
 
 def test_a_new_message_and_its_answer_are_each_the_only_version_of_their_turn(session):
     """What chat.stream_html.messages_added shows them as, without asking the database."""
-    q1, a1 = _exchange(session, "Q1", "A1")
-    _finish(services.answer_regenerate(answer=a1), "A1 again")
-    _finish(services.message_edit(message=q1, content="Q1 again")[1], "A1 to Q1 again")
+    q1, a1 = exchange(session, "Q1", "A1")
+    finish_answer(services.answer_regenerate(answer=a1), "A1 again")
+    finish_answer(services.message_edit(message=q1, content="Q1 again")[1], "A1 to Q1 again")
     services.message_select(message=a1)
 
     for message in services.message_send(session=session, content="Q2"):
@@ -189,8 +173,8 @@ def test_a_new_message_and_its_answer_are_each_the_only_version_of_their_turn(se
 
 
 def test_the_model_sees_only_the_branch_that_leads_to_its_answer(session):
-    q1, a1 = _exchange(session, "Q1", "A1")
-    _exchange(session, "Q2 original", "A2 original")
+    q1, a1 = exchange(session, "Q1", "A1")
+    exchange(session, "Q2 original", "A2 original")
     question_path = selectors.active_path(session)
     edited, answer = services.message_edit(message=question_path[2], content="Q2 edited")
 
@@ -199,7 +183,7 @@ def test_the_model_sees_only_the_branch_that_leads_to_its_answer(session):
         ChatTurn("assistant", "A1"),
         ChatTurn("user", "Q2 edited"),
     )
-    regenerated = services.answer_regenerate(answer=_finish(answer, "A2 edited"))
+    regenerated = services.answer_regenerate(answer=finish_answer(answer, "A2 edited"))
     assert selectors.conversation_before(regenerated) == (
         ChatTurn("user", "Q1"),
         ChatTurn("assistant", "A1"),
@@ -211,7 +195,7 @@ def test_the_model_sees_only_the_branch_that_leads_to_its_answer(session):
 
 
 def test_only_one_version_of_a_turn_can_be_active(session):
-    question, first = _exchange(session, "Q1", "A1")
+    question, first = exchange(session, "Q1", "A1")
     services.answer_regenerate(answer=first)
 
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -219,7 +203,7 @@ def test_only_one_version_of_a_turn_can_be_active(session):
 
 
 def test_switching_is_refused_while_an_answer_is_being_written(session):
-    _, first = _exchange(session, "Q1", "A1")
+    _, first = exchange(session, "Q1", "A1")
     services.answer_regenerate(answer=first)  # streaming
 
     with pytest.raises(MessageRejected, match="still being written"):
@@ -230,8 +214,8 @@ def test_switching_is_refused_while_an_answer_is_being_written(session):
 
 
 def test_deleting_the_last_question_removes_it_and_its_answer(session):
-    _exchange(session, "Q1", "A1")
-    q2, _ = _exchange(session, "Q2", "A2")
+    exchange(session, "Q1", "A1")
+    q2, _ = exchange(session, "Q2", "A2")
 
     services.message_delete(message=q2)
 
@@ -240,8 +224,8 @@ def test_deleting_the_last_question_removes_it_and_its_answer(session):
 
 
 def test_deleting_an_earlier_question_removes_what_followed_it_in_its_branch(session):
-    q1, _ = _exchange(session, "Q1", "A1")
-    _exchange(session, "Q2", "A2")
+    q1, _ = exchange(session, "Q1", "A1")
+    exchange(session, "Q2", "A2")
 
     services.message_delete(message=q1)
 
@@ -249,8 +233,8 @@ def test_deleting_an_earlier_question_removes_what_followed_it_in_its_branch(ses
 
 
 def test_deleting_a_version_shows_the_one_before_it(session):
-    _, first = _exchange(session, "Q1", "First")
-    second = _finish(services.answer_regenerate(answer=first), "Second")
+    _, first = exchange(session, "Q1", "First")
+    second = finish_answer(services.answer_regenerate(answer=first), "Second")
 
     services.message_delete(message=second)
 
@@ -260,8 +244,8 @@ def test_deleting_a_version_shows_the_one_before_it(session):
 
 
 def test_deleting_the_first_of_two_versions_shows_the_other(session):
-    _, first = _exchange(session, "Q1", "First")
-    _finish(services.answer_regenerate(answer=first), "Second")
+    _, first = exchange(session, "Q1", "First")
+    finish_answer(services.answer_regenerate(answer=first), "Second")
     services.message_select(message=first)
 
     services.message_delete(message=first)
@@ -270,8 +254,8 @@ def test_deleting_the_first_of_two_versions_shows_the_other(session):
 
 
 def test_deleting_an_only_answer_takes_its_question_with_it(session):
-    _exchange(session, "Q1", "A1")
-    _, a2 = _exchange(session, "Q2", "A2")
+    exchange(session, "Q1", "A1")
+    _, a2 = exchange(session, "Q2", "A2")
 
     services.message_delete(message=a2)
 
@@ -286,9 +270,9 @@ def test_image_files_go_when_no_version_refers_to_them(user):
     question, answer = services.message_send(
         session=session, content="Describe", attachment_ids=[image.pk]
     )
-    _finish(answer, "A")
+    finish_answer(answer, "A")
     edited, edited_answer = services.message_edit(message=question, content="Describe again")
-    _finish(edited_answer, "B")
+    finish_answer(edited_answer, "B")
 
     services.message_delete(message=edited)
     assert path.exists()  # the original question still shows it
@@ -298,7 +282,7 @@ def test_image_files_go_when_no_version_refers_to_them(user):
 
 
 def test_delete_is_refused_while_an_answer_is_being_written(session):
-    q1, _ = _exchange(session, "Q1", "A1")
+    q1, _ = exchange(session, "Q1", "A1")
     services.message_send(session=session, content="Q2")
 
     with pytest.raises(MessageRejected, match="still being written"):

@@ -12,8 +12,9 @@ import re
 import pytest
 
 from chat import selectors, services
-from chat.models import ChatSession, Message
+from chat.models import ChatSession
 from inference.engine import Finished
+from tests.chat.conversation import exchange
 from tests.chat.test_pages import _Page
 
 pytestmark = pytest.mark.django_db
@@ -32,19 +33,6 @@ def signed_in(client, user, engine):
     return client
 
 
-def _exchange(session, question="Q", answer="A") -> tuple[Message, Message]:
-    asked, answered = services.message_send(session=session, content=question)
-    services.answer_finish(
-        answered.pk,
-        content=answer,
-        thinking="",
-        finished=Finished("stop", 10, 5, 0.1, 0.5),
-        engine="transformers",
-    )
-    answered.refresh_from_db()
-    return asked, answered
-
-
 def _url(session, message=None, action="") -> str:
     base = f"/chat/{session.pk}/"
     return base + (f"messages/{message.pk}/" if message else "") + (f"{action}/" if action else "")
@@ -54,7 +42,7 @@ def _url(session, message=None, action="") -> str:
 
 
 def test_the_page_has_no_inline_script_or_style_attribute(signed_in, session):
-    _exchange(session, "Table?", "| a | b |\n|:-:|--:|\n| 1 | 2 |")
+    exchange(session, "Table?", "| a | b |\n|:-:|--:|\n| 1 | 2 |")
 
     html = signed_in.get(_url(session)).content.decode()
     page = _Page(html)
@@ -66,7 +54,7 @@ def test_the_page_has_no_inline_script_or_style_attribute(signed_in, session):
 
 
 def test_each_message_offers_its_actions_by_name(signed_in, session):
-    _exchange(session)
+    exchange(session)
 
     page = _Page(signed_in.get(_url(session)).content.decode())
 
@@ -109,7 +97,7 @@ def test_a_finished_thinking_trace_says_how_long_it_took(signed_in, session):
 
 
 def test_switching_version_answers_with_the_conversation(signed_in, session):
-    _, first = _exchange(session, "Q", "First")
+    _, first = exchange(session, "Q", "First")
     second = services.answer_regenerate(answer=first)
     services.answer_fail(second.pk, content="Second", thinking="", error="x")
 
@@ -124,8 +112,8 @@ def test_switching_version_answers_with_the_conversation(signed_in, session):
 
 
 def test_delete_answers_with_the_conversation_and_a_notice(signed_in, session):
-    _exchange(session, "Q1")
-    question, _ = _exchange(session, "Q2")
+    exchange(session, "Q1")
+    question, _ = exchange(session, "Q2")
 
     response = signed_in.post(_url(session, question, "delete"), **HTMX)
 
@@ -136,7 +124,7 @@ def test_delete_answers_with_the_conversation_and_a_notice(signed_in, session):
 
 
 def test_a_refused_delete_changes_nothing_and_says_why(signed_in, session):
-    question, _ = _exchange(session)
+    question, _ = exchange(session)
     services.message_send(session=session, content="Streaming now")
 
     response = signed_in.post(_url(session, question, "delete"), **HTMX)
@@ -147,7 +135,7 @@ def test_a_refused_delete_changes_nothing_and_says_why(signed_in, session):
 
 
 def test_another_users_message_cannot_be_touched(client, other_user, session, engine):
-    question, _ = _exchange(session)
+    question, _ = exchange(session)
     client.force_login(other_user)
 
     for action in ("select", "delete"):
@@ -159,7 +147,7 @@ def test_another_users_message_cannot_be_touched(client, other_user, session, en
 def test_the_edit_form_is_sent_over_the_socket_and_cancel_brings_the_message_back(
     signed_in, session
 ):
-    question, _ = _exchange(session, "Original question")
+    question, _ = exchange(session, "Original question")
 
     form = _Page(signed_in.get(_url(session, question, "edit")).content.decode())
     restored = signed_in.get(_url(session, question)).content.decode()
@@ -176,9 +164,9 @@ def test_the_edit_form_is_sent_over_the_socket_and_cancel_brings_the_message_bac
 
 
 def test_search_lists_only_matching_chats(signed_in, session, user):
-    _exchange(session, "Hyperkalaemia ECG changes")
+    exchange(session, "Hyperkalaemia ECG changes")
     other = services.session_create(owner=user, model_name="m")
-    _exchange(other, "Asthma plan")
+    exchange(other, "Asthma plan")
 
     page = _Page(
         signed_in.get("/chat/sessions/", {"q": "ecg", "current": session.pk}).content.decode()

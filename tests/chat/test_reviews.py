@@ -11,7 +11,7 @@ from chat import services
 from chat.errors import MessageRejected
 from chat.models import AnswerReview, AuditEvent, Message
 from chat.review_export import COLUMNS
-from inference.engine import Finished
+from tests.chat.conversation import exchange
 
 pytestmark = pytest.mark.django_db
 
@@ -21,17 +21,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture
 def answer(user):
     session = services.session_create(owner=user, model_name="demo")
-    _, answer = services.message_send(session=session, content="=cmd|' /C calc'!A0 CXR?")
-    services.answer_finish(
-        answer.pk,
-        content="No acute findings.",
-        thinking="",
-        finished=Finished("stop", 10, 5, 0.1, 0.5),
-        engine="transformers",
-        quantization="none",
-    )
-    answer.refresh_from_db()
-    return answer
+    question = "=cmd|' /C calc'!A0 CXR?"
+    return exchange(session, question, "No acute findings.", quantization="none")[1]
 
 
 def _url(answer) -> str:

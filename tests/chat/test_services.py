@@ -13,7 +13,8 @@ from PIL import Image
 from chat import selectors, services
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession, Message
-from inference.engine import ChatTurn, Finished
+from inference.engine import ChatTurn
+from tests.chat.conversation import finish_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -35,16 +36,6 @@ def _attachment(owner, name="scan.png") -> Attachment:
 @pytest.fixture
 def session(user) -> ChatSession:
     return services.session_create(owner=user, model_name=MODEL)
-
-
-def _finish(answer: Message, content="Answer.", thinking="", reason="stop") -> None:
-    services.answer_finish(
-        answer.pk,
-        content=content,
-        thinking=thinking,
-        finished=Finished(reason, 50, 20, 0.25, 1.5),
-        engine="transformers",
-    )
 
 
 def _nothing_saved(session: ChatSession) -> None:
@@ -101,7 +92,7 @@ def test_long_first_message_is_truncated_with_an_ellipsis_for_the_title(session)
 
 def test_later_messages_keep_the_first_title(session):
     _, answer = services.message_send(session=session, content="First question")
-    _finish(answer)
+    finish_answer(answer)
 
     services.message_send(session=session, content="Second question")
 
@@ -194,7 +185,7 @@ def test_another_users_attachment_is_refused_and_nothing_saved(session, user, ot
 def test_attachment_already_sent_cannot_be_sent_again(session, user):
     image = _attachment(user)
     _, answer = services.message_send(session=session, content="One", attachment_ids=[image.pk])
-    _finish(answer)
+    finish_answer(answer)
 
     with pytest.raises(MessageRejected, match="no longer available"):
         services.message_send(session=session, content="Two", attachment_ids=[image.pk])
@@ -228,7 +219,7 @@ def test_send_while_an_answer_is_streaming_is_refused_and_nothing_saved(session)
 
 def test_send_after_the_answer_finished_is_accepted(session):
     _, answer = services.message_send(session=session, content="First")
-    _finish(answer)
+    finish_answer(answer)
 
     services.message_send(session=session, content="Second")
 
@@ -250,7 +241,7 @@ def test_streaming_answer_in_another_session_does_not_block(user, session):
 def test_answer_finish_saves_text_timings_and_completes(session):
     _, answer = services.message_send(session=session, content="Q")
 
-    _finish(answer, content="Pneumonia.", thinking="Fever, cough.")
+    finish_answer(answer, content="Pneumonia.", thinking="Fever, cough.")
 
     answer.refresh_from_db()
     assert answer.status == Message.Status.COMPLETE
@@ -268,7 +259,7 @@ def test_answer_finish_saves_text_timings_and_completes(session):
 def test_cancelled_answer_is_saved_as_stopped(session):
     _, answer = services.message_send(session=session, content="Q")
 
-    _finish(answer, content="Partial", reason="cancelled")
+    finish_answer(answer, content="Partial", reason="cancelled")
 
     answer.refresh_from_db()
     assert (answer.status, answer.content) == (Message.Status.STOPPED, "Partial")
@@ -296,7 +287,7 @@ def test_progress_is_saved_only_while_streaming(session):
     answer.refresh_from_db()
     assert (answer.content, answer.thinking) == ("So far", "hmm")
 
-    _finish(answer, content="Final")
+    finish_answer(answer, content="Final")
     services.answer_save_progress(answer.pk, content="Late write", thinking="")
     answer.refresh_from_db()
     assert answer.content == "Final"
@@ -306,7 +297,7 @@ def test_answers_left_streaming_are_marked_interrupted(session, user):
     _, streaming = services.message_send(session=session, content="Q")
     other = services.session_create(owner=user, model_name=MODEL)
     _, done = services.message_send(session=other, content="Q")
-    _finish(done)
+    finish_answer(done)
 
     assert services.answers_mark_interrupted() == 1
 
@@ -324,7 +315,7 @@ def test_answers_left_streaming_are_marked_interrupted(session, user):
 
 def test_conversation_before_lists_turns_oldest_first(session):
     _, a1 = services.message_send(session=session, content="Q1")
-    _finish(a1, content="A1", thinking="secret reasoning")
+    finish_answer(a1, content="A1", thinking="secret reasoning")
     _, a2 = services.message_send(session=session, content="Q2")
 
     assert selectors.conversation_before(a2) == (
@@ -373,7 +364,7 @@ def test_conversation_before_includes_image_paths_of_each_user_turn(session, use
 def test_conversation_before_ignores_other_sessions(session, user):
     other = services.session_create(owner=user, model_name=MODEL)
     _, elsewhere = services.message_send(session=other, content="Other chat")
-    _finish(elsewhere)
+    finish_answer(elsewhere)
     _, answer = services.message_send(session=session, content="This chat")
 
     assert selectors.conversation_before(answer) == (ChatTurn("user", "This chat"),)
@@ -479,18 +470,10 @@ def test_attachment_create_refuses_a_file_over_the_payload_limit(user, medserver
 
 def test_an_answer_cut_off_by_the_loop_guard_is_stopped_with_the_reason(user):
     from chat.services.answer_saving import LOOP_NOTE
-    from inference.engine import Finished
 
     session = services.session_create(owner=user, model_name="demo")
     _, answer = services.message_send(session=session, content="Go on")
-    services.answer_finish(
-        answer.pk,
-        content="again again again",
-        thinking="",
-        finished=Finished("repetition", 5, 300, 0.01, 1.0),
-        engine="transformers",
-    )
-    answer.refresh_from_db()
+    finish_answer(answer, "again again again", reason="repetition")
     assert answer.status == Message.Status.STOPPED and answer.error == LOOP_NOTE
 
 

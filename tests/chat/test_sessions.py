@@ -8,7 +8,8 @@ from chat import answers, generation_settings, selectors, services
 from chat.errors import MessageRejected, SettingsRejected
 from chat.generation_settings import THINKING_BUDGET_FACTOR
 from chat.models import ChatSession, Message
-from inference.engine import ChatTurn, Finished
+from inference.engine import ChatTurn
+from tests.chat.conversation import exchange
 
 pytestmark = pytest.mark.django_db
 
@@ -23,24 +24,12 @@ def _configure(session, **changes):
     return services.session_configure(session=session, **{**values, **changes})
 
 
-def _answered(session, question: str) -> Message:
-    _, answer = services.message_send(session=session, content=question)
-    services.answer_finish(
-        answer.pk,
-        content="Answer.",
-        thinking="",
-        finished=Finished("stop", 5, 2, 0.1, 0.2),
-        engine="transformers",
-    )
-    return answer
-
-
 # --- rename
 
 
 def test_rename_sets_the_title_without_moving_the_chat_in_the_list(session, user):
     newer = services.session_create(owner=user, model_name="m")
-    _answered(newer, "Later chat")
+    exchange(newer, "Later chat")
 
     services.session_rename(session=session, title="  Sepsis   bundle ")
 
@@ -61,7 +50,7 @@ def test_rename_refuses_an_empty_or_too_long_title(session, title, error):
 
 
 def test_delete_removes_the_session_and_its_messages(session, user):
-    _answered(session, "Q")
+    exchange(session, "Q")
     kept = services.session_create(owner=user, model_name="m")
 
     services.session_delete(session=session)
@@ -84,9 +73,9 @@ def test_search_finds_sessions_by_title_and_by_any_message(user, other_user):
     by_title = services.session_create(owner=user, model_name="m")
     services.session_rename(session=by_title, title="Warfarin bridging")
     by_message = services.session_create(owner=user, model_name="m")
-    _answered(by_message, "INR of 5.2 on warfarin, no bleeding")
+    exchange(by_message, "INR of 5.2 on warfarin, no bleeding")
     unrelated = services.session_create(owner=user, model_name="m")
-    _answered(unrelated, "Asthma plan")
+    exchange(unrelated, "Asthma plan")
     theirs = services.session_create(owner=other_user, model_name="m")
     services.session_rename(session=theirs, title="Warfarin too")
 
@@ -98,8 +87,8 @@ def test_search_finds_sessions_by_title_and_by_any_message(user, other_user):
 
 def test_search_with_no_words_lists_every_session_once(user, session):
     other = services.session_create(owner=user, model_name="m")
-    _answered(other, "one")
-    _answered(other, "two")
+    exchange(other, "one")
+    exchange(other, "two")
 
     assert list(selectors.sessions_search(user, "  ")) == [other, session]
     assert list(selectors.sessions_search(user, "o")).count(other) == 1
