@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from chat import answers, audit, limits, selectors, services, stream_html
 from chat.errors import LimitExceeded, MessageRejected
 from chat.models import ChatSession, Message
+from chat.unicode_text import INVALID_TEXT, has_invalid_text
 from inference.worker import engine_worker
 from medserver_site.middleware import session_still_active
 
@@ -74,6 +75,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content, **kwargs) -> None:
+        if has_invalid_text(content):
+            await self._alert(INVALID_TEXT)
+            return
         action = content.get("action", "send") if isinstance(content, dict) else None
         if action in ("send", "edit", "regenerate"):
             try:

@@ -17,6 +17,7 @@ from django.core.exceptions import RequestDataTooBig
 from chat.api.errors import ApiError
 from chat.api.message_images import message_images, part_from_data_uri
 from chat.dicom_windows import AUTO
+from chat.unicode_text import INVALID_TEXT, has_invalid_text
 from inference.engine import ChatTurn, Sampling
 from inference.registry import model_spec_for
 
@@ -58,6 +59,8 @@ def read_json(request) -> dict:
         raise ApiError(400, "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
+    if has_invalid_text(data):
+        raise ApiError(400, INVALID_TEXT)
     return data
 
 

@@ -11,6 +11,7 @@ from chat import generation_settings, selectors
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession, Message
 from chat.services.attachments import remove_unused_files
+from chat.unicode_text import INVALID_TEXT, has_invalid_text
 
 TITLE_LENGTH = 60
 
@@ -25,6 +26,8 @@ def _check_question(content: str, attachment_count: int) -> None:
     limits = settings.MEDSERVER
     if not content and not attachment_count:
         raise MessageRejected("Type a message or attach an image first.")
+    if has_invalid_text(content):
+        raise MessageRejected(INVALID_TEXT)
     if len(content) > limits.max_text_length:
         raise MessageRejected(
             f"The message is {len(content):,} characters long; the limit is "
