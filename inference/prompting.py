@@ -19,6 +19,10 @@ def build_messages(
 ) -> list[dict]:
     """Return the conversation as messages with content parts, images first.
 
+    A system message's content is one plain string: every chat template and
+    OpenAI-compatible server reads that whole (Gemma 3's template keeps only
+    the first part of a list).
+
     `image_part(source, number)` renders one image the way the engine takes
     it. An image's label follows it as a text part, as Google's MedGemma CT
     notebook follows each slice with "SLICE n". Raise EngineError for images
@@ -31,6 +35,9 @@ def build_messages(
         )
     messages = []
     for turn in request.turns:
+        if turn.role == "system":
+            messages.append({"role": "system", "content": turn.text})
+            continue
         content = []
         for n, source in enumerate(turn.images, start=1):
             content.append(image_part(source, n))
@@ -49,9 +56,13 @@ def build_messages(
 
 
 def _with_thinking_instruction(messages: list[dict]) -> list[dict]:
+    """Google's form: the instruction and the system text as ONE text.
+
+    Gemma 3's chat template reads only the first part of a system message's
+    content, so the instruction and the clinician's system prompt (or preset)
+    must not be two parts: the second would silently vanish.
+    """
     if messages and messages[0]["role"] == "system":
-        first = messages[0]
-        text = {"type": "text", "text": THINKING_INSTRUCTION + "\n"}
-        return [{"role": "system", "content": [text, *first["content"]]}, *messages[1:]]
-    system = {"role": "system", "content": [{"type": "text", "text": THINKING_INSTRUCTION}]}
-    return [system, *messages]
+        system = f"{THINKING_INSTRUCTION} {messages[0]['content']}"
+        return [{"role": "system", "content": system}, *messages[1:]]
+    return [{"role": "system", "content": THINKING_INSTRUCTION}, *messages]

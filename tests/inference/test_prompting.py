@@ -64,3 +64,37 @@ def test_the_chat_template_puts_the_label_right_after_the_image(processor):
 
     # The processor expands <start_of_image> into the image's tokens.
     assert "<start_of_image>CT slice 12 of 120 (lung window)\n\nFindings?<end_of_turn>" in prompt
+
+
+SYSTEM = "You are a radiologist. Answer in French."
+
+
+def _rendered(processor, thinking: bool, system: str | None) -> str:
+    turns = ((ChatTurn("system", system),) if system else ()) + (ChatTurn("user", "Findings?"),)
+    messages = build_messages(
+        GenerationRequest(turns=turns, thinking=thinking), MODELS["demo"], lambda s, n: {}
+    )
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def test_thinking_keeps_the_system_prompt_in_googles_one_text_form(processor):
+    prompt = _rendered(processor, thinking=True, system=SYSTEM)
+
+    assert f"<start_of_turn>user\nSYSTEM INSTRUCTION: think silently if needed. {SYSTEM}\n\n" in (
+        prompt
+    )
+    assert prompt.rstrip().endswith("Findings?<end_of_turn>\n<start_of_turn>model")
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_a_system_prompt_adds_the_same_tokens_with_thinking_on_or_off(processor, thinking):
+    def tokens(system):
+        return len(processor.tokenizer(_rendered(processor, thinking, system))["input_ids"])
+
+    long_system = SYSTEM + " Report lung nodules by size and lobe." * 30
+    added_on = tokens(long_system) - tokens(None)
+    added_off = len(processor.tokenizer(_rendered(processor, False, long_system))["input_ids"]) - (
+        len(processor.tokenizer(_rendered(processor, False, None))["input_ids"])
+    )
+    assert added_on > 200
+    assert abs(added_on - added_off) <= 1  # a merge across the joining space at most
