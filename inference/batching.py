@@ -1,11 +1,15 @@
 """Several requests in one `generate` call, each with its own settings and end.
 
 The Transformers engine runs every active request as one row of a batch.
-Each row keeps its own sampling (temperature, top-p, greedy), length limit,
-stop conditions and text decoder. When a new request arrives, the running
-batch pauses between two tokens and a new batch starts with the unfinished
-rows (their prompt plus what they wrote so far) and the newcomers: requests
-are served together, never queued behind a long answer.
+Each row keeps its own sampling (temperature, top-k, top-p, greedy), length
+limit, stop conditions and text decoder. When a new request arrives, the
+running batch pauses between two tokens and a new batch starts with the
+unfinished rows (their prompt plus what they wrote so far) and the
+newcomers: requests are served together, never queued behind a long answer.
+Rows that have ended leave at that pause, so a full batch takes a newcomer
+as soon as one of its answers ends. A row's images go through the vision
+tower once: their features are kept with the row and handed to every later
+batch instead of the pixels.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class RowState:
     prompt_tokens: int
     max_new_tokens: int
     detokenizer: Detokenizer
+    # The images' projected features (images x tokens x hidden), once encoded.
+    image_features: torch.Tensor | None = None
     splitter: ThoughtSplitter = field(default_factory=ThoughtSplitter)
     generated: list[int] = field(default_factory=list)
     first_token_at: float | None = None
@@ -85,7 +91,8 @@ class RowState:
 
 
 def collate(states: list[RowState], pad_token_id: int) -> dict:
-    """Left-pad the rows' inputs into one batch; images follow in row order.
+    """Left-pad the rows' inputs into one batch; images follow in row order,
+    as their kept features where a row has them, else as pixels.
 
     Token types (which tokens are an image's) go along only when a row has an
     image: without them the model builds its plain causal masks, the same for
@@ -94,6 +101,7 @@ def collate(states: list[RowState], pad_token_id: int) -> dict:
     rows = [state.inputs() for state in states]
     length = max(row["input_ids"].shape[1] for row in rows)
     with_images = any("pixel_values" in row for row in rows)
+    features = [s.image_features for s in states if "pixel_values" in s.prompt]
     batch: dict[str, torch.Tensor] = {}
     for key, fill in (("input_ids", pad_token_id), ("attention_mask", 0), ("token_type_ids", 0)):
         if key not in rows[0] or (key == "token_type_ids" and not with_images):
@@ -106,14 +114,17 @@ def collate(states: list[RowState], pad_token_id: int) -> dict:
             )
             padded.append(torch.cat([pad, tensor], dim=1))
         batch[key] = torch.cat(padded, dim=0)
-    pixels = [row["pixel_values"] for row in rows if "pixel_values" in row]
-    if pixels:
-        batch["pixel_values"] = torch.cat(pixels, dim=0)
+    if features and all(f is not None for f in features):
+        batch["image_features"] = torch.cat(features, dim=0)
+    elif features:
+        batch["pixel_values"] = torch.cat(
+            [row["pixel_values"] for row in rows if "pixel_values" in row]
+        )
     return batch
 
 
 class RowSampling(LogitsProcessor):
-    """Each row's own temperature and top-p; greedy rows always take their best token.
+    """Each row's own temperature, top-k and top-p; greedy rows always take their best token.
 
     Rows that must write every token (ignore_eos) cannot end early.
     """
@@ -122,6 +133,7 @@ class RowSampling(LogitsProcessor):
         self.temperature = torch.tensor(
             [max(j.request.sampling.temperature, 1e-5) for j in jobs], dtype=torch.float32
         )[:, None]
+        self.top_k = [j.request.sampling.top_k for j in jobs]
         self.top_p = [j.request.sampling.top_p for j in jobs]
         self.greedy = [j.request.sampling.temperature == 0 for j in jobs]
         self.keep_going = [j.request.sampling.ignore_eos for j in jobs]
@@ -137,7 +149,11 @@ class RowSampling(LogitsProcessor):
                 best = scores[row].argmax()
                 scores[row] = -float("inf")
                 scores[row, best] = 0.0
-            elif self.top_p[row] < 1.0:
+                continue
+            if 0 < self.top_k[row] < scores.shape[-1]:
+                kth = torch.topk(scores[row], self.top_k[row]).values[-1]
+                scores[row] = scores[row].masked_fill(scores[row] < kth, -float("inf"))
+            if self.top_p[row] < 1.0:
                 scores[row] = _top_p(scores[row], self.top_p[row])
         return scores
 
@@ -157,7 +173,9 @@ class RowProgress(StoppingCriteria):
     """Called after every decode step: hands each row its new token and ends rows.
 
     A row ends at end-of-turn, at its length limit, or when its request is
-    cancelled; the whole batch pauses when `should_yield()` wants room.
+    cancelled; the whole batch pauses when `should_yield(running)` wants room,
+    and when half of its rows or more have ended (so the rest stop paying
+    for them).
     """
 
     def __init__(self, jobs, states, eos_ids: set[int], should_yield) -> None:
@@ -189,7 +207,9 @@ class RowProgress(StoppingCriteria):
             if state.reason is not None:
                 # Its reader hears at once; the row idles masked until the batch ends.
                 finish(job, state)
-        if any(s.reason is None for s in self.states) and self.should_yield():
+        running = sum(s.reason is None for s in self.states)
+        done = len(self.states) - running
+        if running and (self.should_yield(running) or (done > 1 and done * 2 >= len(self.states))):
             self.paused = True
         ended = [self.paused or s.reason is not None for s in self.states]
         return torch.tensor(ended, dtype=torch.bool, device=input_ids.device)

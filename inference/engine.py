@@ -31,11 +31,18 @@ class ChatTurn:
     image_labels: tuple[str, ...] = ()
 
 
+# MedGemma's own generation_config.json samples from the 64 likeliest tokens.
+# Every engine is given it explicitly (SGLang would apply the model's value,
+# Transformers none), so that the engines sample alike.
+DEFAULT_TOP_K = 64
+
+
 @dataclass(frozen=True)
 class Sampling:
     max_new_tokens: int = 1024
     temperature: float = 0.3
     top_p: float = 0.95
+    top_k: int = DEFAULT_TOP_K  # 0 = no limit
     stop: tuple[str, ...] = ()  # the answer ends before the first of these
     # Write all max_new_tokens even past end-of-turn (as vLLM's and SGLang's
     # ignore_eos): for benchmarks and load tests that need a fixed length.
@@ -124,17 +131,31 @@ class Engine(ABC):
     batched = False
     choice_reason = ""  # why this engine serves (set when it is chosen)
     failed_reason: str | None = None  # set when the engine gave up and must be replaced
+    # Requests an unbatched engine runs at once (its server batches them).
+    max_concurrency = 8
 
     @abstractmethod
     def load(self) -> None:
         """Load the model; raise EngineError (or any error) if it cannot."""
 
-    def run_batch(self, jobs: list[Job], should_yield: Callable[[], bool]) -> list[Job]:
+    def prepare(self, request: GenerationRequest) -> object:
+        """Return the request as the engine will run it (prompt rendered and
+        tokenized, images preprocessed), checked against the model's limits.
+
+        Called on the worker's preparation threads, several at once, before
+        the request is queued: the thread that generates never tokenizes.
+        Raise EngineError when the request cannot be served as it is. The
+        result becomes the job's `state`.
+        """
+        return None
+
+    def run_batch(self, jobs: list[Job], should_yield: Callable[[int], bool]) -> list[Job]:
         """Advance `jobs` together; each that ends emits Finished or Failed.
 
         Return the jobs not finished yet: the batch paused because
-        `should_yield()` asked for room for new requests. An exception means
-        the whole batch broke; the worker then retries its jobs one by one.
+        `should_yield(running)` (called with the number of rows still being
+        written) asked for room for new requests. An exception means the
+        whole batch broke; the worker then retries its jobs one by one.
         """
         raise NotImplementedError
 

@@ -42,6 +42,8 @@ class GenerationHandle:
     ) -> None:
         """`interval`: seconds between deliveries, or a function that says it now."""
         self.request = request
+        # (engine, what engine.prepare made of the request), set by the worker.
+        self.prepared: tuple[object, object] | None = None
         self._loop = loop
         self._interval = interval
         self._cancelled = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -19,6 +20,7 @@ from transformers import (
     LogitsProcessorList,
     StoppingCriteriaList,
 )
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import logging as transformers_logging
 
 from inference.batching import (
@@ -134,7 +136,7 @@ class TransformersEngine(Engine):
             "quantization": "nf4" if self.quantized else "none",
         }
 
-    def run_batch(self, jobs: list[Job], should_yield: Callable[[], bool]) -> list[Job]:
+    def run_batch(self, jobs: list[Job], should_yield: Callable[[int], bool]) -> list[Job]:
         if self.device == "cpu" and torch.get_num_threads() != cpu_threads():
             # Per thread: set on the thread that generates, whichever it is.
             torch.set_num_threads(cpu_threads())
@@ -142,6 +144,7 @@ class TransformersEngine(Engine):
         if not active:
             return []
         states: list[RowState] = [job.state for job in active]
+        self._encode_images(states)
         eos_ids = self._eos_ids()
         progress = RowProgress(active, states, set(eos_ids), should_yield)
         sampling = RowSampling(active, states, eos_ids)
@@ -161,9 +164,16 @@ class TransformersEngine(Engine):
             pad_token_id=self.tokenizer.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id,
         )
+        inputs = {key: value.to(self.model.device) for key, value in batch.items()}
+        if "image_features" in inputs:
+            # Encoded once, when the row first ran: later batches reuse them.
+            features = inputs.pop("image_features")
+            inputs["mm_encoder_outputs"] = {
+                "image": BaseModelOutputWithPooling(pooler_output=features)
+            }
         with torch.inference_mode():
             self.model.generate(
-                **{key: value.to(self.model.device) for key, value in batch.items()},
+                **inputs,
                 generation_config=config,
                 logits_processor=LogitsProcessorList([sampling]),
                 stopping_criteria=StoppingCriteriaList([progress]),
@@ -182,32 +192,65 @@ class TransformersEngine(Engine):
     def run_one(self, job: Job) -> None:
         pending = [job]
         while pending:
-            pending = self.run_batch(pending, lambda: False)
+            pending = self.run_batch(pending, lambda running: False)
 
-    def _admit(self, job: Job) -> bool:
-        """Encode a new job's prompt; refuse it (Failed) if it cannot be served."""
-        if job.state is not None:
-            return True
-        try:
-            prompt = self._encode(job.request)
-        except EngineError as error:
-            job.fail(str(error))
-            return False
+    def prepare(self, request: GenerationRequest) -> RowState:
+        """Render and tokenize the conversation; refuse one the context cannot hold.
+
+        A conversation whose text alone is far over the context is refused
+        before it is tokenized: no token is longer than `_max_token_chars`
+        characters, so its length gives a lower bound on its tokens.
+        """
+        lower_bound = _text_length(request) // self._max_token_chars
+        if lower_bound >= self.max_model_len:
+            raise EngineError(_too_long(f"at least {lower_bound:,}", self.max_model_len))
+        prompt = self._encode(request)
         prompt_tokens = int(prompt["input_ids"].shape[-1])
         room = self.max_model_len - prompt_tokens
         if room < 1:
-            job.fail(
-                f"This conversation is {prompt_tokens} tokens long and the model's context "
-                f"holds {self.max_model_len}. Start a new chat or delete earlier messages."
-            )
-            return False
-        job.state = RowState(
+            raise EngineError(_too_long(f"{prompt_tokens:,}", self.max_model_len))
+        return RowState(
             prompt=prompt,
             prompt_tokens=prompt_tokens,
-            max_new_tokens=min(job.request.sampling.max_new_tokens, room),
+            max_new_tokens=min(request.sampling.max_new_tokens, room),
             detokenizer=Detokenizer(self.tokenizer),
         )
+
+    def _admit(self, job: Job) -> bool:
+        """Prepare a job that reached the engine unprepared (queued before the
+        engine it now runs on was loaded); refuse it (Failed) if it cannot be served."""
+        if job.state is not None:
+            return True
+        try:
+            job.state = self.prepare(job.request)
+        except EngineError as error:
+            job.fail(str(error))
+            return False
         return True
+
+    def _encode_images(self, states: list[RowState]) -> None:
+        """Run the vision tower for rows whose images have not been encoded yet."""
+        if not self._reuses_image_features:
+            return
+        for state in states:
+            if state.image_features is None and "pixel_values" in state.prompt:
+                pixels = state.prompt["pixel_values"].to(self.model.device)
+                with torch.inference_mode():
+                    output = self.model.get_image_features(pixels, return_dict=True)
+                state.image_features = output.pooler_output
+
+    @property
+    def _reuses_image_features(self) -> bool:
+        # generate() takes encoded images (mm_encoder_outputs) since transformers 5.x;
+        # a model without that path gets the pixels again at every batch.
+        supports = getattr(self.model, "_supports_mm_encoder_outputs", None)
+        return bool(self.spec.multimodal and supports and supports())
+
+    @functools.cached_property
+    def _max_token_chars(self) -> int:
+        """The most characters one token of the vocabulary spells."""
+        longest = max((len(piece) for piece in self.tokenizer.get_vocab()), default=1)
+        return max(1, longest)
 
     def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id
@@ -229,6 +272,17 @@ class TransformersEngine(Engine):
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         return dict(inputs)
+
+
+def _text_length(request: GenerationRequest) -> int:
+    return sum(len(turn.text) + sum(map(len, turn.image_labels)) for turn in request.turns)
+
+
+def _too_long(tokens: str, context: int) -> str:
+    return (
+        f"This conversation is {tokens} tokens long and the model's context holds "
+        f"{context:,}. Start a new chat or delete earlier messages."
+    )
 
 
 def _pil_image(source: ImageSource, number: int) -> dict:

@@ -61,12 +61,15 @@ class WorkerState:
 
 @dataclass(frozen=True)
 class WorkerLimits:
-    max_batch_size: int = 8  # requests generated together
-    max_queued: int = 32  # requests waiting or running; more are refused as busy
+    max_batch_size: int = 8  # requests generated together (a batched engine)
+    # Requests waiting for a place beside those being written; more are refused as busy.
+    max_queued: int = 64
     loop_guard: int = 10  # see inference.stops.LoopGuard; 0 = off
+    preparers: int = 2  # threads that render and tokenize requests before they queue
 
 
 _STOP = object()
+_UNPREPARABLE = object()  # a request whose preparation crashed
 _SHUTTING_DOWN = "MedServer is shutting down; the answer was not finished."
 _GATHER_SECONDS = 0.005  # requests that arrive together start together
 
@@ -87,10 +90,14 @@ class EngineWorker:
         self._pending: deque = deque()
         self._wakeup = threading.Condition()
         self._in_engine = 0  # requests handed to the engine and not finished
+        self._preparing = 0  # requests being rendered and tokenized
         self._count_lock = threading.Lock()
         self._thread = self._new_thread()
         self._ready = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
+        self._preparers = ThreadPoolExecutor(
+            max_workers=limits.preparers, thread_name_prefix="medserver-prepare"
+        )
         self.state = WorkerState(model=model_label)
         self.engine: Engine | None = None
 
@@ -105,6 +112,7 @@ class EngineWorker:
         """Finish the batch in hand, fail the queued requests, and end the thread."""
         self._put(_STOP)
         self._thread.join(timeout)
+        self._preparers.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self.engine is not None:
@@ -118,7 +126,15 @@ class EngineWorker:
     @property
     def queue_depth(self) -> int:
         """Requests waiting for the engine (not those being generated)."""
-        return len(self._pending)
+        return len(self._pending) + self._preparing
+
+    @property
+    def capacity(self) -> int:
+        """How many requests the engine writes at once."""
+        engine = self.engine
+        if engine is None or engine.batched:
+            return self.limits.max_batch_size
+        return engine.max_concurrency
 
     def submit(
         self, request: GenerationRequest, loop: asyncio.AbstractEventLoop | None = None
@@ -130,10 +146,11 @@ class EngineWorker:
         """
         if self.state.status in ("error", "stopped"):
             raise EngineUnavailable(self._unavailable_message())
-        if len(self._pending) + self._in_engine >= self.limits.max_queued:
+        capacity = self.capacity
+        if self.queue_depth + self._in_engine >= capacity + self.limits.max_queued:
             raise EngineBusy(
-                f"MedServer is busy: {self.limits.max_queued} answers are being written or "
-                "waiting. Try again in a moment."
+                f"MedServer is busy: {min(self._in_engine, capacity)} answers are being written "
+                f"and {self.queue_depth} are waiting. Try again in a moment."
             )
         self._restart_if_dead()
         handle = GenerationHandle(
@@ -141,8 +158,32 @@ class EngineWorker:
             loop or asyncio.get_running_loop(),
             interval=lambda: delivery_interval(max(1, self._in_engine)),
         )
-        self._put(handle)
+        with self._count_lock:
+            self._preparing += 1
+        self._preparers.submit(self._prepare, handle)
         return handle
+
+    def _prepare(self, handle: GenerationHandle) -> None:
+        """Render, tokenize and check the request on a preparation thread, then
+        queue it; one that cannot be served fails here, in milliseconds for a
+        conversation far over the context, without reaching the engine thread."""
+        try:
+            self._ready.wait()
+            engine = self.engine
+            if engine is not None and not handle.cancelled:
+                try:
+                    handle.prepared = (engine, engine.prepare(handle.request))
+                except EngineError as error:
+                    handle.publish(Failed(str(error), code="invalid_request"))
+                    return
+                except Exception:
+                    # Left to the engine thread, which fails it alone with a clear message.
+                    log.exception("A request could not be prepared")
+                    handle.prepared = (engine, _UNPREPARABLE)
+            self._put(handle)
+        finally:
+            with self._count_lock:
+                self._preparing -= 1
 
     def _put(self, item) -> None:
         with self._wakeup:
@@ -263,8 +304,9 @@ class EngineWorker:
         """Run one batch; on a crash, fail a lone job or retry the jobs one by one."""
         size = len(batch)
 
-        def should_yield() -> bool:
-            return bool(self._pending) and size < self.limits.max_batch_size
+        def should_yield(running: int) -> bool:
+            # Finished rows leave at the pause, so a newcomer takes the place they free.
+            return bool(self._pending) and running < self.limits.max_batch_size
 
         try:
             unfinished = self.engine.run_batch(batch, should_yield)
@@ -287,7 +329,7 @@ class EngineWorker:
         """Hand each request to a thread; return True when stopped, False if the
         engine gave up and must be replaced (the waiting requests stay queued)."""
         self._pool = self._pool or ThreadPoolExecutor(
-            max_workers=self.limits.max_batch_size, thread_name_prefix="medserver-request"
+            max_workers=self.engine.max_concurrency, thread_name_prefix="medserver-request"
         )
         while True:
             with self._wakeup:
@@ -345,15 +387,25 @@ class EngineWorker:
         self._count(-1)
 
     def _job_for(self, handle: GenerationHandle) -> Job:
-        """The engine's view of a request, with stop sequences and the loop guard on top."""
+        """The engine's view of a request, with stop sequences and the loop guard on top.
+
+        It carries what the preparation threads made of it, when the engine
+        that prepared it is the one serving now (else the engine prepares it).
+        """
+        engine, prepared = handle.prepared or (None, None)
+        if prepared is _UNPREPARABLE:
+            raise RuntimeError("the request could not be prepared")
         sampling = handle.request.sampling
         scanner = StopScanner(sampling.stop) if sampling.stop else None
         guard = LoopGuard(0 if sampling.ignore_eos else self.limits.loop_guard)
-        return Job(
+        job = Job(
             handle.request,
             _guarded_emit(handle, scanner, guard),
             lambda: handle.cancelled or guard.looping or bool(scanner and scanner.stopped),
         )
+        if engine is self.engine:
+            job.state = prepared
+        return job
 
     def _fail_all_until_stopped(self) -> None:
         while True:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import shutil
+import threading
 import time
 
 import pytest
@@ -158,18 +159,73 @@ async def test_a_full_queue_answers_busy(settings):
     ).start()
     try:
         assert worker.wait_ready(60)
-        first = worker.submit(ask(PROMPTS[0], tokens=500, ignore_eos=True))
-        second = worker.submit(ask(PROMPTS[1], tokens=500, ignore_eos=True))
+        # Two are written together (the batch) and two may wait for a place.
+        handles = [worker.submit(ask(p, tokens=500, ignore_eos=True)) for p in PROMPTS[:4]]
         with pytest.raises(EngineBusy, match="busy"):
-            worker.submit(ask(PROMPTS[2]))
-        first.cancel()
-        second.cancel()
-        async for _ in first.events():
-            pass
-        async for _ in second.events():
-            pass
+            worker.submit(ask(PROMPTS[4]))
+        for handle in handles:
+            handle.cancel()
+        for handle in handles:
+            async for _ in handle.events():
+                pass
     finally:
         worker.stop()
+
+
+async def test_a_request_takes_the_place_of_the_first_answer_to_end_in_a_full_batch(settings):
+    """Head-of-line: with every place taken, a newcomer waits for the first answer
+    to end, not for the longest."""
+    config = dataclasses.replace(settings.MEDSERVER, model="demo")
+    worker = EngineWorker(
+        lambda: load_engine(config), "demo", WorkerLimits(max_batch_size=2, loop_guard=0)
+    ).start()
+    try:
+        assert worker.wait_ready(60)
+        order = []
+
+        async def tracked(name, request, delay=0.0):
+            await asyncio.sleep(delay)
+            result = await run(worker, request)
+            order.append(name)
+            return result
+
+        results = await asyncio.gather(
+            tracked("long", ask(PROMPTS[0], tokens=600, ignore_eos=True)),
+            tracked("short", ask(PROMPTS[1], tokens=5, ignore_eos=True)),
+            tracked("newcomer", ask(PROMPTS[2], tokens=5, ignore_eos=True), delay=0.05),
+        )
+        assert order == ["short", "newcomer", "long"]
+        assert all(isinstance(end, Finished) for _, end in results)
+    finally:
+        worker.stop()
+
+
+async def test_a_rows_images_go_through_the_vision_tower_once_across_joins(engine, tmp_path):
+    path = tmp_path / "scan.png"
+    Image.new("RGB", (120, 90), color=(30, 60, 90)).save(path)
+    with_image = ask("Describe the image", tokens=80, images=[path, path], ignore_eos=True)
+    (alone_text, _) = (await alone(engine, [with_image]))[0]
+    model = engine.engine.model
+    calls = []
+    hook = model.model.vision_tower.register_forward_hook(
+        lambda module, args, kwargs, output: calls.append(len(kwargs["pixel_values"])),
+        with_kwargs=True,
+    )
+    try:
+
+        async def late(request, delay):
+            await asyncio.sleep(delay)
+            return await run(engine, request)
+
+        results = await asyncio.gather(
+            run(engine, with_image),
+            *(late(ask(prompt, tokens=3), 0.02 * n) for n, prompt in enumerate(PROMPTS[:4], 1)),
+        )
+    finally:
+        hook.remove()
+    # Newcomers joined the image row's batch several times; its two images were encoded once.
+    assert sum(calls) == 2, calls
+    assert results[0][0] == alone_text
 
 
 async def test_a_looping_answer_is_stopped_with_its_reason(engine):
@@ -187,3 +243,34 @@ async def test_a_request_that_cannot_be_prepared_fails_alone(engine):
     assert isinstance(events[-1], Failed) and "could not be prepared" in events[-1].message
     text, end = await run(engine, ask(PROMPTS[0], tokens=5))
     assert isinstance(end, Finished)
+
+
+async def test_requests_are_tokenized_before_they_reach_the_engine_thread(engine, monkeypatch):
+    threads = []
+    prepare = engine.engine.prepare
+
+    def recording(request):
+        threads.append(threading.current_thread().name)
+        return prepare(request)
+
+    monkeypatch.setattr(engine.engine, "prepare", recording)
+    await together(engine, [ask(prompt, tokens=3) for prompt in PROMPTS[:3]])
+    assert threads and all(name.startswith("medserver-prepare") for name in threads), threads
+
+
+async def test_a_conversation_far_over_the_context_is_refused_before_tokenizing(engine):
+    """99 messages of 50,000 characters (within the message limits) cannot fit 8,192
+    tokens; the refusal comes from the text's length alone, while a short question
+    asked next is answered as usual."""
+    turns = []
+    for n in range(99):
+        turns.append(ChatTurn("user" if n % 2 == 0 else "assistant", "lorem ipsum " * 4_166))
+    hostile = GenerationRequest(tuple(turns), Sampling(10, 0.0, 0.95))
+    started = time.perf_counter()
+    _, end = await run(engine, hostile)
+    refused_after = time.perf_counter() - started
+    assert isinstance(end, Failed) and end.code == "invalid_request"
+    assert "tokens long" in end.message and "8,192" in end.message
+    print(f"refused after {refused_after * 1000:.0f} ms")
+    _, short = await run(engine, ask(PROMPTS[0], tokens=2))
+    assert isinstance(short, Finished)
