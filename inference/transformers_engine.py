@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import io
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from PIL import Image
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForImageTextToText,
-    AutoProcessor,
-    AutoTokenizer,
     GenerationConfig,
     LogitsProcessorList,
     StoppingCriteriaList,
@@ -31,9 +26,9 @@ from inference.batching import (
     collate,
     finish,
 )
-from inference.engine import Engine, EngineError, GenerationRequest, ImageSource, Job
-from inference.prompting import build_messages
+from inference.engine import Engine, EngineError, GenerationRequest, Job
 from inference.registry import ModelSpec
+from inference.tokenizing import PromptEncoder, too_long
 
 log = logging.getLogger(__name__)
 # Loading bars are for notebooks; the server's console keeps to its own log lines.
@@ -75,7 +70,7 @@ class TransformersEngine(Engine):
         self.quantize = quantize
         self.device, self.dtype = pick_device_and_dtype()
         self.quantized = False
-        self.processor = None
+        self.encoder: PromptEncoder | None = None
         self.tokenizer = None
         self.model = None
 
@@ -84,11 +79,8 @@ class TransformersEngine(Engine):
         if self.quantize:
             kwargs.update(self._quantization_kwargs())
         model_class = AutoModelForImageTextToText if self.spec.multimodal else AutoModelForCausalLM
-        if self.spec.multimodal:
-            self.processor = AutoProcessor.from_pretrained(self.model_dir)
-            self.tokenizer = self.processor.tokenizer
-        else:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.encoder = PromptEncoder(self.spec, self.model_dir)
+        self.tokenizer = self.encoder.tokenizer
         model = model_class.from_pretrained(self.model_dir, **kwargs)
         if not self.quantized:
             model = model.to(self.device)
@@ -100,6 +92,11 @@ class TransformersEngine(Engine):
             str(self.dtype).removeprefix("torch."),
             ", 4-bit NF4" if self.quantized else "",
         )
+
+    @property
+    def processor(self):
+        """The model's processor (None for a text-only model)."""
+        return self.encoder.processor if self.encoder else None
 
     def _quantization_kwargs(self) -> dict:
         """4-bit NF4 through bitsandbytes, only where it can run; else say why."""
@@ -195,20 +192,16 @@ class TransformersEngine(Engine):
             pending = self.run_batch(pending, lambda running: False)
 
     def prepare(self, request: GenerationRequest) -> RowState:
-        """Render and tokenize the conversation; refuse one the context cannot hold.
-
-        A conversation whose text alone is far over the context is refused
-        before it is tokenized: no token is longer than `_max_token_chars`
-        characters, so its length gives a lower bound on its tokens.
-        """
-        lower_bound = _text_length(request) // self._max_token_chars
-        if lower_bound >= self.max_model_len:
-            raise EngineError(_too_long(f"at least {lower_bound:,}", self.max_model_len))
-        prompt = self._encode(request)
+        """Render and tokenize the conversation; refuse one the context cannot hold
+        (one whose text alone is far over it before tokenizing it)."""
+        self.encoder.check_length(request, self.max_model_len)
+        prompt = self.encoder.encode(request)
+        if "pixel_values" in prompt:
+            prompt["pixel_values"] = prompt["pixel_values"].to(self.dtype)
         prompt_tokens = int(prompt["input_ids"].shape[-1])
         room = self.max_model_len - prompt_tokens
         if room < 1:
-            raise EngineError(_too_long(f"{prompt_tokens:,}", self.max_model_len))
+            raise EngineError(too_long(f"{prompt_tokens:,}", self.max_model_len))
         return RowState(
             prompt=prompt,
             prompt_tokens=prompt_tokens,
@@ -246,48 +239,6 @@ class TransformersEngine(Engine):
         supports = getattr(self.model, "_supports_mm_encoder_outputs", None)
         return bool(self.spec.multimodal and supports and supports())
 
-    @functools.cached_property
-    def _max_token_chars(self) -> int:
-        """The most characters one token of the vocabulary spells."""
-        longest = max((len(piece) for piece in self.tokenizer.get_vocab()), default=1)
-        return max(1, longest)
-
     def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id
         return list(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-
-    def _encode(self, request: GenerationRequest) -> dict:
-        """Render the conversation with the model's own chat template."""
-        messages = build_messages(request, self.spec, _pil_image)
-        template_owner = self.processor or self.tokenizer
-        inputs = template_owner.apply_chat_template(
-            messages,
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            # User text that spells a control token (<end_of_turn>...) stays text.
-            sanitize_control_tokens=True,
-        )
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        return dict(inputs)
-
-
-def _text_length(request: GenerationRequest) -> int:
-    return sum(len(turn.text) + sum(map(len, turn.image_labels)) for turn in request.turns)
-
-
-def _too_long(tokens: str, context: int) -> str:
-    return (
-        f"This conversation is {tokens} tokens long and the model's context holds "
-        f"{context:,}. Start a new chat or delete earlier messages."
-    )
-
-
-def _pil_image(source: ImageSource, number: int) -> dict:
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            return {"type": "image", "image": image.convert("RGB")}
-    except OSError as error:
-        raise EngineError(f"Attached image {number} could not be read.") from error
