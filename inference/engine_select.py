@@ -14,7 +14,7 @@ import platform
 from dataclasses import dataclass
 
 from inference.engine import Engine, EngineError
-from inference.model_files import locate_model
+from inference.model_files import local_model, locate_model
 from inference.registry import ModelSpec, model_spec_for
 from inference.remote_engine import RemoteEngine
 from medserver_site.config import ServerConfig
@@ -84,7 +84,11 @@ def load_engine(config: ServerConfig, facts: Platform | None = None) -> Engine:
     spec = model_spec_for(config.model)
     if choice.engine == "remote":
         engine = RemoteEngine(
-            config.engine_url, spec, api_key=config.engine_api_key, model=config.engine_model
+            config.engine_url,
+            spec,
+            api_key=config.engine_api_key,
+            model=config.engine_model,
+            **_remote_settings(config, local_model(spec, config.data_dir)),
         )
         return _loaded(engine, choice.reason)
     model_dir = locate_model(spec, config.data_dir, config.hf_token)
@@ -107,6 +111,7 @@ def load_engine(config: ServerConfig, facts: Platform | None = None) -> Engine:
                 memory=config.gpu_memory_utilization,
             ),
             name="sglang",
+            **_remote_settings(config, model_dir),
         )
         try:
             return _loaded(engine, choice.reason)
@@ -117,6 +122,16 @@ def load_engine(config: ServerConfig, facts: Platform | None = None) -> Engine:
                 config, model_dir, spec, f"fallback: SGLang could not start ({error})"
             )
     return transformers_engine(config, model_dir, spec, choice.reason)
+
+
+def _remote_settings(config: ServerConfig, model_dir) -> dict:
+    """What a remote engine needs beyond its address: the model's files (to count
+    prompts and check the server's), the context and how many answers at once."""
+    return {
+        "model_dir": model_dir,
+        "max_model_len": config.max_model_len,
+        "max_concurrency": config.engine_max_concurrency,
+    }
 
 
 def transformers_engine(config: ServerConfig, model_dir, spec: ModelSpec, reason: str) -> Engine:

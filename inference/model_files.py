@@ -33,6 +33,24 @@ def locate_model(spec: ModelSpec, data_dir: Path, hf_token: str = "") -> Path:
     return _from_hub(spec.hf_id, hf_token or None)
 
 
+def local_model(spec: ModelSpec, data_dir: Path) -> Path | None:
+    """Return a folder with the model's files if this machine has them, else None.
+
+    Never downloads: a remote engine serves the model, and MedServer only
+    wants its tokenizer and template when they are already here (the demo
+    model is built, which takes no network).
+    """
+    if spec.key == "demo" or spec.local_path is not None:
+        return locate_model(spec, data_dir)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(spec.hf_id, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+
+
 def demo_model_dir(data_dir: Path) -> Path:
     """The folder the demo model is built in."""
     return data_dir / "models" / "demo"

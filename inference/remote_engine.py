@@ -1,24 +1,45 @@
 """An engine that streams from an OpenAI-compatible server.
 
 One client for two cases: `--engine-url`, an SGLang or vLLM deployment (or
-another MedServer) elsewhere on the network, and the SGLang server MedServer
-starts itself (inference/sglang_engine.py). That server batches concurrent
-requests, so each request runs on a thread of its own here.
+another MedServer, or `transformers serve`) elsewhere on the network, and the
+SGLang server MedServer starts itself (inference/sglang_engine.py). That
+server batches concurrent requests, so each request runs on a thread of its
+own here, up to `--engine-max-concurrency` at once.
+
+What the clinician asks must be what the model sees, so at load the engine
+checks the server: its context length, which non-OpenAI fields it takes,
+that it serves the model -m names (its prompts count as -m's template
+renders them) and that it sees images (a test image raises the prompt's
+token count); see `RemoteEngine.load`.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import time
+from pathlib import Path
 
 import httpx
+from PIL import Image
 
-from inference.engine import Delta, Engine, EngineError, Finished, ImageSource, Job
+from inference.engine import (
+    ChatTurn,
+    Delta,
+    Engine,
+    EngineError,
+    Finished,
+    GenerationRequest,
+    ImageSource,
+    Job,
+    Sampling,
+)
 from inference.prompting import build_messages
 from inference.registry import ModelSpec
 from inference.thinking import ThoughtSplitter
+from inference.tokenizing import PromptEncoder
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +52,65 @@ class RemoteEngine(Engine):
     batched = False
 
     def __init__(
-        self, base_url: str, spec: ModelSpec, *, api_key: str = "", model: str = ""
+        self,
+        base_url: str,
+        spec: ModelSpec,
+        *,
+        api_key: str = "",
+        model: str = "",
+        model_dir: Path | None = None,
+        max_model_len: int = 8192,
+        max_concurrency: int = 256,
     ) -> None:
+        """`model_dir`: the model's files on this machine, when they are here:
+        MedServer then counts each prompt itself (to clamp the answer's budget
+        to the context) and checks that the server renders prompts as it does."""
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self.spec = spec
         self.api_key = api_key
         self.model = model
+        self.model_dir = model_dir
+        self.context = max_model_len  # lowered to the server's own at load
+        self.max_concurrency = max_concurrency
         self.failed_reason: str | None = None
+        self.encoder: PromptEncoder | None = None
+        self.extensions: set[str] = set()  # non-OpenAI fields the server takes
+        self.sees_images = False
+        self.checks: dict[str, str] = {}  # what the checks at load found, for /api/health
         self._client = self._new_client()
 
     def _new_client(self) -> httpx.Client:
         return httpx.Client(
             timeout=httpx.Timeout(connect=10, read=600, write=60, pool=60),
             headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {},
+            # As many connections as requests run at once.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
 
     def load(self) -> None:
-        """Check the server answers and find the model's name there."""
+        """Find the model on the server and check that it serves what -m names:
+        its context, the fields it takes, the prompts it renders and whether it
+        sees images. Raise EngineError when it cannot serve MedServer's requests."""
+        served = self._served_model()
+        self.model = served["id"]
+        advertised = served.get("max_model_len") or served.get("context_length")
+        if isinstance(advertised, int) and 0 < advertised < self.context:
+            self.context = advertised
+        self.checks["context"] = f"{self.context} tokens"
+        if self.model_dir is not None:
+            self.encoder = PromptEncoder(self.spec, self.model_dir)
+        self.extensions = {name for name, value in _EXTENSIONS.items() if self._takes(name, value)}
+        self._check_model(served)
+        if self.spec.multimodal:
+            self._check_images()
+        log.info(
+            "Using the engine at %s, model %s (%s)",
+            self.base_url,
+            self.model,
+            "; ".join(f"{k}: {v}" for k, v in self.checks.items()),
+        )
+
+    def _served_model(self) -> dict:
         try:
             response = self._client.get(f"{self.base_url}/v1/models")
         except httpx.HTTPError as error:
@@ -60,49 +123,163 @@ class RemoteEngine(Engine):
             raise EngineError(
                 f"The engine at {self.base_url} answered {response.status_code} to /v1/models."
             )
-        served = [model["id"] for model in response.json().get("data", [])]
+        served = [m for m in response.json().get("data", []) if isinstance(m, dict) and "id" in m]
         if not served:
             raise EngineError(f"The engine at {self.base_url} serves no model.")
-        if self.model and self.model not in served:
-            raise EngineError(
-                f"The engine at {self.base_url} does not serve {self.model!r} "
-                f"(it serves {', '.join(served)})."
+        if self.model:
+            chosen = [m for m in served if m["id"] == self.model]
+            if not chosen:
+                names = ", ".join(m["id"] for m in served)
+                raise EngineError(
+                    f"The engine at {self.base_url} does not serve {self.model!r} "
+                    f"(it serves {names})."
+                )
+            return chosen[0]
+        return served[0]
+
+    def _takes(self, name: str, value: object) -> bool:
+        """Whether the server accepts the non-OpenAI field `name` (vLLM's and
+        SGLang's extensions); a strict server refuses unknown fields."""
+        try:
+            self._probe((ChatTurn("user", "Hi"),), **{name: value})
+        except _ProbeRefused:
+            return False
+        return True
+
+    def _check_model(self, served: dict) -> None:
+        """The thinking, image and budget settings follow -m: refuse a server of
+        another model. A server that names the model otherwise passes when it
+        renders MedServer's probe prompt to as many tokens as -m's template does."""
+        named = _same_model(served, self.spec)
+        if self.encoder is None:
+            if not named:
+                raise EngineError(self._mismatch(served, "its name does not match"))
+            self.checks["model"] = "named as -m"
+            return
+        probe = (ChatTurn("system", _PROBE_SYSTEM), ChatTurn("user", _PROBE_QUESTION))
+        request = GenerationRequest(probe, Sampling(1, 0.0, 1.0))
+        local = self.encoder.count(request, 1 << 30)
+        remote = self._prompt_tokens(probe)
+        if remote == local:
+            self.checks["model"] = f"prompts render as -m's ({local} tokens for the probe)"
+            return
+        found = f"the probe prompt is {remote} tokens there and {local} with -m's template"
+        if not named:
+            raise EngineError(self._mismatch(served, found))
+        self.checks["model"] = f"named as -m, but {found}"
+        log.warning("The engine at %s: %s", self.base_url, self.checks["model"])
+
+    def _mismatch(self, served: dict, why: str) -> str:
+        return (
+            f"The engine at {self.base_url} serves {served['id']!r}, which is not "
+            f"{self.spec.label} (-m {self.spec.key}): {why}. MedServer's thinking, image and "
+            "token settings follow -m; start it with the -m of the model that server runs "
+            "(-m FOLDER with that model's files lets MedServer check its prompts), or point "
+            "--engine-url at a server of this model."
+        )
+
+    def _check_images(self) -> None:
+        """A one-image probe: the prompt must grow by at least an image's tokens,
+        else the server drops images (SGLang without --enable-multimodal) and
+        image requests are refused instead of answered about nothing."""
+        question = "Describe the image."
+        try:
+            text = self._prompt_tokens((ChatTurn("user", question),))
+            image = self._prompt_tokens((ChatTurn("user", question, (_probe_image(),)),))
+        except _ProbeRefused as refused:
+            self.checks["images"] = f"not seen: a test image was refused ({refused})"
+        else:
+            added = image - text
+            self.sees_images = added >= self.spec.image_tokens
+            seen = "seen" if self.sees_images else "NOT seen"
+            self.checks["images"] = (
+                f"{seen}: a test image added {added} prompt tokens "
+                f"(at least {self.spec.image_tokens} expected)"
             )
-        self.model = self.model or served[0]
-        log.info("Using the engine at %s, model %s", self.base_url, self.model)
+        if not self.sees_images:
+            log.error("The engine at %s: images %s", self.base_url, self.checks["images"])
+
+    def _prompt_tokens(self, turns: tuple[ChatTurn, ...]) -> int:
+        usage = self._probe(turns).get("usage") or {}
+        tokens = usage.get("prompt_tokens")
+        if not isinstance(tokens, int):
+            raise _ProbeRefused("it reports no token usage")
+        return tokens
+
+    def _probe(self, turns: tuple[ChatTurn, ...], **extra) -> dict:
+        """One token of an answer to `turns`, not streamed; the response's JSON."""
+        request = GenerationRequest(turns, Sampling(1, 0.0, 1.0))
+        body = {
+            "model": self.model,
+            "messages": build_messages(request, self.spec, _data_uri_part),
+            "max_tokens": 1,
+            "temperature": 0.0,
+            **extra,
+        }
+        try:
+            response = self._client.post(f"{self.base_url}/v1/chat/completions", json=body)
+        except httpx.HTTPError as error:
+            raise EngineError(
+                f"The engine at {self.base_url} stopped answering ({error})."
+            ) from None
+        if response.status_code != 200:
+            raise _ProbeRefused(_error_message(response))
+        return response.json()
 
     def describe(self) -> dict[str, str]:
-        return {"url": self.base_url, "remote_model": self.model}
+        return {"url": self.base_url, "remote_model": self.model, **self.checks}
 
     def close(self) -> None:
         self._client.close()
 
-    def run_one(self, job: Job) -> None:
-        try:
-            self._stream(job)
-        except _Retry:
-            # A kept-alive connection to a server that restarted: once more, afresh.
-            self._client.close()
-            self._client = self._new_client()
-            self._stream(job, retry=False)
-
-    def _stream(self, job: Job, retry: bool = True) -> None:
-        request = job.request
+    def prepare(self, request: GenerationRequest) -> dict:
+        """The request's body; its answer's budget clamped to what the context
+        leaves when MedServer can count the prompt."""
+        if any(turn.images for turn in request.turns) and not self.sees_images:
+            raise EngineError(
+                f"The engine at {self.base_url} does not see images ({self.checks.get('images')})"
+                "; send the question without images, or start that server with image support "
+                "(SGLang: --enable-multimodal)."
+            )
         sampling = request.sampling
+        max_tokens = sampling.max_new_tokens
+        if self.encoder is not None:
+            max_tokens = min(max_tokens, self.context - self.encoder.count(request, self.context))
         body = {
             "model": self.model,
             "messages": build_messages(request, self.spec, _data_uri_part),
-            "max_tokens": sampling.max_new_tokens,
+            "max_tokens": max_tokens,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "stream": True,
             "stream_options": {"include_usage": True},
+        }
+        if "top_k" in self.extensions:
+            body["top_k"] = sampling.top_k or -1  # -1: no limit, as vLLM and SGLang spell it
+        if "chat_template_kwargs" in self.extensions:
             # The thinking instruction is in the messages already (build_messages);
             # a server that adds its own (MedServer) is asked not to.
-            "chat_template_kwargs": {"enable_thinking": False},
-        }
+            body["chat_template_kwargs"] = {"enable_thinking": False}
         if sampling.ignore_eos:
-            body["ignore_eos"] = True  # vLLM's and SGLang's extension
+            if "ignore_eos" not in self.extensions:
+                raise EngineError(
+                    f"The engine at {self.base_url} cannot write past the end of an answer "
+                    "(it does not take ignore_eos)."
+                )
+            body["ignore_eos"] = True
+        return body
+
+    def run_one(self, job: Job) -> None:
+        body = job.state if job.state is not None else self.prepare(job.request)
+        try:
+            self._stream(job, body)
+        except _Retry:
+            # A kept-alive connection to a server that restarted: once more, afresh.
+            self._client.close()
+            self._client = self._new_client()
+            self._stream(job, body, retry=False)
+
+    def _stream(self, job: Job, body: dict, retry: bool = True) -> None:
         splitter = ThoughtSplitter()
         first_token_at = None
         finish_reason = "stop"
@@ -119,8 +296,11 @@ class RemoteEngine(Engine):
                     for choice in chunk.get("choices") or []:
                         delta = choice.get("delta") or {}
                         pieces = []
-                        if delta.get("reasoning_content"):
-                            pieces.append(("thinking", delta["reasoning_content"]))
+                        # vLLM now says `reasoning`, SGLang and older vLLM
+                        # `reasoning_content`; a server that sends both means one text.
+                        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                        if reasoning:
+                            pieces.append(("thinking", reasoning))
                         if delta.get("content"):
                             # A server without a reasoning parser leaves the markers in.
                             pieces += list(splitter.feed(delta["content"]))
@@ -150,6 +330,39 @@ class RemoteEngine(Engine):
                 total_seconds=time.perf_counter() - job.started,
             )
         )
+
+
+# Fields of vLLM's and SGLang's OpenAI servers beyond OpenAI's own, sent only
+# to a server that takes them (transformers serve refuses unknown fields).
+_EXTENSIONS = {
+    "top_k": 64,
+    "chat_template_kwargs": {"enable_thinking": False},
+    "ignore_eos": False,
+}
+_PROBE_SYSTEM = "You are MedServer's start-up check."
+_PROBE_QUESTION = "Reply with one word."
+
+
+def _same_model(served: dict, spec: ModelSpec) -> bool:
+    """Whether the server's name for its model (or the folder it loaded) is -m's."""
+    wanted = {spec.api_id, spec.hf_id or "", str(spec.local_path or "")}
+    wanted = {_last_part(name) for name in wanted if name}
+    names = {_last_part(str(served.get(key) or "")) for key in ("id", "root")}
+    return bool(wanted & (names - {""}))
+
+
+def _last_part(name: str) -> str:
+    return name.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+class _ProbeRefused(Exception):
+    """The server refused a check request at load; the text says why."""
+
+
+def _probe_image() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(out, "PNG")
+    return out.getvalue()
 
 
 class _Retry(Exception):

@@ -70,11 +70,13 @@ class ChildServerEngine(RemoteEngine):
         start_timeout: float = 900,
         api_key: str | None = None,
         restarts: int = 3,
+        **remote,
     ) -> None:
+        """`remote`: RemoteEngine's settings (model_dir, max_model_len, max_concurrency)."""
         self.restarts = restarts
         self.port = free_port()
         key = api_key or secrets.token_urlsafe(24)
-        super().__init__(f"http://127.0.0.1:{self.port}", spec, api_key=key)
+        super().__init__(f"http://127.0.0.1:{self.port}", spec, api_key=key, **remote)
         self.name = name
         self._command = command
         self._health_path = health_path

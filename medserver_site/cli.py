@@ -193,11 +193,16 @@ def build_parser() -> OneLineParser:
         help="API key for --engine-url ($MEDSERVER_ENGINE_API_KEY if set)",
     )
     add("--engine-model", **typed("engine_model"), help="model name at --engine-url")
+    add(
+        "--engine-max-concurrency",
+        **typed("engine_max_concurrency"),
+        help="answers sent at once to --engine-url or SGLang (their servers batch them)",
+    )
     add("--max-batch-size", **typed("max_batch_size"), help="answers generated together")
     add(
         "--max-queued-requests",
         **typed("max_queued_requests"),
-        help="answers being written or waiting; more are refused as busy",
+        help="answers waiting for a place beside those being written; more are refused as busy",
     )
     add(
         "--loop-guard",

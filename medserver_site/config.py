@@ -195,6 +195,8 @@ class ServerConfig:
     engine_url: str = _opt("", parse_engine_url)
     engine_api_key: str = _opt("", _text, secret=True)
     engine_model: str = _opt("", _text)
+    # Answers sent at once to --engine-url or the SGLang child (their server batches).
+    engine_max_concurrency: int = _opt(256, _int_in(1, 100_000, "engine max concurrency"))
     max_batch_size: int = _opt(8, _int_in(1, 256, "max batch size"))
     max_queued_requests: int = _opt(64, _int_in(1, 100_000, "max queued requests"))
     # Stop an answer whose tail is one block repeated this many times; 0 = off.
