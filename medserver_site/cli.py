@@ -160,7 +160,17 @@ def build_parser() -> OneLineParser:
     add(
         "--gpu-memory-utilization",
         **typed("gpu_memory_utilization"),
-        help="fraction of GPU memory SGLang may use",
+        metavar="FRACTION",
+        help="fraction of GPU memory SGLang may hold (weights and cache); "
+        "default: SGLang's own choice, which leaves more room for vision models",
+    )
+    add(
+        "--sglang-python",
+        type=_checked(fields["sglang_python"].metadata["parse"]),
+        default=os.environ.get("MEDSERVER_SGLANG_PYTHON", ""),
+        metavar="PATH",
+        help="the Python of an existing SGLang install, to run SGLang's server with "
+        "($MEDSERVER_SGLANG_PYTHON if set; default: .venv-sglang/bin/python, made by install.sh)",
     )
     add("--log-level", **typed("log_level"), help="debug, info, warning or error")
     add(
