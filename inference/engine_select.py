@@ -119,6 +119,18 @@ def choose_engine(config: ServerConfig, facts: Platform) -> EngineChoice:
     )
 
 
+ENGINE_LABELS = {"remote": "remote server", "sglang": "SGLang", "transformers": "Transformers"}
+
+
+def planned_engine(config: ServerConfig, facts: Platform | None = None) -> str:
+    """The start banner's line: the engine that will load first, and why.
+
+    'Engine: SGLang (Linux, NVIDIA H200 (compute 9.0), SGLang 0.5.23 (/srv/…/bin/python))'
+    """
+    choice = choose_engine(config, facts or Platform.detect(config.sglang_python))
+    return f"Engine: {ENGINE_LABELS[choice.engine]} ({choice.reason})"
+
+
 def sglang_description(facts: Platform) -> str:
     """Which SGLang, and from where: 'SGLang 0.5.23 (/srv/medserver/.venv-sglang/bin/python)'."""
     return f"SGLang {facts.sglang_version or '?'} ({facts.sglang_python or '?'})"

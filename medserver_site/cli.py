@@ -420,6 +420,7 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
     from django.contrib.auth.models import User
 
     from chat.setup_link import setup_path
+    from inference.engine_select import planned_engine
     from inference.model_files import describe_source
     from inference.registry import model_spec_for
     from medserver_site.network import urls_to_open
@@ -437,7 +438,11 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
             "Behind a reverse proxy: clients' addresses and https come from its "
             "X-Forwarded-For/-Proto/-Port headers; open the proxy's address."
         )
-    lines.append("The model loads in the background; /api/health says when it is ready.")
+    lines.append(planned_engine(config))
+    lines.append(
+        "The model loads in the background; /api/health says when it is ready "
+        "and which engine serves it."
+    )
     if config.no_auth:
         lines.append("No sign-in (--no-auth): only this machine can connect.")
     elif not User.objects.exists():

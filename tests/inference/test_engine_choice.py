@@ -14,7 +14,7 @@ import pytest
 
 from inference.demo_model import ensure_demo_model
 from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest, Sampling
-from inference.engine_select import Platform, choose_engine, load_engine
+from inference.engine_select import Platform, choose_engine, load_engine, planned_engine
 from inference.registry import model_spec_for
 from inference.remote_engine import RemoteEngine
 from inference.sglang_engine import (
@@ -186,6 +186,18 @@ def served(tmp_path_factory):
     server.api_key = server.manage("create_api_token", "engine").strip().splitlines()[-1]
     yield server
     stop_server(server)
+
+
+def test_the_start_banner_says_which_sglang_will_run_or_why_none(served):
+    installed = dataclasses.replace(
+        LINUX_H100, sglang_version="0.5.23", sglang_python="/srv/medserver/.venv-sglang/bin/python"
+    )
+    line = planned_engine(ServerConfig(), installed)
+    assert line.startswith("Engine: SGLang (")
+    assert "SGLang 0.5.23 (/srv/medserver/.venv-sglang/bin/python)" in line
+    # This machine has no GPU: its own server says so in the banner.
+    banner = "".join(served.output)
+    assert "Engine: Transformers (no NVIDIA GPU with CUDA was found)" in banner
 
 
 def test_remote_engine_refuses_a_wrong_key_or_model(served):

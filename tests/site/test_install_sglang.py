@@ -35,7 +35,12 @@ case "$1 $2" in
       echo "ERROR: No matching distribution found for $FAIL_PIP_FOR" >&2
       exit 1
     fi
-    if [[ "$*" == *sglang==* ]]; then touch "$here/sglang-installed"; fi ;;
+    if [[ "$*" == *sglang==* ]]; then touch "$here/sglang-installed"; fi
+    if [ "$3" = "wheel" ] && [[ "$*" == *--no-deps* ]]; then  # make_wheelhouse.sh's own wheel
+      out=""; previous=""
+      for arg in "$@"; do [ "$previous" = "-w" ] && out="$arg"; previous="$arg"; done
+      touch "$out/medserver-0.1.0-py3-none-any.whl"
+    fi ;;
   -c*)
     if [[ "$2" == *"(3, 11)"* ]] && [ -n "${PYTHON_3_10:-}" ]; then exit 1; fi
     if [[ "$2" == *"version('sglang')"* ]]; then
@@ -167,3 +172,28 @@ def test_sglang_needs_python_311(machine):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "needs Python 3.11 or newer" in result.stderr
     assert not (root / ".venv-sglang").exists()
+
+
+def test_make_wheelhouse_puts_sglang_and_its_pins_in_a_folder_of_their_own(machine, tmp_path):
+    _, bin_dir = machine
+    python = bin_dir / "python3"
+    wheelhouse = tmp_path / "wheelhouse"
+    calls = tmp_path / "calls.txt"
+    made = subprocess.run(
+        ["bash", str(PROJECT / "scripts" / "make_wheelhouse.sh"), str(wheelhouse), "--sglang"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHON": str(python), "CALLS": str(calls)},
+    )
+
+    assert made.returncode == 0, made.stdout + made.stderr
+    lines = calls.read_text().splitlines()
+    folder = wheelhouse / "sglang"
+    sglang = f"-w {folder} --find-links {folder} {' '.join(SGLANG_PINS)} pip"
+    assert f"{python} -m pip wheel -q --disable-pip-version-check {sglang}" in lines
+    # MedServer's own wheels stay pinned to its torch, in the top folder.
+    assert any(
+        line.endswith(f"-w {wheelhouse} --find-links {wheelhouse} torch==2.13.0") for line in lines
+    )
+    assert sum("torch==2.14.1" in line for line in lines) == 1
