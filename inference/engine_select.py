@@ -22,6 +22,7 @@ from inference.remote_engine import RemoteEngine
 from inference.sglang_engine import (
     ChildServerEngine,
     default_sglang_python,
+    environment_of,
     find_sglang,
     sglang_command,
     tensor_parallel_size,
@@ -164,6 +165,7 @@ def load_engine(config: ServerConfig, facts: Platform | None = None) -> Engine:
                 tp_size=tp_size,
             ),
             name="sglang",
+            env=environment_of(python),
         )
         try:
             return _loaded(engine, choice.reason)

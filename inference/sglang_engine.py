@@ -80,6 +80,16 @@ def find_sglang(python: str | Path, timeout: float = 30) -> SGLangInstall:
     return SGLangInstall(python, version=answer.stdout.strip().splitlines()[-1])
 
 
+def environment_of(python: str) -> dict[str, str]:
+    """The variables that make `python`'s environment the child's, as if activated.
+
+    SGLang runs programs of its environment by name (flashinfer compiles its
+    kernels with the `ninja` installed beside it), so that bin folder comes first.
+    """
+    bin_dir = str(Path(python).parent)
+    return {"PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)])}
+
+
 def tensor_parallel_size(gpu_count: int) -> int:
     """GPUs to split the model over: the largest power of two that this machine has.
 
@@ -146,8 +156,10 @@ class ChildServerEngine(RemoteEngine):
         start_timeout: float = 900,
         api_key: str | None = None,
         restarts: int = 3,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.restarts = restarts
+        self._env = env or {}  # added to this process's environment for the child
         self.port = free_port()
         key = api_key or secrets.token_urlsafe(24)
         super().__init__(f"http://127.0.0.1:{self.port}", spec, api_key=key)
@@ -192,17 +204,19 @@ class ChildServerEngine(RemoteEngine):
                 stderr=subprocess.STDOUT,
                 text=True,
                 start_new_session=True,  # its own process group: stopped as a whole
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self._env},
             )
         except OSError as error:  # no such interpreter, or not executable
             raise EngineError(
                 f"The {self.name} server could not be run ({command[0]}: {error.strerror})"
             ) from error
-        threading.Thread(target=self._read_output, args=(self._process,), daemon=True).start()
+        reader = threading.Thread(target=self._read_output, args=(self._process,), daemon=True)
+        reader.start()
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
             code = self._process.poll()
             if code is not None:
+                reader.join(timeout=2)  # its last lines say why; they may still be in the pipe
                 tail = " | ".join(list(self._log_tail)[-3:]) or "no output"
                 raise EngineError(f"The {self.name} server exited while starting ({code}): {tail}")
             if self._answers_health():

@@ -117,6 +117,7 @@ def fake_sglang_python(folder: Path, version: str = "0.5.23") -> Path:
         "#!/bin/sh\n"
         'if [ "$1" = "-c" ]; then echo "' + version + '"; exit 0; fi\n'
         f'printf "%s\\n" "$0" "$@" > "{folder}/launched.txt"\n'
+        f'printf "%s\\n" "$PATH" > "{folder}/path.txt"\n'
         "echo 'RuntimeError: CUDA driver missing'\n"
         "exit 3\n"
     )
@@ -141,6 +142,9 @@ def test_medserver_starts_sglang_with_the_configured_interpreter(tmp_path):
         assert "--enable-multimodal" in child
         assert child[child.index("--tp-size") + 1] == "2"
         assert "--mem-fraction-static" not in child
+        # As if its environment were activated: its own programs (ninja) come first.
+        path = (tmp_path / "path.txt").read_text().strip().split(os.pathsep)
+        assert path[0] == str(fake.parent)
         # It could not start here, and the reason says which SGLang, from where, and why.
         assert engine.name == "transformers"
         assert "SGLang 0.5.23" in engine.choice_reason
