@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from bench.gpu import measured_bandwidth
 from bench.model_shapes import (
     MEDGEMMA_4B,
     TINY,
@@ -168,22 +169,6 @@ def long_text(tokenizer, tokens: int, seed: int) -> str:
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def measured_bandwidth(size: int = 4 * 1024**3, repeats: int = 10) -> float:
-    """Device memory bandwidth in bytes/s from a `size`-byte copy (read + write)."""
-    source = torch.empty(size, dtype=torch.uint8, device="cuda")
-    target = torch.empty_like(source)
-    times = []
-    for _ in range(repeats + 1):  # the first copy warms up
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        target.copy_(source)
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    del source, target
-    torch.cuda.empty_cache()
-    return 2 * size / median(times[1:])
 
 
 def generate_rate(model, tokenizer, plan: Plan) -> float:
