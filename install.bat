@@ -202,10 +202,11 @@ if "%DEV%"=="1" (
 if errorlevel 1 (set "ERR=could not install MedServer (see pip's messages above)" & goto :fail)
 
 rem --- 7. Optional GPU extras: a failure is a warning (install.sh step 7) ----------
-rem SGLang runs on Linux only, so Windows gets the quantize extra (bitsandbytes) alone.
+rem SGLang runs on Linux only (install.sh gives it .venv-sglang there), so Windows gets
+rem the quantize extra (bitsandbytes) alone and MedServer runs on Transformers.
 set "EXTRAS=none"
 if not defined GPU_NAME goto :extras_done
-echo     SGLang skipped: it needs Linux.
+echo     SGLang skipped: it runs on Linux only ^(install.sh gives it .venv-sglang there^); MedServer uses Transformers here.
 echo ==^> Installing 4-bit quantization support ^(pip install -e ".[quantize]"^)
 %PIP% -c "%CONSTRAINTS%" -e ".[quantize]" > ".venv\install-quantize.log" 2>&1
 if errorlevel 1 (
@@ -280,6 +281,7 @@ echo     GPU: %GPU_NAME% (compute capability %GPU_CC%)
 "%VPY%" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" >nul 2>&1
 if errorlevel 1 echo install.bat: warning: PyTorch cannot use the GPU. Run install.bat again with --torch-index-url and a CUDA index from https://pytorch.org/get-started/locally/ 1>&2
 :gpu_summary_done
+echo     SGLang engine: not installed ^(Linux only^)
 echo     Optional extras: %EXTRAS%
 if "%DEV%"=="1" echo     Test tools: installed (.[dev])
 echo     Hugging Face token: %TOKEN_STATE%

@@ -10,14 +10,19 @@
 #
 # It creates .venv in this folder (kept when it already exists), installs
 # PyTorch first (pinned), then MedServer itself in editable mode, then the
-# optional GPU extras the machine can use. Running it again is safe and quick:
-# everything already in place is left as it is.
+# optional GPU extras the machine can use: on Linux with a GPU of compute
+# capability 8.0 or newer, SGLang in an environment of its own (.venv-sglang).
+# Running it again is safe and quick: everything already in place is left as it is.
 set -euo pipefail
 
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${ROOT}/.venv"
+# SGLang pins other torch and transformers releases than MedServer: it gets an
+# environment of its own, from which MedServer starts its server.
+SGLANG_VENV="${ROOT}/.venv-sglang"
+SGLANG_REQUIREMENTS="${ROOT}/scripts/sglang-requirements.txt"
 ENV_FILE="${ROOT}/.env"
 
 usage() {
@@ -35,9 +40,11 @@ Options:
   --model 4|27|27t         then download that model's weights (medserver download)
   --wheelhouse DIR         install every package from the wheels in DIR, with no
                            index and no internet (make DIR on a connected machine
-                           with scripts/make_wheelhouse.sh)
-  --python PATH            the Python (3.10 or newer) to build .venv with
-                           (default: python3, then python)
+                           with scripts/make_wheelhouse.sh; SGLang's wheels go in
+                           DIR/sglang, made with its --sglang)
+  --python PATH            the Python (3.10 or newer; 3.11 or newer for SGLang) to
+                           build .venv and .venv-sglang with (default: python3,
+                           then python)
   --torch-index-url URL    where pip gets PyTorch, e.g. the CPU-only index
                            https://download.pytorch.org/whl/cpu on a machine
                            without an NVIDIA GPU (avoids multi-GB CUDA wheels)
@@ -257,12 +264,62 @@ optional_extra() {
     return 1
   fi
 }
+
+# SGLang, in .venv-sglang: sglang and the releases it pins, as listed in
+# scripts/sglang-requirements.txt. MedServer finds it there (or --sglang-python).
+SGLANG_STATE="not installed (it needs Linux and an NVIDIA GPU of compute capability 8.0 or newer)"
+SGLANG_PY="${SGLANG_VENV}/bin/python"
+SGLANG_VERSION_PROBE="from importlib.metadata import version; print(version('sglang'))"
+install_sglang() {
+  local log="${VENV}/install-sglang.log" line wanted requirements=() source=()
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line%%#*}"
+    line="$(printf '%s' "$line" | tr -d '[:space:]')"
+    [ -z "$line" ] || requirements+=("$line")
+  done <"$SGLANG_REQUIREMENTS"
+  wanted="${requirements[0]#sglang==}"
+  if [ -x "$SGLANG_PY" ] && [ "$("$SGLANG_PY" -c "$SGLANG_VERSION_PROBE" 2>/dev/null)" = "$wanted" ]; then
+    say "SGLang ${wanted} is already installed in .venv-sglang"
+    SGLANG_STATE="SGLang ${wanted} in .venv-sglang"
+    return 0
+  fi
+  if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+    SGLANG_STATE="not installed: SGLang ${wanted} needs Python 3.11 or newer, and $PYTHON is $(python_version "$PYTHON")"
+    warn "SGLang ${wanted} needs Python 3.11 or newer and $PYTHON is $(python_version "$PYTHON"); MedServer will use the Transformers engine. Run again with --python python3.11 (or newer)."
+    return 1
+  fi
+  if [ -n "$WHEELHOUSE" ]; then
+    if ! compgen -G "${WHEELHOUSE}/sglang/*.whl" >/dev/null; then
+      SGLANG_STATE="not installed: the wheelhouse has no sglang/ folder of wheels"
+      warn "the wheelhouse has no SGLang wheels (${WHEELHOUSE}/sglang/*.whl; make them with scripts/make_wheelhouse.sh --sglang); MedServer will use the Transformers engine."
+      return 1
+    fi
+    source=(--no-index --find-links "${WHEELHOUSE}/sglang")
+  fi
+  say "Installing SGLang ${wanted} into its own environment .venv-sglang: ${requirements[*]}"
+  note "It pins torch and transformers releases other than MedServer's, so it lives apart;"
+  note "MedServer starts SGLang's server with .venv-sglang/bin/python. The first time takes a while."
+  if {
+    { [ -x "$SGLANG_PY" ] || "$PYTHON" -m venv "$SGLANG_VENV"; } \
+      && if [ -z "$WHEELHOUSE" ] || compgen -G "${WHEELHOUSE}/sglang/pip-*.whl" >/dev/null; then
+        "$SGLANG_PY" -m pip install -q --disable-pip-version-check "${source[@]}" --upgrade pip
+      fi \
+      && "$SGLANG_PY" -m pip install -q --disable-pip-version-check "${source[@]}" "${requirements[@]}"
+  } >"$log" 2>&1; then
+    rm -f "$log"
+    SGLANG_STATE="SGLang ${wanted} in .venv-sglang"
+    return 0
+  fi
+  # A half-made environment would pass for an install; the log says what failed.
+  rm -rf "$SGLANG_VENV"
+  SGLANG_STATE="not installed (see .venv/install-sglang.log)"
+  warn "SGLang ${wanted} could not be installed into .venv-sglang; MedServer will use the Transformers engine. pip's messages: .venv/install-sglang.log"
+  return 1
+}
+
 if [ -n "$GPU_NAME" ]; then
   if [ "$(uname -s)" = "Linux" ] && cc_at_least_8; then
-    say "Installing the optional SGLang engine (pip install -e \".[sglang]\")"
-    if ! optional_extra sglang; then
-      warn "SGLang could not be installed with torch ${TORCH_VERSION}; MedServer will use the Transformers engine. pip's messages: .venv/install-sglang.log"
-    fi
+    install_sglang || true
   else
     note "SGLang skipped: it needs Linux and a GPU of compute capability 8.0 or newer."
   fi
@@ -377,6 +434,7 @@ if [ -n "$GPU_NAME" ]; then
 else
   note "GPU: none found"
 fi
+note "SGLang engine: $SGLANG_STATE"
 if [ ${#EXTRAS[@]} -gt 0 ]; then
   note "Optional extras: ${EXTRAS[*]}"
 else

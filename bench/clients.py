@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import websockets
-from httpx_sse import aconnect_sse
 
 from bench.server import PASSWORD, Server
 
@@ -129,6 +127,10 @@ class ApiClient:
         body = request_body(prompt, tokens, ignore_eos=ignore_eos)
         started = time.perf_counter()
         first, frames, size = None, 0, 0
+        # Imported here: the in-process path (bench.gpu on a GPU machine) needs neither
+        # httpx-sse nor websockets, which only the development tools install.
+        from httpx_sse import aconnect_sse
+
         async with aconnect_sse(self.http, "POST", self.url, json=body) as source:
             source.response.raise_for_status()
             async for event in source.aiter_sse():
@@ -197,6 +199,8 @@ class ChatClient:
 
     async def connect(self, session_id: str):
         """Open the WebSocket of one chat session."""
+        import websockets
+
         return await websockets.connect(
             f"{self.server.ws_url}/ws/chat/{session_id}/",
             additional_headers={"Cookie": f"sessionid={self.cookie}", "Origin": self.server.url},

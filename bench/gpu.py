@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from bench.model_shapes import MEDGEMMA_4B, build_model, gemma3_config, weight_bytes
 from bench.report import machine, median, table
 
 GB = 1e9
@@ -36,84 +37,7 @@ GB = 1e9
 
 def medgemma_4b_config(tokenizer):
     """Gemma3ForConditionalGeneration's configuration for MedGemma 1.5 4B (ids from `tokenizer`)."""
-    from transformers import Gemma3Config, Gemma3TextConfig, SiglipVisionConfig
-
-    ids = tokenizer.convert_tokens_to_ids
-    layers = 34
-    text = Gemma3TextConfig(
-        vocab_size=262_208,
-        hidden_size=2560,
-        intermediate_size=10_240,
-        num_hidden_layers=layers,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        head_dim=256,
-        query_pre_attn_scalar=256,
-        sliding_window=1024,
-        # 5 local (sliding-window) layers to 1 global, as in Gemma 3.
-        layer_types=[
-            "full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(layers)
-        ],
-        rope_parameters={
-            "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
-            "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
-        },
-        max_position_embeddings=131_072,
-        pad_token_id=ids("<pad>"),
-        bos_token_id=ids("<bos>"),
-        eos_token_id=[ids("<eos>"), ids("<end_of_turn>")],
-    )
-    vision = SiglipVisionConfig(
-        hidden_size=1152,
-        intermediate_size=4304,
-        num_hidden_layers=27,
-        num_attention_heads=16,
-        image_size=896,
-        patch_size=14,
-        vision_use_head=False,
-    )
-    return Gemma3Config(
-        text_config=text,
-        vision_config=vision,
-        mm_tokens_per_image=256,
-        boi_token_index=tokenizer.boi_token_id,
-        eoi_token_index=ids(tokenizer.eoi_token),
-        image_token_index=tokenizer.image_token_id,
-    )
-
-
-def build_model(config, tokenizer, device: str = "cuda"):
-    """The model with seeded random weights, bf16, built on `device`.
-
-    The vocabulary rows the demo tokenizer lacks are zeroed: their logits are 0,
-    below the best of the others, so greedy decoding writes tokens the tokenizer
-    can print. The matrix keeps its full size, so every step reads the same bytes.
-    """
-    from transformers import Gemma3ForConditionalGeneration, GenerationConfig
-
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = Gemma3ForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
-    with torch.no_grad():
-        model.get_input_embeddings().weight[len(tokenizer) :] = 0
-    model.generation_config = GenerationConfig(
-        bos_token_id=config.text_config.bos_token_id,
-        pad_token_id=config.text_config.pad_token_id,
-        eos_token_id=config.text_config.eos_token_id,
-    )
-    return model.eval()
-
-
-def weight_bytes(model) -> tuple[int, int]:
-    """(all weights, the weights one decode step reads: the language model's, tied
-    embedding included as the output projection), in bytes."""
-    total = decode = 0
-    for name, parameter in model.named_parameters():  # tied weights are listed once
-        size = parameter.numel() * parameter.element_size()
-        total += size
-        if "vision_tower" not in name and "multi_modal_projector" not in name:
-            decode += size
-    return total, decode
+    return gemma3_config(MEDGEMMA_4B, tokenizer)
 
 
 def measured_bandwidth(size: int = 4 * 1024**3, repeats: int = 10) -> float:
@@ -187,22 +111,15 @@ def save_folder(model, processor, folder: Path) -> None:
 
 def run(args: argparse.Namespace, scratch: Path) -> None:
     """Measure and print; `scratch` holds the demo tokenizer and, with --server, the model."""
-    from transformers import AutoProcessor, Gemma3Processor
-    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+    from transformers import AutoProcessor
 
+    from bench.model_shapes import gemma3_processor
     from inference.demo_model import ensure_demo_model
 
     counts = sorted(int(n) for n in args.streams.split(","))
     tokenizer = AutoProcessor.from_pretrained(ensure_demo_model(scratch / "demo")).tokenizer
     # The processor MedGemma 4B has: 896 x 896 images, 256 soft tokens each.
-    processor = Gemma3Processor(
-        image_processor=Gemma3ImageProcessorPil(
-            size={"height": 896, "width": 896}, image_mean=[0.5] * 3, image_std=[0.5] * 3
-        ),
-        tokenizer=tokenizer,
-        chat_template=tokenizer.chat_template,
-        image_seq_length=256,
-    )
+    processor = gemma3_processor(MEDGEMMA_4B, tokenizer)
     print("measuring the memory bandwidth ...", file=sys.stderr, flush=True)
     bandwidth = measured_bandwidth()
     print("building the model ...", file=sys.stderr, flush=True)

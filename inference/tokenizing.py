@@ -28,13 +28,25 @@ class PromptEncoder:
     """
 
     def __init__(self, spec: ModelSpec, model_dir: Path) -> None:
+        if spec.multimodal:
+            self._use(spec, AutoProcessor.from_pretrained(model_dir))
+        else:
+            self._use(spec, AutoTokenizer.from_pretrained(model_dir))
+
+    @classmethod
+    def of(cls, spec: ModelSpec, processor) -> PromptEncoder:
+        """An encoder around a processor (or, for a text-only model, a tokenizer)
+        already in hand: for benchmarks that build the model from a config."""
+        encoder = cls.__new__(cls)
+        encoder._use(spec, processor)
+        return encoder
+
+    def _use(self, spec: ModelSpec, processor) -> None:
         self.spec = spec
         if spec.multimodal:
-            self.processor = AutoProcessor.from_pretrained(model_dir)
-            self.tokenizer = self.processor.tokenizer
+            self.processor, self.tokenizer = processor, processor.tokenizer
         else:
-            self.processor = None
-            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            self.processor, self.tokenizer = None, processor
 
     def encode(self, request: GenerationRequest) -> dict:
         """Return the prompt as model inputs (token ids, masks, pixel values)."""

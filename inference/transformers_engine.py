@@ -76,13 +76,18 @@ class TransformersEngine(Engine):
 
     def load(self) -> None:
         kwargs: dict = {"dtype": self.dtype}
+        if self.device == "cuda":
+            # Straight onto the GPU(s), one layer at a time: loading into host memory
+            # first would need the whole model there (54 GB for the 27B). With
+            # several GPUs the layers are spread over them.
+            kwargs["device_map"] = "auto" if torch.cuda.device_count() > 1 else "cuda"
         if self.quantize:
             kwargs.update(self._quantization_kwargs())
         model_class = AutoModelForImageTextToText if self.spec.multimodal else AutoModelForCausalLM
         self.encoder = PromptEncoder(self.spec, self.model_dir)
         self.tokenizer = self.encoder.tokenizer
         model = model_class.from_pretrained(self.model_dir, **kwargs)
-        if not self.quantized:
+        if "device_map" not in kwargs:
             model = model.to(self.device)
         self.model = model.eval()
         log.info(
@@ -123,12 +128,14 @@ class TransformersEngine(Engine):
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_compute_dtype=self.dtype,
             ),
-            "device_map": "cuda",
         }
 
     def describe(self) -> dict[str, str]:
+        # Where device_map="auto" put the layers (ints are CUDA devices).
+        placed = getattr(self.model, "hf_device_map", None) or {}
+        devices = sorted({f"cuda:{d}" if isinstance(d, int) else str(d) for d in placed.values()})
         return {
-            "device": self.device,
+            "device": ", ".join(devices) if len(devices) > 1 else self.device,
             "dtype": str(self.dtype).removeprefix("torch."),
             "quantization": "nf4" if self.quantized else "none",
         }

@@ -160,7 +160,17 @@ def build_parser() -> OneLineParser:
     add(
         "--gpu-memory-utilization",
         **typed("gpu_memory_utilization"),
-        help="fraction of GPU memory SGLang may use",
+        metavar="FRACTION",
+        help="fraction of GPU memory SGLang may hold (weights and cache); "
+        "default: SGLang's own choice, which leaves more room for vision models",
+    )
+    add(
+        "--sglang-python",
+        type=_checked(fields["sglang_python"].metadata["parse"]),
+        default=os.environ.get("MEDSERVER_SGLANG_PYTHON", ""),
+        metavar="PATH",
+        help="the Python of an existing SGLang install, to run SGLang's server with "
+        "($MEDSERVER_SGLANG_PYTHON if set; default: .venv-sglang/bin/python, made by install.sh)",
     )
     add("--log-level", **typed("log_level"), help="debug, info, warning or error")
     add(
@@ -415,6 +425,7 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
     from django.contrib.auth.models import User
 
     from chat.setup_link import setup_path
+    from inference.engine_select import planned_engine
     from inference.model_files import describe_source
     from inference.registry import model_spec_for
     from medserver_site.network import urls_to_open
@@ -432,7 +443,11 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
             "Behind a reverse proxy: clients' addresses and https come from its "
             "X-Forwarded-For/-Proto/-Port headers; open the proxy's address."
         )
-    lines.append("The model loads in the background; /api/health says when it is ready.")
+    lines.append(planned_engine(config))
+    lines.append(
+        "The model loads in the background; /api/health says when it is ready "
+        "and which engine serves it."
+    )
     if config.no_auth:
         lines.append("No sign-in (--no-auth): only this machine can connect.")
     elif not User.objects.exists():

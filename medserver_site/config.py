@@ -145,6 +145,22 @@ def parse_existing_file(text: str) -> str:
     return str(path.resolve())
 
 
+def parse_python(text: str) -> str:
+    """Return the absolute path of a Python interpreter ("" for none given).
+
+    Symbolic links are kept: a virtual environment's bin/python is a link to the
+    system's Python, and only through the link does it see the environment.
+    """
+    if not text.strip():
+        return ""
+    path = Path(text.strip()).expanduser()
+    if not path.is_file():
+        raise ValueError(f"no such Python: {path}")
+    if not os.access(path, os.X_OK):
+        raise ValueError(f"{path} is not executable (is it a Python interpreter?)")
+    return str(path.absolute())
+
+
 def parse_engine_url(text: str) -> str:
     url = text.strip().rstrip("/")
     if url and not re.match(r"^https?://[^/\s]+", url):
@@ -182,9 +198,12 @@ class ServerConfig:
     show_hardware_stats: bool = _opt(False, parse_bool)
     hf_token: str = _opt("", _text, env="HF_TOKEN", secret=True)
     max_model_len: int = _opt(8192, _int_in(256, 1_048_576, "max model length"))
-    gpu_memory_utilization: float = _opt(
-        0.90, _float_in(0.0, 1.0, "GPU memory utilization", low_open=True)
+    # None: SGLang picks its own fraction (it leaves more room for vision models).
+    gpu_memory_utilization: float | None = _opt(
+        None, _float_in(0.0, 1.0, "GPU memory utilization", low_open=True)
     )
+    # The Python of an SGLang install; "" means the .venv-sglang install.sh made.
+    sglang_python: str = _opt("", parse_python)
     log_level: str = _opt("info", parse_log_level)
     default_temperature: float = _opt(0.3, _float_in(0.0, 2.0, "default temperature"))
     default_top_p: float = _opt(0.95, _float_in(0.0, 1.0, "default top-p", low_open=True))
@@ -248,6 +267,9 @@ class ServerConfig:
         env = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if value is None:  # unset: an empty variable, which from_environ skips
+                env[self.env_name(f.name)] = ""
+                continue
             env[self.env_name(f.name)] = (
                 ("1" if value else "0") if isinstance(value, bool) else str(value)
             )

@@ -4,6 +4,7 @@
 #
 #   bash scripts/make_wheelhouse.sh DIR                        # for a machine like this one
 #   bash scripts/make_wheelhouse.sh DIR --extra quantize       # with bitsandbytes (-q)
+#   bash scripts/make_wheelhouse.sh DIR --sglang               # and SGLang's own, in DIR/sglang
 #   bash scripts/make_wheelhouse.sh DIR --platform manylinux_2_28_x86_64 --python-version 3.11
 #   bash scripts/make_wheelhouse.sh DIR --torch-index-url https://download.pytorch.org/whl/cpu
 #
@@ -25,7 +26,10 @@ Usage: bash scripts/make_wheelhouse.sh DIR [options]
 Put MedServer, PyTorch ${TORCH_VERSION} and every dependency into DIR as wheels.
 
 Options:
-  --extra NAME             also an optional extra: quantize, sglang or dev (repeatable)
+  --extra NAME             also an optional extra: quantize or dev (repeatable)
+  --sglang                 also SGLang and the releases it pins, in DIR/sglang, for
+                           the environment install.sh gives it (.venv-sglang; Linux,
+                           Python 3.11 or newer; several GB of CUDA wheels)
   --torch-index-url URL    where pip gets PyTorch (the CPU-only or a CUDA index;
                            default: PyPI, whose Linux wheels are CUDA builds)
   --platform TAG           prepare for another kind of machine, by pip platform tag:
@@ -48,6 +52,7 @@ say() { printf '==> %s\n' "$*"; }
 
 DIR=""
 EXTRAS=()
+SGLANG=0
 TORCH_INDEX_URL=""
 PLATFORM=""
 PYTHON_VERSION=""
@@ -55,9 +60,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --extra)
       [ $# -ge 2 ] || die "--extra needs a value"
-      EXTRAS+=("$2")
+      # SGLang was an extra once; it has its own environment (and folder) now.
+      if [ "$2" = "sglang" ]; then SGLANG=1; else EXTRAS+=("$2"); fi
       shift
       ;;
+    --sglang) SGLANG=1 ;;
     --torch-index-url)
       [ $# -ge 2 ] || die "--torch-index-url needs a value"
       TORCH_INDEX_URL="$2"
@@ -88,6 +95,10 @@ done
 [ -n "$DIR" ] || die "which folder? bash scripts/make_wheelhouse.sh DIR (see --help)"
 [ -z "$PYTHON_VERSION" ] || [ -n "$PLATFORM" ] || die "--python-version goes with --platform"
 command -v "$PYTHON" >/dev/null 2>&1 || die "no $PYTHON here; set PYTHON=/path/to/python3"
+if [ "$SGLANG" -eq 1 ] && [ -z "$PLATFORM" ] \
+  && ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  die "--sglang: SGLang needs Python 3.11 or newer; set PYTHON=/path/to/python3.11 (or use --platform with --python-version 3.11)"
+fi
 
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
@@ -133,7 +144,25 @@ constraints="${work}/constraints.txt"
 printf 'torch==%s\n' "$TORCH_VERSION" >"$constraints"
 "${fetch[@]}" -c "$constraints" "$spec" pip setuptools
 
-count="$(find "$DIR" -maxdepth 1 -name '*.whl' | wc -l | tr -d ' ')"
+# 4. SGLang's own environment, apart: it pins another torch and transformers.
+if [ "$SGLANG" -eq 1 ]; then
+  requirements=()
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line%%#*}"
+    line="$(printf '%s' "$line" | tr -d '[:space:]')"
+    [ -z "$line" ] || requirements+=("$line")
+  done <"${ROOT}/scripts/sglang-requirements.txt"
+  say "Fetching SGLang's environment into ${DIR}/sglang: ${requirements[*]}"
+  mkdir -p "${DIR}/sglang"
+  sglang_fetch=("${fetch[@]}")
+  # The same command, aimed at the sub-folder (and looking for wheels there only).
+  for i in "${!sglang_fetch[@]}"; do
+    [ "${sglang_fetch[$i]}" != "$DIR" ] || sglang_fetch[$i]="${DIR}/sglang"
+  done
+  "${sglang_fetch[@]}" "${requirements[@]}" pip
+fi
+
+count="$(find "$DIR" -name '*.whl' | wc -l | tr -d ' ')"
 size="$(du -sh "$DIR" | cut -f1)"
 say "Done: ${count} wheels, ${size}, in ${DIR}"
 cat <<EOF

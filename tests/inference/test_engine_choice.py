@@ -8,14 +8,21 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from inference.demo_model import ensure_demo_model
 from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest, Sampling
-from inference.engine_select import Platform, choose_engine, load_engine
+from inference.engine_select import Platform, choose_engine, load_engine, planned_engine
 from inference.registry import model_spec_for
 from inference.remote_engine import RemoteEngine
-from inference.sglang_engine import ChildServerEngine
+from inference.sglang_engine import (
+    ChildServerEngine,
+    find_sglang,
+    sglang_command,
+    tensor_parallel_size,
+)
 from inference.worker import EngineWorker
 from medserver_site.config import ServerConfig
 from tests.e2e.conftest import MEDSERVER, start_server, stop_server
@@ -36,6 +43,8 @@ NO_SGLANG = dataclasses.replace(LINUX_H100, sglang_installed=False)
         (ServerConfig(), Platform("Linux", None), "transformers", "no NVIDIA GPU"),
         (ServerConfig(), Platform("Linux", (7, 5), "T4", True), "transformers", "7.5 is below 8.0"),
         (ServerConfig(), NO_SGLANG, "transformers", "not installed"),
+        (ServerConfig(quantize=True), LINUX_H100, "transformers", "-q: 4-bit NF4 runs on"),
+        (ServerConfig(), dataclasses.replace(LINUX_H100, gpu_count=2), "sglang", "2 × NVIDIA H100"),
         (ServerConfig(engine_url="http://gpu-box:30000"), LINUX_H100, "remote", "gpu-box"),
     ],
 )  # fmt: skip
@@ -52,6 +61,107 @@ def test_sglang_that_cannot_start_falls_back_to_transformers(tmp_path):
     assert engine.name == "transformers"
     assert "SGLang could not start" in engine.choice_reason
     assert "sglang" in engine.choice_reason.lower()
+
+
+def launched(model: str, **options) -> list[str]:
+    """The SGLang command MedServer builds for `-m model` with these options."""
+    spec = model_spec_for(model)
+    return sglang_command(
+        Path("/models/x"), spec, python="/opt/sglang/bin/python", port=30000, api_key="k",
+        context=8192, **options,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def multimodal_folder(tmp_path_factory) -> str:
+    return str(ensure_demo_model(tmp_path_factory.mktemp("folder") / "demo"))
+
+
+@pytest.mark.parametrize("model", ["4", "27", "demo", "multimodal folder"])
+def test_sglang_is_told_to_take_images_for_a_multimodal_model(model, multimodal_folder):
+    # Without --enable-multimodal SGLang drops image parts and answers without them.
+    command = launched(multimodal_folder if model == "multimodal folder" else model)
+    assert "--enable-multimodal" in command
+
+
+def test_sglang_serves_the_text_model_as_text():
+    assert "--enable-multimodal" not in launched("27t")
+
+
+def test_sglang_chooses_its_own_memory_fraction_unless_one_is_given():
+    assert "--mem-fraction-static" not in launched("4")
+    assert "--mem-fraction-static" not in launched("4", memory=None)
+    command = launched("4", memory=0.8)
+    assert command[command.index("--mem-fraction-static") + 1] == "0.8"
+
+
+def test_sglang_runs_on_the_given_interpreter_over_every_gpu():
+    command = launched("27", tp_size=4)
+    assert command[:3] == ["/opt/sglang/bin/python", "-m", "sglang.launch_server"]
+    assert command[command.index("--tp-size") + 1] == "4"
+
+
+@pytest.mark.parametrize(("gpus", "tp_size"), [(0, 1), (1, 1), (2, 2), (3, 2), (4, 4), (8, 8)])
+def test_tensor_parallel_size_follows_the_gpus(gpus, tp_size):
+    # Gemma 3's heads split over a power of two: a third GPU is left out.
+    assert tensor_parallel_size(gpus) == tp_size
+
+
+def fake_sglang_python(folder: Path, version: str = "0.5.23") -> Path:
+    """An interpreter standing in for SGLang's: it reports sglang `version`, and when
+    asked to start SGLang's server it writes down how it was called and fails, as
+    SGLang does on a machine without a GPU."""
+    python = folder / "sglang-env" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-c" ]; then echo "' + version + '"; exit 0; fi\n'
+        f'printf "%s\\n" "$0" "$@" > "{folder}/launched.txt"\n'
+        f'printf "%s\\n" "$PATH" > "{folder}/path.txt"\n'
+        "echo 'RuntimeError: CUDA driver missing'\n"
+        "exit 3\n"
+    )
+    python.chmod(0o755)
+    return python
+
+
+def test_medserver_starts_sglang_with_the_configured_interpreter(tmp_path):
+    fake = fake_sglang_python(tmp_path)
+    config = ServerConfig(model="demo", data_dir=tmp_path, sglang_python=str(fake))
+    # The machine's facts as detected, with an H100 in place of this CPU.
+    found = Platform.detect(config.sglang_python)
+    assert (found.sglang_version, found.sglang_python) == ("0.5.23", str(fake))
+    facts = dataclasses.replace(
+        found, system="Linux", gpu_capability=(9, 0), gpu_name="H100", gpu_count=3
+    )
+
+    engine = load_engine(config, facts)
+    try:
+        child = (tmp_path / "launched.txt").read_text().splitlines()
+        assert child[:3] == [str(fake), "-m", "sglang.launch_server"]
+        assert "--enable-multimodal" in child
+        assert child[child.index("--tp-size") + 1] == "2"
+        assert "--mem-fraction-static" not in child
+        # As if its environment were activated: its own programs (ninja) come first.
+        path = (tmp_path / "path.txt").read_text().strip().split(os.pathsep)
+        assert path[0] == str(fake.parent)
+        # It could not start here, and the reason says which SGLang, from where, and why.
+        assert engine.name == "transformers"
+        assert "SGLang 0.5.23" in engine.choice_reason
+        assert str(fake) in engine.choice_reason
+        assert "CUDA driver missing" in engine.choice_reason
+    finally:
+        engine.close()
+
+
+def test_an_interpreter_without_sglang_is_not_taken_for_an_install(tmp_path):
+    assert "has no sglang package" in find_sglang(sys.executable).problem
+    missing = find_sglang(tmp_path / "nowhere" / "python")
+    assert missing.version == "" and "does not exist" in missing.problem
+    facts = dataclasses.replace(LINUX_H100, sglang_installed=False, sglang_problem=missing.problem)
+    reason = choose_engine(ServerConfig(), facts).reason
+    assert "SGLang is not installed" in reason and "--sglang-python" in reason
+    assert str(tmp_path / "nowhere") in reason
 
 
 def ask(text: str, tokens: int = 16) -> GenerationRequest:
@@ -80,6 +190,18 @@ def served(tmp_path_factory):
     server.api_key = server.manage("create_api_token", "engine").strip().splitlines()[-1]
     yield server
     stop_server(server)
+
+
+def test_the_start_banner_says_which_sglang_will_run_or_why_none(served):
+    installed = dataclasses.replace(
+        LINUX_H100, sglang_version="0.5.23", sglang_python="/srv/medserver/.venv-sglang/bin/python"
+    )
+    line = planned_engine(ServerConfig(), installed)
+    assert line.startswith("Engine: SGLang (")
+    assert "SGLang 0.5.23 (/srv/medserver/.venv-sglang/bin/python)" in line
+    # This machine has no GPU: its own server says so in the banner.
+    banner = "".join(served.output)
+    assert "Engine: Transformers (no NVIDIA GPU with CUDA was found)" in banner
 
 
 def test_remote_engine_refuses_a_wrong_key_or_model(served):

@@ -72,7 +72,9 @@ def test_every_option_has_the_original_tools_default(monkeypatch, tmp_path):
     assert config.show_hardware_stats is False
     assert config.hf_token == ""
     assert config.max_model_len == 8192
-    assert config.gpu_memory_utilization == 0.90
+    # Unset: SGLang chooses, and lowers it for vision models.
+    assert config.gpu_memory_utilization is None
+    assert config.sglang_python == ""
     assert config.log_level == "info"
     assert config.default_temperature == 0.3
     assert config.default_top_p == 0.95
@@ -126,6 +128,7 @@ def test_data_dir_flag_beats_the_variable(monkeypatch, tmp_path):
         (["--max-new-tokens", "256"], "max_new_tokens", 256),
         (["--gpu-memory-utilization", "0.5"], "gpu_memory_utilization", 0.5),
         (["--gpu-memory-utilization", "1"], "gpu_memory_utilization", 1.0),
+        (["--sglang-python", sys.executable], "sglang_python", sys.executable),
         (["--log-level", "debug"], "log_level", "debug"),
         (["--log-level", "WARNING"], "log_level", "warning"),
         (["--default-temperature", "0.7"], "default_temperature", 0.7),
@@ -210,6 +213,7 @@ def test_exported_hf_token_beats_dot_env(monkeypatch):
         (["-m", "4", "--gpu-memory-utilization", "0"], ["GPU memory utilization", "0"]),
         (["-m", "4", "--gpu-memory-utilization", "1.5"], ["GPU memory utilization", "1.5"]),
         (["-m", "4", "--gpu-memory-utilization", "nan"], ["GPU memory utilization", "nan"]),
+        (["-m", "4", "--sglang-python", "/no/such/python"], ["no such Python", "/no/such/python"]),
         (["-m", "4", "--default-top-p", "0"], ["top-p", "0"]),
         (["-m", "4", "--default-temperature", "-1"], ["temperature", "-1"]),
         (["-m", "4", "--workers", "0"], ["workers", "0"]),
@@ -291,6 +295,7 @@ def test_config_survives_the_trip_through_the_environment(model_folder, tmp_path
         hf_token="hf_secret",
         max_model_len=4096,
         gpu_memory_utilization=0.55,
+        sglang_python=sys.executable,
         log_level="debug",
         default_temperature=1.25,
         default_top_p=0.5,
@@ -338,11 +343,23 @@ def test_hf_token_travels_as_hf_token_variable():
         ("MEDSERVER_MODEL", "nonsense"),
         ("MEDSERVER_LOG_LEVEL", "loud"),
         ("MEDSERVER_GPU_MEMORY_UTILIZATION", "1.5"),
+        ("MEDSERVER_SGLANG_PYTHON", "/no/such/python"),
     ],
 )
 def test_bad_variable_is_refused_naming_the_variable(variable, value):
     with pytest.raises(ValueError, match=variable):
         ServerConfig.from_environ({variable: value})
+
+
+def test_sglang_python_comes_from_its_variable_and_keeps_the_venv_link(tmp_path, monkeypatch):
+    # A virtual environment's bin/python is a link to the system's Python; resolved,
+    # it would run without the environment's packages (and so without sglang).
+    venv_python = tmp_path / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.symlink_to(sys.executable)
+    monkeypatch.setenv("MEDSERVER_SGLANG_PYTHON", str(venv_python))
+
+    assert parse_config(["-m", "4"]).sglang_python == str(venv_python)
 
 
 def test_empty_variables_mean_the_defaults(tmp_path):
