@@ -416,8 +416,10 @@ class Run:
             [
                 "system prompt, thinking on vs off",
                 f"+{system_on} / +{system_off}",
-                "equal, > 0",
-                system_on == system_off > 0,
+                # Google's form joins instruction and system text with a space,
+                # which some vocabularies spell as a token of its own.
+                "equal (+1: the space), > 0",
+                system_off > 0 and system_on - system_off in (0, 1),
             ],
             [
                 "one image",

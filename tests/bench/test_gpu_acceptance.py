@@ -40,8 +40,7 @@ def test_the_gpu_acceptance_run_completes_on_the_cpu_in_smoke_mode():
     assert rows["three images"].endswith("ok")
     assert "7 (batch of 8)" in rows and "8 (batch of 8)" in rows
     assert "8 streams give" in out
-    # Its exit status says whether a fidelity check failed, and which.
-    failing = "FAILS" in rows["system prompt, thinking on vs off"]
-    assert result.returncode == (1 if failing else 0), result.stderr
-    assert ("fidelity checks failing: system prompt" in out) == failing
+    # A system prompt adds as many tokens with thinking on as off.
+    assert rows["system prompt, thinking on vs off"].endswith("ok"), out
+    assert result.returncode == 0, result.stderr
     assert spent < 60, f"the smoke run took {spent:.0f} s"
