@@ -417,9 +417,9 @@ class Run:
                 "system prompt, thinking on vs off",
                 f"+{system_on} / +{system_off}",
                 # Google's form joins instruction and system text with a space,
-                # which some vocabularies spell as a token of its own.
-                "equal (+1: the space), > 0",
-                system_off > 0 and system_on - system_off in (0, 1),
+                # which merges with a neighbour or stands alone, by vocabulary.
+                "equal (+-1: the space), > 0",
+                system_off > 0 and abs(system_on - system_off) <= 1,
             ],
             [
                 "one image",
