@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -45,6 +46,14 @@ log = logging.getLogger(__name__)
 
 _FINISH = {"stop": "stop", "length": "length"}
 _IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
+
+
+@dataclass(frozen=True)
+class RemoteCall:
+    """A request as the server gets it, and its prompt's length when counted here."""
+
+    body: dict
+    prompt_tokens: int | None
 
 
 class RemoteEngine(Engine):
@@ -227,12 +236,12 @@ class RemoteEngine(Engine):
         return response.json()
 
     def describe(self) -> dict[str, str]:
-        return {"url": self.base_url, "remote_model": self.model, **self.checks}
+        return {"url": self.base_url, "remote_model": self.model}
 
     def close(self) -> None:
         self._client.close()
 
-    def prepare(self, request: GenerationRequest) -> dict:
+    def prepare(self, request: GenerationRequest) -> RemoteCall:
         """The request's body; its answer's budget clamped to what the context
         leaves when MedServer can count the prompt."""
         if any(turn.images for turn in request.turns) and not self.sees_images:
@@ -243,8 +252,10 @@ class RemoteEngine(Engine):
             )
         sampling = request.sampling
         max_tokens = sampling.max_new_tokens
+        prompt_tokens = None
         if self.encoder is not None:
-            max_tokens = min(max_tokens, self.context - self.encoder.count(request, self.context))
+            prompt_tokens = self.encoder.count(request, self.context)
+            max_tokens = min(max_tokens, self.context - prompt_tokens)
         body = {
             "model": self.model,
             "messages": build_messages(request, self.spec, _data_uri_part),
@@ -267,19 +278,19 @@ class RemoteEngine(Engine):
                     "(it does not take ignore_eos)."
                 )
             body["ignore_eos"] = True
-        return body
+        return RemoteCall(body, prompt_tokens)
 
     def run_one(self, job: Job) -> None:
-        body = job.state if job.state is not None else self.prepare(job.request)
+        call = job.state if job.state is not None else self.prepare(job.request)
         try:
-            self._stream(job, body)
+            self._stream(job, call)
         except _Retry:
             # A kept-alive connection to a server that restarted: once more, afresh.
             self._client.close()
             self._client = self._new_client()
-            self._stream(job, body, retry=False)
+            self._stream(job, call, retry=False)
 
-    def _stream(self, job: Job, body: dict, retry: bool = True) -> None:
+    def _stream(self, job: Job, call: RemoteCall, retry: bool = True) -> None:
         splitter = ThoughtSplitter()
         first_token_at = None
         finish_reason = "stop"
@@ -287,7 +298,7 @@ class RemoteEngine(Engine):
         completion_chunks = 0
         try:
             with self._client.stream(
-                "POST", f"{self.base_url}/v1/chat/completions", json=body
+                "POST", f"{self.base_url}/v1/chat/completions", json=call.body
             ) as response:
                 if response.status_code != 200:
                     raise EngineError(_error_message(response))
@@ -322,7 +333,9 @@ class RemoteEngine(Engine):
         job.emit(
             Finished(
                 reason=finish_reason,
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                # A stream left early (Stop, a stop sequence) has no usage: the
+                # prompt as counted here stands in.
+                prompt_tokens=int(usage.get("prompt_tokens") or call.prompt_tokens or 0),
                 completion_tokens=int(usage.get("completion_tokens") or completion_chunks),
                 first_token_seconds=None
                 if first_token_at is None

@@ -55,6 +55,8 @@ class WorkerState:
     engine_reason: str = ""  # why this engine was chosen
     model: str = ""
     details: dict[str, str] = field(default_factory=dict)
+    # What the engine checked at load (a remote server's context, model, images).
+    checks: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     ready_at: float | None = None
 
@@ -250,6 +252,7 @@ class EngineWorker:
         self.state.engine = engine.name
         self.state.engine_reason = engine.choice_reason
         self.state.details = engine.describe()
+        self.state.checks = dict(getattr(engine, "checks", {}))
         self.state.status = "ready"
 
     def _replace_engine(self) -> None:

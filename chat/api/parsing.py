@@ -18,7 +18,7 @@ from chat.api.errors import ApiError
 from chat.api.message_images import message_images, part_from_data_uri
 from chat.dicom_windows import AUTO
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
-from inference.engine import ChatTurn, Sampling
+from inference.engine import DEFAULT_TOP_K, ChatTurn, Sampling
 from inference.registry import model_spec_for
 
 MAX_STOP_SEQUENCES = 4
@@ -156,13 +156,17 @@ def sampling_from(data: dict, *, max_tokens_names: Iterable[str] = ("max_tokens"
             max_tokens = number(data, name, 1, config.max_model_len, integer=True)
     temperature = number(data, "temperature", 0.0, 2.0, default=config.default_temperature)
     top_p = number(data, "top_p", 0.0, 1.0, default=config.default_top_p, low_open=True)
+    # vLLM's and SGLang's extension; -1 (their spelling) or 0: no limit.
+    top_k = number(data, "top_k", -1, 1_000_000, default=DEFAULT_TOP_K, integer=True)
     if not config.allow_client_sampling_config:
         # The server's own settings apply; what the client asked is checked, then ignored.
         temperature, top_p = config.default_temperature, config.default_top_p
+        top_k = DEFAULT_TOP_K
     return Sampling(
         max_tokens,
         temperature,
         top_p,
+        top_k=max(top_k, 0),
         stop=_stops(data.get("stop")),
         ignore_eos=flag(data, "ignore_eos", False),
     )

@@ -93,6 +93,12 @@ _SCHEMAS = {
             "max_tokens": {"type": "integer", "minimum": 1},
             "temperature": {"type": "number", "minimum": 0, "maximum": 2},
             "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "top_k": {
+                "type": "integer",
+                "minimum": -1,
+                "description": "Sample from the k likeliest tokens; -1 or 0: no limit. "
+                "Default 64, MedGemma's own.",
+            },
             "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
             "stream": {"type": "boolean", "default": False},
             "thinking": {"type": "boolean", "default": True},

@@ -35,6 +35,8 @@ async def health(request) -> JsonResponse:
         "uptime_seconds": round(time.time() - state.started_at, 1),
         "queue_depth": worker.queue_depth,
     }
+    if state.checks:
+        body["engine_checks"] = state.checks
     if state.status == "error":
         body["reason"] = state.reason
     if state.ready_at is not None:
