@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import tarfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -92,6 +93,10 @@ def backup_create(
         if meter:
             meter.finish()
         os.rename(partial, target)
+    except sqlite3.OperationalError as error:
+        if "full" in str(error):  # SQLite's words for ENOSPC while copying the database
+            raise BackupError(f"not enough room on the disk for {target}") from None
+        raise BackupError(f"cannot copy the database: {error}") from None
     except OSError as error:
         if error.errno in _NO_ROOM:
             raise BackupError(f"not enough room on the disk for {target}") from None
