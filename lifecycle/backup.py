@@ -96,7 +96,8 @@ def backup_create(
     except sqlite3.OperationalError as error:
         if "full" in str(error):  # SQLite's words for ENOSPC while copying the database
             raise BackupError(f"not enough room on the disk for {target}") from None
-        raise BackupError(f"cannot copy the database: {error}") from None
+        # SQLite does not say which write error it met (a file size limit, a failing disk).
+        raise BackupError(f"cannot copy the database next to {target}: {error}") from None
     except OSError as error:
         if error.errno in _NO_ROOM:
             raise BackupError(f"not enough room on the disk for {target}") from None

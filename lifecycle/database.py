@@ -77,11 +77,13 @@ def counts(path: Path) -> dict[str, int]:
 
 
 def attachment_files(path: Path) -> list[str]:
-    """The names (relative to the uploads folder) of the files its image rows point at."""
+    """The names (relative to the uploads folder) of the files its image rows point at,
+    each once (an edited question's copy shares its original's file)."""
     with closing(connect(path)) as db:
         if not _has_table(db, "chat_attachment"):
             return []
-        return [row[0] for row in db.execute("SELECT file FROM chat_attachment ORDER BY file")]
+        query = "SELECT DISTINCT file FROM chat_attachment ORDER BY file"
+        return [row[0] for row in db.execute(query)]
 
 
 def attachments_still_saved(path: Path, names: list[str]) -> set[str]:

@@ -101,6 +101,8 @@ def _unpack(stream, staging: Path, meter: Progress | None, raw) -> tuple[dict[st
                 continue
             digest = hashlib.sha256()
             path = staging / member.name
+            if path.exists() or member.name in found:
+                raise RestoreRefused(f"the archive holds {member.name} twice")
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "xb") as out:
                 while chunk := source.read(_COPY_BYTES):

@@ -18,7 +18,7 @@ from chat.models import Attachment, Message
 from tests.chat.conversation import finish_answer
 
 
-def noise_png(size: int = 96) -> bytes:
+def noise_png(size: int = 256) -> bytes:
     """An image no other test makes: random pixels, which no compression shrinks."""
     image = Image.frombytes("RGB", (size, size), os.urandom(size * size * 3))
     out = io.BytesIO()
