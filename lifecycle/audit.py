@@ -25,7 +25,7 @@ def operator_name() -> str:
         return "command line"
 
 
-def record(action: str, *, detail: str, target: str = "", actor: str | None = None) -> None:
+def record(action: str, *, detail: str = "", target: str = "", actor: str | None = None) -> None:
     """Append an event done by `actor` (the command line's user unless given).
 
     A trail that cannot be written (a database too old to have one) is logged,
