@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import pty
+import re
 import resource
 import signal
 import sqlite3
+import subprocess
 
 import pytest
 
 from lifecycle.manifest import Manifest
 from tests.e2e.conftest import free_port
 from tests.lifecycle.datadir import (
+    MEDSERVER,
     archive_members,
     archive_write,
     django_run,
+    environ,
     files_under,
     medserver,
     query,
@@ -54,6 +61,7 @@ def clinic(tmp_path_factory):
     archive = folder / "backup.tar.gz"
     done = medserver("backup", "--to", str(archive), data_dir=data_dir)
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no progress meter in a cron job's mail
     return data_dir, files, archive
 
 
@@ -84,6 +92,27 @@ def test_backup_restores_into_a_fresh_data_dir_whole(clinic, tmp_path):
     assert query(data_dir, "SELECT count(*) FROM chat_auditevent WHERE action = 'backup'")[0][0]
     ((detail,),) = query(target, "SELECT detail FROM chat_auditevent WHERE action = 'restore'")
     assert "backup.tar.gz" in detail and "6 messages" in detail
+
+
+def test_backup_shows_its_progress_on_a_terminal(clinic, tmp_path):
+    data_dir, _, _ = clinic
+    terminal, its_end = pty.openpty()
+    done = subprocess.run(
+        [str(MEDSERVER), "backup", "--to", str(tmp_path / "b.tar.gz")],
+        env=environ(data_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=its_end,
+        timeout=120,
+    )
+    os.close(its_end)
+    shown = b""
+    with contextlib.suppress(OSError):  # the terminal's end is closed: all is read
+        while chunk := os.read(terminal, 65536):
+            shown += chunk
+    os.close(terminal)
+    assert done.returncode == 0
+    assert re.search(rb"\rBacking up: 100%  \d+ files, [\d.,]+ [KMG]?B of [\d.,]+ [KMG]?B", shown)
 
 
 def test_restore_refuses_a_data_dir_with_data_unless_forced(clinic, tmp_path):
