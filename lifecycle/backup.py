@@ -18,6 +18,7 @@ import os
 import shutil
 import sqlite3
 import tarfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -194,6 +195,7 @@ def _add_bytes(tar, name: str, data: bytes, manifest: Manifest | None) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o600
+    info.mtime = int(time.time())
     tar.addfile(info, io.BytesIO(data))
     if manifest is not None:
         manifest.files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}

@@ -76,6 +76,7 @@ def user_erase(*, user, actor: str) -> Erasure:
                 Attachment: list(attachments.values_list("pk", flat=True)),
                 Preset: list(presets.values_list("pk", flat=True)),
                 AnswerReview: list(reviews.values_list("pk", flat=True)),
+                type(user): [user_id],  # entries about the account name it
             },
         )
         erased.chats = sessions.count()
