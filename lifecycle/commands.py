@@ -68,7 +68,7 @@ def restore_archive(
         from django.db.migrations.loader import MigrationLoader
 
         known = set(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
-        restore.check_not_newer(manifest, known)
+        restore.check_not_newer(manifest, staging, known)
         call_command("migrate", interactive=False, verbosity=0)
         _record("restore", f"from {archive.name}, {manifest.describe()}")
         connections.close_all()

@@ -133,17 +133,21 @@ def _compare(found: dict[str, str], manifest: Manifest, name: str) -> None:
         raise RestoreRefused(f"{name} holds no database")
 
 
-def check_not_newer(manifest: Manifest, known_migrations: set[tuple[str, str]]) -> None:
+def check_not_newer(
+    manifest: Manifest, staging: Path, known_migrations: set[tuple[str, str]]
+) -> None:
     """Raise RestoreRefused for a backup from a newer MedServer than this one: a newer
-    version, or a database migrated further than this MedServer knows how to."""
+    version, or a staged database migrated further than this MedServer knows how to
+    (read from the database itself, not from what the manifest says of it)."""
     if version_tuple(manifest.medserver_version) > version_tuple(__version__):
         raise RestoreRefused(
             f"the backup was taken by MedServer {manifest.medserver_version}, newer than "
             f"this one ({__version__}): upgrade MedServer, then restore"
         )
+    applied = database.migration_state(staging / database.DATABASE_NAME)
     unknown = [
         f"{app}.{name}"
-        for app, names in manifest.migrations.items()
+        for app, names in applied.items()
         for name in names
         if (app, name) not in known_migrations
     ]

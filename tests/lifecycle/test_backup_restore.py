@@ -268,6 +268,20 @@ def test_backup_from_a_newer_medserver_is_refused(tmp_path):
     assert not (tmp_path / "target" / "medserver.sqlite3").exists()
 
 
+def test_backup_taken_by_a_newer_version_is_refused(clinic, tmp_path):
+    def newer(members):
+        manifest = json.loads(members["manifest.json"])
+        manifest["medserver_version"] = "99.0.0"
+        members["manifest.json"] = json.dumps(manifest).encode()
+
+    done = medserver(
+        "restore", tampered(clinic[2], tmp_path, newer), "--data-dir", str(tmp_path / "target")
+    )
+    assert done.returncode != 0
+    assert "taken by MedServer 99.0.0, newer than this one" in done.stderr
+    assert not (tmp_path / "target" / "medserver.sqlite3").exists()
+
+
 def test_backup_of_the_previous_release_restores_and_migrates(tmp_path):
     old = tmp_path / "old"
     django_run(old, chat_as_of(PREVIOUS_RELEASE), migrate_to=PREVIOUS_RELEASE)
