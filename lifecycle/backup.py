@@ -76,7 +76,7 @@ def backup_create(
         if problems:
             raise BackupError(f"the database in {data_dir} is damaged: {problems[0]}")
         uploads = data_dir / database.UPLOADS_NAME
-        files, missing = _files_to_copy(copy, source, uploads)
+        files, missing = files_to_copy(copy, source, uploads)
         manifest = Manifest(
             medserver_version=__version__,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -131,7 +131,7 @@ def _size_of(path: Path) -> int:
         return 0
 
 
-def _files_to_copy(copy: Path, live: Path, uploads: Path) -> tuple[list[str], list[str]]:
+def files_to_copy(copy: Path, live: Path, uploads: Path) -> tuple[list[str], list[str]]:
     """The image files to archive, and those already missing from the data dir.
 
     A file gone since the snapshot belongs to a row deleted since (with its

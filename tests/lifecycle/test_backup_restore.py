@@ -9,12 +9,15 @@ import os
 import pty
 import re
 import resource
+import shutil
 import signal
 import sqlite3
 import subprocess
 
 import pytest
 
+from lifecycle import database
+from lifecycle.backup import files_to_copy
 from lifecycle.manifest import Manifest
 from tests.e2e.conftest import free_port
 from tests.lifecycle.datadir import (
@@ -336,3 +339,31 @@ def _dump(data_dir) -> str:
     with sqlite3.connect(data_dir / "medserver.sqlite3") as db:
         lines = "\n".join(db.iterdump())
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def test_an_image_deleted_after_the_snapshot_leaves_no_row_without_its_file(clinic, tmp_path):
+    """The race a live backup meets: the database is copied, then a chat with images is
+    deleted (rows, then files) before the files are copied."""
+    live = tmp_path / "data"
+    shutil.copytree(clinic[0], live)
+    copy = tmp_path / "snapshot.sqlite3"
+    database.snapshot(live / "medserver.sqlite3", copy)
+    deleted = django_run(
+        live,
+        "from chat.models import Attachment, ChatSession\n"
+        "from chat.services.sessions import session_delete\n"
+        "session = ChatSession.objects.filter(messages__attachments__isnull=False).first()\n"
+        "result = sorted(set(Attachment.objects.filter(message__session=session)"
+        ".values_list('file', flat=True)))\n"
+        "session_delete(session=session)\n",
+    )
+    assert deleted and not any((live / "uploads" / name).exists() for name in deleted)
+    # And one file lost from the data dir earlier, its row still saved.
+    (lost,) = set(database.attachment_files(copy)) - set(deleted)
+    (live / "uploads" / lost).unlink()
+
+    files, missing = files_to_copy(copy, live / "medserver.sqlite3", live / "uploads")
+
+    assert missing == [lost]
+    assert set(files) == set(database.attachment_files(copy)) - {lost}
+    assert not set(deleted) & set(database.attachment_files(copy))  # their rows left out too
