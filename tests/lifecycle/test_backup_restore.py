@@ -121,7 +121,8 @@ def test_backup_shows_its_progress_on_a_terminal(clinic, tmp_path):
 def test_restore_refuses_a_data_dir_with_data_unless_forced(clinic, tmp_path):
     data_dir, files, archive = clinic
     target = tmp_path / "busy"
-    django_run(target, "result = 1")  # a data dir of its own, with a database
+    shutil.copytree(data_dir, target)  # a data dir of its own, with a database
+    sql(target, "DELETE FROM chat_message")
 
     refused = medserver("restore", str(archive), "--data-dir", str(target))
     assert refused.returncode != 0
@@ -254,13 +255,13 @@ def test_backup_refuses_an_existing_target_and_a_full_disk(clinic, tmp_path):
     assert list(tmp_path.iterdir()) == []  # no half-written archive, no leftover copy
 
 
-def test_backup_from_a_newer_medserver_is_refused(tmp_path):
+def test_backup_from_a_newer_medserver_is_refused(clinic, tmp_path):
     data_dir = tmp_path / "data"
-    django_run(
+    shutil.copytree(clinic[0], data_dir)
+    sql(
         data_dir,
-        "from django.db import connection\n"
-        'connection.cursor().execute("INSERT INTO django_migrations (app, name, applied) '
-        "VALUES ('chat', '0099_from_the_future', '2030-01-01')\")",
+        "INSERT INTO django_migrations (app, name, applied) "
+        "VALUES ('chat', '0099_from_the_future', '2030-01-01')",
     )
     archive = tmp_path / "newer.tar.gz"
     assert medserver("backup", "--to", str(archive), data_dir=data_dir).returncode == 0
@@ -333,6 +334,12 @@ def test_failed_migration_at_start_leaves_the_data_dir_as_it_was(tmp_path):
         "medserver.sqlite3-wal",
         "medserver.sqlite3-shm",
     }
+
+
+def sql(data_dir, statement: str) -> None:
+    with contextlib.closing(sqlite3.connect(data_dir / "medserver.sqlite3")) as db:
+        db.execute(statement)
+        db.commit()
 
 
 def _dump(data_dir) -> str:
