@@ -77,18 +77,12 @@ def backup_create(
             raise BackupError(f"the database in {data_dir} is damaged: {problems[0]}")
         uploads = data_dir / database.UPLOADS_NAME
         files, missing = files_to_copy(copy, source, uploads)
-        manifest = Manifest(
-            medserver_version=__version__,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            migrations=database.migration_state(copy),
-            counts=database.counts(copy),
-            missing_files=missing,
-            encrypted=passphrase is not None,
-        )
-        total = copy.stat().st_size + sum((uploads / name).stat().st_size for name in files)
+        total = copy.stat().st_size + sum(_size_of(uploads / name) for name in files)
         meter = Progress("Backing up", total_bytes=total) if progress else None
         with open(partial, "xb") as raw:
-            _write_archive(raw, passphrase, data_dir, copy, files, manifest, settings, meter)
+            manifest = _write_archive(
+                raw, passphrase, data_dir, copy, files, missing, settings, meter
+            )
             raw.flush()
             os.fsync(raw.fileno())
         if meter:
@@ -141,14 +135,19 @@ def files_to_copy(copy: Path, live: Path, uploads: Path) -> tuple[list[str], lis
     """
     wanted = database.attachment_files(copy)
     gone = [name for name in wanted if not (uploads / name).is_file()]
+    return [name for name in wanted if name not in gone], _settle_gone(copy, live, gone)
+
+
+def _settle_gone(copy: Path, live: Path, gone: list[str]) -> list[str]:
+    """Drop from the snapshot `copy` the rows of the files `gone` that the `live`
+    database has deleted too; return those it still has (files lost before)."""
     still_saved = database.attachments_still_saved(live, gone)
     deleted_since = [name for name in gone if name not in still_saved]
     if deleted_since:
         database.attachments_drop(copy, deleted_since)
-    missing = sorted(still_saved)
-    for name in missing:
+    for name in sorted(still_saved):
         log.warning("image file %s is missing from the data dir; its row is kept", name)
-    return [name for name in wanted if name not in gone], missing
+    return sorted(still_saved)
 
 
 def _write_archive(
@@ -157,27 +156,49 @@ def _write_archive(
     data_dir: Path,
     copy: Path,
     files: list[str],
-    manifest: Manifest,
+    missing: list[str],
     settings: dict | None,
     meter: Progress | None,
-) -> None:
+) -> Manifest:
+    """Write the archive; return its manifest.
+
+    The images go first and the database after them: a chat deleted while its
+    images are copied has its rows taken out of the database's copy before the
+    copy is archived.
+    """
     out = crypto.EncryptingWriter(raw, passphrase) if passphrase is not None else raw
+    checksums: dict[str, dict] = {}
     with tarfile.open(fileobj=out, mode="w|gz", format=tarfile.PAX_FORMAT) as tar:
-        _add_file(tar, copy, database.DATABASE_NAME, manifest, meter)
         key = data_dir / database.SECRET_KEY_NAME
         if key.is_file():
-            _add_file(tar, key, database.SECRET_KEY_NAME, manifest, None)
+            _add_file(tar, key, database.SECRET_KEY_NAME, checksums, None)
+        vanished = []
         for name in files:
             path = data_dir / database.UPLOADS_NAME / name
-            _add_file(tar, path, f"{database.UPLOADS_NAME}/{name}", manifest, meter)
+            try:
+                _add_file(tar, path, f"{database.UPLOADS_NAME}/{name}", checksums, meter)
+            except FileNotFoundError:
+                vanished.append(name)
+        missing = sorted(missing + _settle_gone(copy, data_dir / database.DATABASE_NAME, vanished))
+        manifest = Manifest(
+            medserver_version=__version__,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            migrations=database.migration_state(copy),
+            counts=database.counts(copy),
+            files=checksums,  # the database's and settings' sums join it below
+            missing_files=missing,
+            encrypted=passphrase is not None,
+        )
+        _add_file(tar, copy, database.DATABASE_NAME, checksums, meter)
         settings_json = json.dumps(settings or {}, indent=2, sort_keys=True, default=str)
-        _add_bytes(tar, SETTINGS_NAME, settings_json.encode(), manifest)
+        _add_bytes(tar, SETTINGS_NAME, settings_json.encode(), checksums)
         _add_bytes(tar, MANIFEST_NAME, manifest.to_json(), None)
     if isinstance(out, crypto.EncryptingWriter):
         out.close()
+    return manifest
 
 
-def _add_file(tar, path: Path, name: str, manifest: Manifest, meter: Progress | None) -> None:
+def _add_file(tar, path: Path, name: str, checksums: dict, meter: Progress | None) -> None:
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         info = tarfile.TarInfo(name)
@@ -186,19 +207,19 @@ def _add_file(tar, path: Path, name: str, manifest: Manifest, meter: Progress | 
         info.mtime = int(os.fstat(handle.fileno()).st_mtime)
         reader = _HashingReader(handle)
         tar.addfile(info, reader)
-    manifest.files[name] = {"sha256": reader.hash.hexdigest(), "size": size}
+    checksums[name] = {"sha256": reader.hash.hexdigest(), "size": size}
     if meter:
         meter.advance(size)
 
 
-def _add_bytes(tar, name: str, data: bytes, manifest: Manifest | None) -> None:
+def _add_bytes(tar, name: str, data: bytes, checksums: dict | None) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o600
     info.mtime = int(time.time())
     tar.addfile(info, io.BytesIO(data))
-    if manifest is not None:
-        manifest.files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    if checksums is not None:
+        checksums[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
 class _HashingReader:
