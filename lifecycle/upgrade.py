@@ -17,7 +17,8 @@ from django.core.management import call_command
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
-from lifecycle import database
+from chat.models import AuditEvent
+from lifecycle import audit, database
 from lifecycle.backup import SUFFIX, backup_create
 from lifecycle.errors import LifecycleError
 from lifecycle.restore import BACKUPS_FOLDER
@@ -80,6 +81,12 @@ def migrate_with_backup(data_dir: Path, *, keep: int) -> Path | None:
         ) from error
     finally:
         rollback.unlink(missing_ok=True)
+    if archive is not None:
+        audit.record(
+            AuditEvent.Action.BACKUP,
+            actor="MedServer (at start)",
+            detail=f"to {archive.name}, before {len(pending)} migrations",
+        )
     return archive
 
 

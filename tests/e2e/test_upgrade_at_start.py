@@ -35,6 +35,10 @@ def test_start_backs_up_before_migrating_and_runs_retention(tmp_path):
         manifest = Manifest.from_json(members["manifest.json"])
         assert manifest.migrations["chat"][-1] == PREVIOUS_RELEASE[1]
         assert MARK.encode() in members["medserver.sqlite3"]
+        ((actor, detail),) = query(
+            data_dir, "SELECT username, detail FROM chat_auditevent WHERE action = 'backup'"
+        )
+        assert actor == "MedServer (at start)" and detail.startswith(f"to {kept[1].name}")
         # The migrated database's first retention pass deletes the chat idle since 2020.
         deadline = time.monotonic() + 30
         while query(data_dir, "SELECT count(*) FROM chat_chatsession") != [(0,)]:
