@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lifecycle import restore
 from lifecycle.backup import backup_create
-from lifecycle.errors import LifecycleError, RestoreRefused
+from lifecycle.errors import LifecycleError
 from medserver_site.config import ServerConfig
 
 
@@ -109,7 +109,7 @@ def _passphrase(path: Path | None, *, ask: bool, confirm: bool) -> str | None:
     if not ask:
         return None
     if not sys.stdin.isatty():
-        raise RestoreRefused("a passphrase is needed: give --passphrase-file FILE")
+        raise LifecycleError("a passphrase is needed: give --passphrase-file FILE")
     phrase = getpass.getpass("Passphrase: ")
     if confirm and getpass.getpass("Passphrase again: ") != phrase:
         raise LifecycleError("the two passphrases differ")
