@@ -7,6 +7,7 @@ from django.utils import timezone
 from chat import audit
 from chat.models import AnswerReview, Attachment, AuditEvent, ChatSession, Message, Preset
 from chat.review_export import reviews_csv_lines
+from lifecycle.holds import session_hold, session_release
 
 
 class MessageInline(admin.StackedInline):
@@ -35,11 +36,33 @@ class MessageInline(admin.StackedInline):
 
 @admin.register(ChatSession)
 class ChatSessionAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "owner", "model_name", "created_at", "updated_at")
-    list_filter = ("model_name", "created_at")
+    list_display = ("__str__", "owner", "model_name", "created_at", "updated_at", "held_at")
+    list_filter = ("model_name", "created_at", ("held_at", admin.EmptyFieldListFilter))
     search_fields = ("title", "owner__username")
-    readonly_fields = ("id", "owner", "model_name", "created_at", "updated_at")
+    readonly_fields = (
+        "id",
+        "owner",
+        "model_name",
+        "created_at",
+        "updated_at",
+        "held_at",
+        "held_by",
+        "hold_reason",
+    )
     inlines = [MessageInline]
+    actions = ["place_hold", "release_hold"]
+
+    @admin.action(description="Place a hold (legal or clinical review): kept from retention")
+    def place_hold(self, request, queryset):
+        for session in queryset:
+            session_hold(session=session, by=request.user.get_username(), reason="placed in admin")
+        self.message_user(request, f"{queryset.count()} chat(s) on hold.")
+
+    @admin.action(description="Release the hold")
+    def release_hold(self, request, queryset):
+        for session in queryset:
+            session_release(session=session, by=request.user.get_username())
+        self.message_user(request, f"{queryset.count()} chat(s) released.")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # Staff reading a clinician's chat is itself on the record.

@@ -37,6 +37,11 @@ class ChatSession(models.Model):
     max_new_tokens = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    # A hold (legal or clinical review) keeps the chat from deletion by retention
+    # (lifecycle.retention) until an admin releases it (lifecycle.holds).
+    held_at = models.DateTimeField(null=True, blank=True)
+    held_by = models.CharField(max_length=150, blank=True, help_text="Who placed the hold.")
+    hold_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -282,6 +287,13 @@ class AuditEvent(models.Model):
         API_TOKEN_CREATE = "api_token_create", "Created an API token"
         API_TOKEN_REVOKE = "api_token_revoke", "Revoked an API token"
         API_TOKEN_USE = "api_token_use", "Used an API token"
+        BACKUP = "backup", "Backed up the data"
+        RESTORE = "restore", "Restored a backup"
+        RETENTION = "retention", "Deleted expired chats"
+        SESSION_HOLD = "session_hold", "Placed a hold on a chat"
+        SESSION_RELEASE = "session_release", "Released a chat's hold"
+        USER_EXPORT = "user_export", "Exported a user's data"
+        USER_ERASE = "user_erase", "Erased a user's data"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(

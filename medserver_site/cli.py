@@ -1,6 +1,7 @@
 """`medserver`: parse the flags, prepare the database, start the model, serve on Daphne.
 
-`medserver download -m 4` fetches a model's weights ahead of time instead.
+`medserver download -m 4` fetches a model's weights ahead of time instead;
+`medserver backup` and `medserver restore` copy the data dir out and back (lifecycle).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 log = logging.getLogger("medserver")
 
 USAGE = """medserver -m MODEL [-p PORT] [-ip HOST] [-q] [options]
-       medserver download -m {4,27,27t} [--hf-token TOKEN] [--to FOLDER]"""
+       medserver download -m {4,27,27t} [--hf-token TOKEN] [--to FOLDER]
+       medserver backup --to FILE [--data-dir DIR] [--encrypt | --passphrase-file FILE]
+       medserver restore FILE [--data-dir DIR] [--force] [--passphrase-file FILE]"""
 
 # Daphne takes the client's address, port and scheme from these headers when
 # told to; only a reverse proxy in front of MedServer may be trusted with them.
@@ -242,6 +245,18 @@ def build_parser() -> OneLineParser:
         "from its X-Forwarded-For/-Proto/-Port headers. Bind to 127.0.0.1 with it, so "
         "that only the proxy can reach MedServer",
     )
+    add(
+        "--retention-days",
+        **typed("retention_days"),
+        help="delete chats idle for more than this many days, in a daily pass (reviewed "
+        "chats and chats on hold are kept); 0 = keep every chat",
+    )
+    add(
+        "--upgrade-backups",
+        **typed("upgrade_backups"),
+        help="before migrating the database at start, back up the data dir into its "
+        "backups/ folder, keeping this many such backups; 0 = no backup",
+    )
     commands = parser.add_subparsers(
         dest="command", title="commands", metavar="COMMAND", parser_class=OneLineParser
     )
@@ -276,7 +291,60 @@ def build_parser() -> OneLineParser:
         help="put the files in this folder instead of the Hugging Face cache, e.g. to copy "
         "them to a machine without internet and serve them there with -m FOLDER",
     )
+    _add_lifecycle_commands(commands)
     return parser
+
+
+def _add_lifecycle_commands(commands) -> None:
+    # SUPPRESS: without its own --data-dir, a command keeps the one given before it.
+    data_dir = {
+        "type": _checked(ServerConfig.__dataclass_fields__["data_dir"].metadata["parse"]),
+        "default": argparse.SUPPRESS,
+        "metavar": "DIR",
+        "help": "the data dir (default: as when serving: $MEDSERVER_DATA_DIR or ~/.medserver)",
+    }
+    passphrase_file = {
+        "type": Path,
+        "default": None,
+        "metavar": "FILE",
+        "help": "read the passphrase from the first line of FILE (for scheduled backups)",
+    }
+    backup = commands.add_parser(
+        "backup",
+        prog="medserver backup",
+        help="write the database, uploads and secret key to one archive, then exit",
+        description="Back up a data dir into one archive, while MedServer serves: the "
+        "database through SQLite's online backup API, every uploaded image, the secret key, "
+        "the settings, and a manifest with each file's SHA-256.",
+        epilog="Example: medserver backup --to /mnt/nas/medserver-2026-12-01.tar.gz",
+        formatter_class=_HelpFormatter,
+    )
+    backup.add_argument("--to", required=True, type=Path, metavar="FILE", help="a new file")
+    backup.add_argument("--data-dir", **data_dir)
+    lock = backup.add_mutually_exclusive_group()
+    lock.add_argument(
+        "--encrypt", action="store_true", help="encrypt with a passphrase asked for here"
+    )
+    lock.add_argument("--passphrase-file", **passphrase_file)
+    restore = commands.add_parser(
+        "restore",
+        prog="medserver restore",
+        help="put a backup back into a data dir, then exit",
+        description="Restore a backup into an empty data dir (or, with --force, over the "
+        "data there). Every file is checked against the manifest first; a backup from an "
+        "older MedServer is migrated, one from a newer MedServer refused. Stop MedServer "
+        "before restoring into the data dir it serves.",
+        epilog="Example: medserver restore /mnt/nas/medserver-2026-12-01.tar.gz",
+        formatter_class=_HelpFormatter,
+    )
+    restore.add_argument("archive", type=Path, metavar="FILE", help="the backup to restore")
+    restore.add_argument("--data-dir", **data_dir)
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the data dir's database, uploads and key (kept in its backups/ folder)",
+    )
+    restore.add_argument("--passphrase-file", **passphrase_file)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -315,6 +383,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.command == "download":
         download(args.model, args.hf_token, args.to)
+        return
+    if args.command in ("backup", "restore"):
+        from lifecycle import commands
+
+        if args.command == "backup":
+            commands.backup(
+                data_dir=args.data_dir,
+                target=args.to,
+                passphrase_file=args.passphrase_file,
+                encrypt=args.encrypt,
+            )
+        else:
+            commands.restore_archive(
+                archive=args.archive,
+                data_dir=args.data_dir,
+                force=args.force,
+                passphrase_file=args.passphrase_file,
+            )
         return
     serve(server_config(args), behind_proxy=args.behind_proxy)
 
@@ -357,14 +443,22 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
 
     if config.workers > 1:
         log.warning(WORKERS_NOTE.format(n=config.workers))
-    call_command("migrate", interactive=False, verbosity=0)
+    from lifecycle.errors import LifecycleError
+    from lifecycle.upgrade import migrate_with_backup
+
+    try:
+        upgrade_backup = migrate_with_backup(config.data_dir, keep=config.upgrade_backups)
+    except LifecycleError as error:
+        sys.exit(f"medserver: error: {error}")
+    if upgrade_backup is not None:
+        print(f"Backed up the data before migrating it: {upgrade_backup}", flush=True)
 
     from chat import services
     from inference.worker import start_engine_worker, stop_engine_worker
+    from lifecycle.retention import retention_start
     from medserver_site import static_files
 
     static_files.collect()
@@ -375,6 +469,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
             "%d answer(s) cut off by the last shutdown were marked as interrupted", interrupted
         )
     start_engine_worker(config)
+    retention = retention_start(config.retention_days)
     # Built here: the database is not for the server's loop thread.
     banner = _banner(config, behind_proxy=behind_proxy)
 
@@ -393,6 +488,8 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
     try:
         server.run()
     finally:
+        if retention is not None:
+            retention.stop()
         stop_engine_worker()
 
 

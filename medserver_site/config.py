@@ -226,6 +226,10 @@ class ServerConfig:
     ssl_certfile: str = _opt("", parse_existing_file)
     ssl_keyfile: str = _opt("", parse_existing_file)
     data_dir: Path = _opt(None, parse_data_dir)
+    # Data lifecycle (lifecycle/): chats idle this many days are deleted daily (0 = kept
+    # for ever); automatic backups kept from before migrating at start (0 = none taken).
+    retention_days: int = _opt(0, _int_in(0, 36_500, "retention days"))
+    upgrade_backups: int = _opt(3, _int_in(0, 100, "upgrade backups"))
 
     def __post_init__(self) -> None:
         if self.data_dir is None:

@@ -312,6 +312,8 @@ def test_config_survives_the_trip_through_the_environment(model_folder, tmp_path
         no_auth=True,
         ssl_certfile=str(tmp_path / "cert.pem"),
         ssl_keyfile=str(tmp_path / "key.pem"),
+        retention_days=90,
+        upgrade_backups=0,
     )
     # Every option is changed, so a field that does not travel would show.
     for field in dataclasses.fields(ServerConfig):
