@@ -305,6 +305,7 @@ def test_config_survives_the_trip_through_the_environment(model_folder, tmp_path
         engine_url="http://10.0.0.9:30000",
         engine_api_key="sk-remote",
         engine_model="google/medgemma-27b-it",
+        engine_max_concurrency=512,
         max_batch_size=16,
         max_queued_requests=5,
         loop_guard=0,
@@ -412,11 +413,13 @@ def test_console_script_prints_its_version(tmp_path):
 def test_engine_flags_reach_the_config():
     config = parse_config(
         ["-m", "27", "--engine-url", "http://gpu-box:30000/", "--engine-model", "medgemma",
-         "--max-batch-size", "4", "--max-queued-requests", "9", "--loop-guard", "0"]
+         "--max-batch-size", "4", "--max-queued-requests", "9", "--loop-guard", "0",
+         "--engine-max-concurrency", "400"]
     )  # fmt: skip
     assert config.engine_url == "http://gpu-box:30000"
     assert (config.engine_model, config.max_batch_size) == ("medgemma", 4)
     assert (config.max_queued_requests, config.loop_guard) == (9, 0)
+    assert config.engine_max_concurrency == 400
 
 
 def test_a_bad_engine_url_is_one_clear_line(capsys):
