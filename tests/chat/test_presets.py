@@ -233,3 +233,37 @@ def test_an_answer_records_the_settings_saved_after_its_page_loaded_the_chat(use
     _configure(session, preset=_own(user))
     _, answer = services.message_send(session=page_copy, content="Stale?")
     assert answer.preset_name == "Derm lesion"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_preset_reaches_the_model_whole_with_thinking_on_or_off(user, engine):
+    """Through the chat socket: the preset's instructions add as many prompt tokens
+    (as the engine counted them, saved with the answer) with thinking on as off."""
+    from channels.db import database_sync_to_async
+
+    from tests.chat.test_consumer import open_socket, read_until_final
+
+    @database_sync_to_async
+    def chat(preset_key: str | None, thinking: bool):
+        session = services.session_create(owner=user, model_name=engine.state.model)
+        if preset_key:
+            _configure(session, preset=Preset.objects.get(owner=None, key=preset_key))
+        return services.session_set_thinking(session=session, thinking=thinking)
+
+    async def prompt_tokens(preset_key: str | None, thinking: bool) -> int:
+        session = await chat(preset_key, thinking)
+        communicator, connected, _ = await open_socket(session, user)
+        assert connected
+        await communicator.send_json_to({"action": "send", "content": "Findings?"})
+        _, message_id, status = await read_until_final(communicator)
+        await communicator.disconnect()
+        assert status == "complete"
+        answer = await database_sync_to_async(Message.objects.get)(pk=message_id)
+        return answer.prompt_tokens
+
+    preset = "chest-xray-report"
+    added_off = await prompt_tokens(preset, False) - await prompt_tokens(None, False)
+    added_on = await prompt_tokens(preset, True) - await prompt_tokens(None, True)
+
+    assert added_off > 50
+    assert abs(added_on - added_off) <= 1  # the space joining Google's instruction
