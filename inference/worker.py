@@ -1,13 +1,17 @@
 """The engine worker: one thread that owns the model and serves every request.
 
-The WebSocket consumer and the JSON API both call `engine_worker().submit()`.
-The thread loads the model first (while /api/health says "loading"), then
-serves the queued requests together: a batched engine (Transformers) gets
-them as rows of one batch, which pauses between two tokens to let newcomers
-in; an engine whose server batches by itself (SGLang, a remote endpoint)
-gets each request on a thread of its own. The model is never driven by two
-`generate` calls at once. Each request's events flow back to the caller's
-asyncio loop through its `GenerationHandle`.
+The chat's answers (chat/answers.py) and the JSON API (chat/api/generation.py)
+both call `engine_worker().submit()`. A submitted request is first rendered,
+tokenized and checked on one of the worker's preparation threads (so the
+thread that generates never tokenizes, and a request that cannot fit is
+refused at once), then queued. The engine thread loads the model first
+(while /api/health says "loading"), then serves the queued requests together:
+a batched engine (Transformers) gets them as rows of one batch, which pauses
+between two tokens to let newcomers in and ended rows out; an engine whose
+server batches by itself (SGLang, a remote endpoint) gets each request on a
+thread of its own, up to its `max_concurrency` at once. The model is never
+driven by two `generate` calls at once. Each request's events flow back to
+the caller's asyncio loop through its `GenerationHandle`.
 """
 
 from __future__ import annotations
