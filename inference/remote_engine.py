@@ -223,8 +223,11 @@ class RemoteEngine(Engine):
             "messages": build_messages(request, self.spec, _data_uri_part),
             "max_tokens": 1,
             "temperature": 0.0,
-            **extra,
         }
+        if "chat_template_kwargs" in self.extensions:
+            # As every request is sent: the server adds no thinking instruction of its own.
+            body["chat_template_kwargs"] = _EXTENSIONS["chat_template_kwargs"]
+        body.update(extra)
         try:
             response = self._client.post(f"{self.base_url}/v1/chat/completions", json=body)
         except httpx.HTTPError as error:

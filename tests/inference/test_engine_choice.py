@@ -220,6 +220,9 @@ async def test_engine_url_streams_the_same_answers_as_the_local_engine(served, e
         assert remote.wait_ready(30), remote.state.reason
         assert remote.state.engine == "remote"
         assert remote.engine.model == "medserver-demo"
+        # Another MedServer renders the probe as this one's template does, and sees images.
+        assert remote.state.checks["model"].startswith("prompts render as -m's")
+        assert remote.state.checks["images"].startswith("seen")
         requests = [ask(f"Question {n} about sepsis") for n in range(4)]
         over_the_wire = await asyncio.gather(*(answer(remote, r) for r in requests))
         here = [await answer(engine, r) for r in requests]
