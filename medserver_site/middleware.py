@@ -46,15 +46,17 @@ class IdleSignOutMiddleware:
         return self.get_response(request)
 
 
-def session_still_active(session) -> bool:
-    """For the chat socket: False once the session has been idle too long; else
-    note the message as activity (sending counts, like a page visit)."""
+def session_still_active(session, *, note: bool = True) -> bool:
+    """For the chat socket: False once the session has been idle too long; else,
+    with `note`, note the message as activity (sending counts, like a page visit)."""
     if settings.MEDSERVER.no_auth:
         return True
     now = time.time()
     last = session.get(_ACTIVITY_KEY, now)
     if _idle_too_long(last, now):
         return False
+    if not note:
+        return True
     if now - last >= _ACTIVITY_RESOLUTION or _ACTIVITY_KEY not in session:
         session[_ACTIVITY_KEY] = now
         session.save()

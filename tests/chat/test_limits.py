@@ -7,6 +7,7 @@ from channels.testing import WebsocketCommunicator
 
 from chat import services
 from medserver_site.asgi import application
+from tests.chat.test_consumer import socket_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,9 +38,8 @@ async def test_socket_messages_share_the_budget_with_http(async_client, user, ch
     api = await async_client.get("/api/models", headers={"Authorization": f"Bearer {key}"})
     assert api.status_code == 200  # one of the three
     socket = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
-    socket.scope["user"] = user
     socket.scope["client"] = ("127.0.0.1", 50000)
-    socket.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    socket.scope["headers"] = await socket_headers(user)
     assert (await socket.connect())[0]
     for n in range(3):  # the API call and two sends spend the budget; the third is refused
         await socket.send_json_to({"action": "send", "content": f"Question {n}"})
@@ -66,26 +66,20 @@ def test_a_chat_at_the_history_limit_refuses_more(user, medserver_settings):
 
 @pytest.fixture
 def idle_socket_session(user, engine, medserver_settings):
-    import time
-
-    from django.contrib.sessions.backends.db import SessionStore
-
     medserver_settings(session_timeout=30)
-    store = SessionStore()
-    store["medserver_last_activity"] = time.time() - 31 * 60
-    store.save()
-    return services.session_create(owner=user, model_name="demo"), store
+    return services.session_create(owner=user, model_name="demo")
 
 
 @pytest.mark.asyncio
 async def test_a_socket_left_open_past_the_idle_timeout_cannot_send(user, idle_socket_session):
+    import time
+
     from channels.db import database_sync_to_async
 
-    session, store = idle_socket_session
+    session = idle_socket_session
     socket = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
-    socket.scope["user"] = user
-    socket.scope["session"] = store
-    socket.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    idle = {"medserver_last_activity": time.time() - 31 * 60}
+    socket.scope["headers"] = await socket_headers(user, **idle)
     assert (await socket.connect())[0]
     await socket.send_json_to({"action": "send", "content": "After lunch"})
     assert "signed out" in await socket.receive_from(timeout=10)
