@@ -141,6 +141,14 @@ class Attachment(models.Model):
     message = models.ForeignKey(
         Message, on_delete=models.CASCADE, related_name="attachments", null=True, blank=True
     )
+    session = models.ForeignKey(
+        ChatSession,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+        null=True,
+        blank=True,
+        help_text="The chat it was uploaded in: deleted with it, sent or not.",
+    )
     file = models.FileField(upload_to=attachment_path)
     content_type = models.CharField(max_length=50)
     width = models.PositiveIntegerField()
@@ -262,7 +270,12 @@ class ApiToken(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who did what to which record, when, from where. Written once, never changed."""
+    """Who did what to which record, when, from where. Written once, never changed.
+
+    The database enforces it too (chat.audit_guard's triggers): an UPDATE or a
+    DELETE of an event is refused, whatever the code path, except setting
+    `user` to NULL when the user is deleted (the username stays).
+    """
 
     class Action(models.TextChoices):
         LOGIN = "login", "Signed in"
@@ -282,6 +295,7 @@ class AuditEvent(models.Model):
         API_TOKEN_CREATE = "api_token_create", "Created an API token"
         API_TOKEN_REVOKE = "api_token_revoke", "Revoked an API token"
         API_TOKEN_USE = "api_token_use", "Used an API token"
+        AUDIT_PRUNE = "audit_prune", "Pruned the audit trail"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(

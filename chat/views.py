@@ -24,7 +24,7 @@ from chat.dicom_windows import WINDOW_CHOICES
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
 from chat.models import ChatSession, Message, Preset
-from chat.setup_link import setup_token_valid
+from chat.setup_link import first_admin_create, setup_token_valid
 from inference.hardware import gpu_facts
 from inference.worker import engine_worker
 
@@ -363,7 +363,9 @@ def first_admin_setup(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "chat/setup_closed.html", status=404)
     form = FirstAdminForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        user = first_admin_create(form)
+        if user is None:  # another post of the link was first
+            return render(request, "chat/setup_closed.html", status=404)
         login(request, user)
         if request.htmx:
             return HttpResponseClientRedirect("/")

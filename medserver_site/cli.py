@@ -278,6 +278,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """The ServerConfig that parsed serving flags describe; exit with one line if they clash."""
+    if args.no_auth and getattr(args, "behind_proxy", False):
+        # Behind a proxy every client arrives from the loopback address: the
+        # loopback-only promise of --no-auth would hand the whole LAN the superuser.
+        sys.exit(
+            _exit_line(
+                "medserver: error: --no-auth cannot be used with --behind-proxy: every client "
+                "of the proxy would be signed in as the administrator"
+            )
+        )
     try:
         return ServerConfig(
             **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig)}
@@ -348,11 +357,15 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
         log.warning(WORKERS_NOTE.format(n=config.workers))
     call_command("migrate", interactive=False, verbosity=0)
 
-    from chat import services
+    from chat import attachment_files, audit_guard, services
     from inference.worker import start_engine_worker, stop_engine_worker
     from medserver_site import static_files
 
     static_files.collect()
+    audit_guard.install()  # a migration that rebuilt the audit table drops them
+    removed = attachment_files.remove_stale_uploads()
+    if removed:
+        log.info("%d image(s) uploaded over a day ago and never sent were removed", removed)
 
     interrupted = services.answers_mark_interrupted()
     if interrupted:

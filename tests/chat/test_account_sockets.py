@@ -149,9 +149,7 @@ async def test_a_frame_after_the_password_changed_elsewhere_closes_with_4401(cha
     assert await database_sync_to_async(Message.objects.count)() == 0
 
 
-async def test_a_binary_frame_after_the_account_was_disabled_closes_with_4401(
-    chat_session, user
-):
+async def test_a_binary_frame_after_the_account_was_disabled_closes_with_4401(chat_session, user):
     socket, _ = await open_signed_in(chat_session, user)
     await database_sync_to_async(User.objects.filter(pk=user.pk).update)(is_active=False)
     await socket.send_to(bytes_data=b"\x00\x01")

@@ -417,6 +417,16 @@ def test_no_auth_is_refused_off_loopback(capsys):
     assert parse_config(["-m", "demo", "--no-auth", "-ip", "127.0.0.1"]).no_auth
 
 
+def test_no_auth_is_refused_behind_a_proxy(capsys):
+    """Behind a proxy every client comes from 127.0.0.1: no-auth would make the
+    whole network the administrator."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["-m", "demo", "--no-auth", "-ip", "127.0.0.1", "--behind-proxy"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--no-auth cannot be used with --behind-proxy" in err
+
+
 def test_tls_needs_both_files(tmp_path, capsys):
     cert = tmp_path / "cert.pem"
     cert.write_text("x")
