@@ -218,3 +218,28 @@ async def test_hostile_frames_get_an_error_frame_and_the_socket_stays_open(
     assert "not understood" in await socket.receive_from(timeout=10)
     assert await database_sync_to_async(Message.objects.count)() == 0
     await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    "origin, accepted",
+    [
+        (b"http://localhost", True),
+        (b"http://LOCALHOST:80", True),
+        (b"http://localhost:5555", False),  # another port of the same machine
+        (b"https://localhost", False),  # another scheme
+        (b"file://localhost", False),
+        (b"null", False),
+        (b"http://evil.example", False),
+        (b"http://localhost.evil.example", False),
+        (b"http://user@localhost", False),
+    ],
+)
+async def test_the_socket_origin_must_be_this_servers_scheme_host_and_port(
+    chat_session, user, origin, accepted
+):
+    from tests.chat.test_consumer import open_socket
+
+    communicator, connected, _ = await open_socket(chat_session, user, origin=origin)
+    assert connected is accepted
+    if connected:
+        await communicator.disconnect()
