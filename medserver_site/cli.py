@@ -378,6 +378,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
 
     from daphne.endpoints import build_endpoint_description_strings
 
+    from medserver_site import request_bodies
     from medserver_site.asgi import application
 
     server = daphne.server.Server(
@@ -388,6 +389,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
         websocket_max_message_size=config.max_payload_bytes + 65536,
         **(PROXY_HEADERS if behind_proxy else {}),
     )
+    request_bodies.install(server, config)
     try:
         server.run()
     finally:

@@ -11,8 +11,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
+from django.http.multipartparser import MultiPartParserError
 
 from chat.api.errors import ApiError
 from chat.api.message_images import message_images, part_from_data_uri
@@ -44,6 +46,12 @@ class RawTurn:
     where: str  # "messages[2]", for error messages
 
 
+async def read_json_off_loop(request) -> dict:
+    """read_json on a worker thread: parsing megabytes of JSON (a message's
+    images) on the server's loop would hold up every other request meanwhile."""
+    return await sync_to_async(read_json, thread_sensitive=False)(request)
+
+
 def read_json(request) -> dict:
     """Return the JSON object in the body; check type and size before reading it."""
     content_type = request.content_type or ""
@@ -59,6 +67,17 @@ def read_json(request) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     return data
+
+
+def read_multipart(request):
+    """Return the form fields and files of a multipart body; ApiError 400 for one
+    that cannot be parsed (no boundary, broken parts), 413 for too many files."""
+    try:
+        return request.POST, request.FILES
+    except TooManyFilesSent:
+        raise ApiError(413, "The request carries too many files.") from None
+    except MultiPartParserError as error:
+        raise ApiError(400, f"The multipart/form-data body could not be read: {error}") from None
 
 
 def check_length(request) -> None:

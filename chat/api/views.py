@@ -109,7 +109,7 @@ async def model_info(request) -> JsonResponse:
 @api_endpoint("POST")
 async def chat(request):
     """Chat completion: `{"messages": [...], "stream": true}` streams Server-Sent Events."""
-    data = parsing.read_json(request)
+    data = await parsing.read_json_off_loop(request)
     messages = data.get("messages")
     if not isinstance(messages, list):
         raise ApiError(422, "messages must be a list of messages.", param="messages")
@@ -146,7 +146,7 @@ async def analyze(request):
     if request.content_type != "multipart/form-data":
         raise ApiError(415, "Send the images as multipart/form-data.")
     parsing.check_length(request)
-    form, files = request.POST, request.FILES
+    form, files = parsing.read_multipart(request)
     uploads = files.getlist("images") + files.getlist("image")
     prompt = form.get("prompt", "").strip()
     if not prompt:
