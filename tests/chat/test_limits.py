@@ -85,3 +85,46 @@ async def test_a_socket_left_open_past_the_idle_timeout_cannot_send(user, idle_s
     assert "signed out" in await socket.receive_from(timeout=10)
     assert (await socket.receive_output(timeout=10))["type"] == "websocket.close"
     assert await database_sync_to_async(session.messages.count)() == 0
+
+
+def test_anonymous_posts_from_an_address_leave_signed_in_users_there_their_budget(
+    client, user, medserver_settings, django_user_model
+):
+    """A crowd signing in behind one NAT address spends the anonymous budget only."""
+    from django.test import Client
+
+    medserver_settings(rate_limit="3/minute")
+    crowd = [
+        client.post("/accounts/login/", {"username": "nobody", "password": "x"}).status_code
+        for _ in range(5)
+    ]
+    assert crowd[-1] == 429  # the address's anonymous budget is spent
+
+    signed_in = Client()  # the same address (127.0.0.1), signed in
+    signed_in.force_login(user)
+    session = services.session_create(owner=user, model_name="demo")
+    response = signed_in.post(f"/chat/{session.pk}/thinking/", {"thinking": "on"})
+    assert response.status_code != 429
+
+
+def test_an_account_is_locked_after_repeated_failed_sign_ins_whatever_the_address(
+    client, user, other_user, medserver_settings
+):
+    from django.test import Client
+
+    from chat import sign_in_lockout
+
+    medserver_settings(rate_limit="1000/minute")
+    for n in range(sign_in_lockout.FAILURES_BEFORE_LOCK):
+        guesser = Client(REMOTE_ADDR=f"10.0.0.{n + 1}")  # a new address for every guess
+        guesser.post("/accounts/login/", {"username": user.username.upper(), "password": "x"})
+
+    right = {"username": user.username, "password": "a-long-passphrase"}
+    refused = client.post("/accounts/login/", right)
+    assert refused.status_code == 200 and "_auth_user_id" not in client.session
+    assert "locked" in refused.content.decode()
+    admin_login = client.post("/admin/login/", right)
+    assert "_auth_user_id" not in client.session and "locked" in admin_login.content.decode()
+    # Another account is not affected.
+    other = {"username": other_user.username, "password": "a-long-passphrase"}
+    assert client.post("/accounts/login/", other).status_code == 302
