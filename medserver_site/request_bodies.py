@@ -144,13 +144,13 @@ class LimitedRequest(WebRequest):
         ).encode()
         transport = self.channel.transport
         transport.write(head + b"Content-Type: " + content_type + b"\r\n\r\n" + body)
-        # Stop sending but keep reading (and dropping) a while, so that the client
-        # reads the answer instead of a reset; then close for good.
+        # Read no more of the body (TCP holds the client back), and close our side
+        # once the answer is out; the connection goes for good a while later,
+        # time enough for the client to read the answer rather than a reset.
+        transport.pauseProducing()
         if hasattr(transport, "loseWriteConnection"):
             transport.loseWriteConnection()
-            reactor.callLater(_FLUSH_SECONDS, transport.abortConnection)
-        else:
-            self.channel.loseConnection()
+        reactor.callLater(_FLUSH_SECONDS, transport.abortConnection)
 
 
 class LimitedHTTPFactory(HTTPFactory):

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
-from django.http.multipartparser import MultiPartParserError
+from django.core.exceptions import RequestDataTooBig
 
 from chat.api.errors import ApiError
 from chat.api.message_images import message_images, part_from_data_uri
@@ -67,17 +66,6 @@ def read_json(request) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     return data
-
-
-def read_multipart(request):
-    """Return the form fields and files of a multipart body; ApiError 400 for one
-    that cannot be parsed (no boundary, broken parts), 413 for too many files."""
-    try:
-        return request.POST, request.FILES
-    except TooManyFilesSent:
-        raise ApiError(413, "The request carries too many files.") from None
-    except MultiPartParserError as error:
-        raise ApiError(400, f"The multipart/form-data body could not be read: {error}") from None
 
 
 def check_length(request) -> None:

@@ -146,7 +146,7 @@ async def analyze(request):
     if request.content_type != "multipart/form-data":
         raise ApiError(415, "Send the images as multipart/form-data.")
     parsing.check_length(request)
-    form, files = parsing.read_multipart(request)
+    form, files = request.POST, request.FILES
     uploads = files.getlist("images") + files.getlist("image")
     prompt = form.get("prompt", "").strip()
     if not prompt:
