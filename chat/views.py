@@ -208,7 +208,6 @@ def session_export(request: HttpRequest, session_id, kind: str) -> HttpResponse:
     audit.record(audit.Action.EXPORT, request=request, target=session, detail=detail)
     response = HttpResponse(export.content, content_type=export.content_type)
     response["Content-Disposition"] = content_disposition_header(True, export.filename)
-    response["Cache-Control"] = "no-store"  # a patient's record: kept by no cache
     return response
 
 
@@ -295,8 +294,7 @@ def attachment_file(request: HttpRequest, attachment_id) -> FileResponse:
     """Serve an image to its owner only; anyone else gets 404."""
     attachment = get_object_or_404(selectors.attachments_for(request.user), pk=attachment_id)
     response = FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
-    response["Cache-Control"] = "private, max-age=86400"
-    response["X-Content-Type-Options"] = "nosniff"
+    response["X-Content-Type-Options"] = "nosniff"  # Cache-Control: no-store, site-wide
     return response
 
 
