@@ -28,8 +28,8 @@ from markdown_it import MarkdownIt
 from PIL import Image
 
 from chat import provenance, selectors
-from chat.export_markdown_safety import inert
 from chat.disclaimer import CLINICAL_DISCLAIMER
+from chat.export_markdown_safety import inert
 from chat.models import Attachment, ChatSession, Message
 
 KINDS = ("md", "pdf")
