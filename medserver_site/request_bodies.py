@@ -29,6 +29,7 @@ from urllib.parse import unquote
 from daphne import server as daphne_server
 from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.internet import reactor
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 KB = 1024
 SIGN_IN_BYTES = 16 * KB
@@ -148,7 +149,9 @@ class LimitedRequest(WebRequest):
         # once the answer is out; the connection goes for good a while later,
         # time enough for the client to read the answer rather than a reset.
         transport.pauseProducing()
-        if hasattr(transport, "loseWriteConnection"):
+        if isinstance(transport, TLSMemoryBIOProtocol):
+            transport.loseConnection()  # TLS: sends the answer, then closes as TLS must
+        else:
             transport.loseWriteConnection()
         reactor.callLater(_FLUSH_SECONDS, transport.abortConnection)
 
