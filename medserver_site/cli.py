@@ -434,20 +434,26 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
     lines = [
         f"MedServer {__version__} is serving {spec.label}.",
         f"Model files: {describe_source(spec, config.data_dir)}",
-        "Open it in a browser on this network:",
-        *(f"    {url}" for url in urls),
     ]
+    # One story of who connects where: --no-auth and --behind-proxy never go together.
     if behind_proxy:
-        lines.append(
-            "Behind a reverse proxy: clients' addresses and https come from its "
-            "X-Forwarded-For/-Proto/-Port headers; open the proxy's address."
-        )
-    lines.append("The model loads in the background; /api/health says when it is ready.")
-    if config.no_auth:
-        lines.append("No sign-in (--no-auth): only this machine can connect.")
-    elif not User.objects.exists():
         lines += [
-            "No account exists yet. Create the administrator here (this link works once):",
+            "Behind a reverse proxy: open the proxy's address in a browser; clients' "
+            "addresses and https come from its X-Forwarded-For/-Proto/-Port headers.",
+            f"MedServer itself listens on {urls[0]} (for the proxy).",
+        ]
+    elif config.no_auth:
+        lines += [
+            "No sign-in (--no-auth): only this machine can connect. Open it here:",
+            *(f"    {url}" for url in urls),
+        ]
+    else:
+        lines += ["Open it in a browser on this network:", *(f"    {url}" for url in urls)]
+    lines.append("The model loads in the background; /api/health says when it is ready.")
+    if not config.no_auth and not User.objects.exists():
+        where = " (or this path at the proxy's address)" if behind_proxy else ""
+        lines += [
+            f"No account exists yet. Create the administrator here{where} (this link works once):",
             f"    {urls[0].rstrip('/')}{setup_path()}",
         ]
     return "\n".join(lines)
