@@ -121,6 +121,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.signed_out:
             return
         self.signed_out = True
+        # Nothing more of the chat reaches this socket, answers being written included.
+        await self.disconnect(CLOSE_UNAUTHENTICATED)
+        self.group = self.account_group = None
         await self._alert(SIGNED_OUT)
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
