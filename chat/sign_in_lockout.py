@@ -5,7 +5,8 @@ behind one NAT address shares that address, and a password guesser can change
 theirs. After FAILURES_BEFORE_LOCK failures within LOCK_SECONDS of the first,
 the account's sign-in is refused, even with the right password, until
 LOCK_SECONDS after that first failure; a successful sign-in clears the count.
-The counts live in the server's cache (one process, see settings.CACHES).
+The counts live in Django's default cache, in the server's memory (it is one
+process); a restart forgets them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""Writes of attached images: storing uploads, removing files nothing refers to.
+"""Writes of attached images: storing uploads (their files go with their rows,
+see chat.attachment_files).
 
 An upload is an image (PNG, JPEG, WebP), a DICOM file, or a zip of DICOM files.
 Images are stored cleaned; DICOM becomes one PNG per slice, labelled ("CT slice
 12 of 120 (lung window)") and with its de-identified facts, a long series
 sampled evenly to as many slices as one message can carry (chat.dicom_slices).
+Uploads are named in messages by their place ("Upload 2", "upload 2, file 4"),
+never by their file name, which often holds the patient's.
 """
 
 from __future__ import annotations
