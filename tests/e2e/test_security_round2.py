@@ -7,6 +7,7 @@ link, and the administrator it creates manages the accounts of the others.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import select
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 import pytest
+from PIL import Image
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -321,3 +323,55 @@ def test_analyze_with_a_multipart_body_without_boundary_or_broken_is_a_json_400(
         assert refused.value.code in (400, 422), content_type
         assert json.load(refused.value)["error"]["message"], content_type
     no_traceback(server)
+
+
+# --- the data dir
+
+
+def test_the_live_database_refuses_to_change_or_delete_audit_events(server, admin):
+    with database(server) as db:
+        assert db.execute("SELECT COUNT(*) FROM chat_auditevent").fetchone()[0] > 0
+        for statement in ("DELETE FROM chat_auditevent", "UPDATE chat_auditevent SET detail = 'x'"):
+            with pytest.raises(sqlite3.IntegrityError, match="audit events are never"):
+                db.execute(statement)
+
+
+def test_unsent_uploads_older_than_a_day_are_removed_when_the_server_starts(server, admin):
+    """Last in the module: it restarts the server on the same data dir."""
+    chat = Chat(server, admin, "dr-unsent")
+    image = io.BytesIO()
+    Image.new("L", (64, 64), color=90).save(image, format="PNG")
+    png = image.getvalue()
+    boundary = "b0undary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="x.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    upload = urllib.request.Request(
+        server.url + chat.path + "attachments/",
+        data=body,
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "X-CSRFToken": chat.client.cookie("csrftoken"),
+            "Referer": server.url + "/",
+        },
+    )
+    chat.client.opener.open(upload, timeout=30)
+    with database(server) as db, db:
+        ((name,),) = db.execute("SELECT file FROM chat_attachment WHERE message_id IS NULL")
+        db.execute("UPDATE chat_attachment SET created_at = datetime('now', '-25 hours')")
+    stored = server.data_dir / "uploads" / name
+    assert stored.exists()
+
+    stop_server(server)
+    restarted = start_server(server.data_dir, "--rate-limit", "1000/m")
+    try:
+        with database(restarted) as db:
+            assert db.execute("SELECT COUNT(*) FROM chat_attachment").fetchone()[0] == 0
+        assert not stored.exists()
+    finally:
+        stop_server(restarted)
