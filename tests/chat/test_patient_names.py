@@ -9,12 +9,14 @@ names, in the name of a broken .dcm uploaded beside it.
 from __future__ import annotations
 
 import html
+import io
 import logging
 
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import strip_tags
+from pypdf import PdfReader
 
 from chat import person_names, selectors, services
 from chat.models import Attachment, AuditEvent
@@ -104,6 +106,7 @@ def test_no_name_reaches_any_output(
     turns = selectors.conversation_before(answer)
     prompt = " ".join(label for turn in turns for label in turn.image_labels)
     export = client.get(f"/chat/{session.pk}/export.md")
+    pdf = PdfReader(io.BytesIO(client.get(f"/chat/{session.pk}/export.pdf").content))
     client.force_login(admin_user)
     admin_pages = [
         client.get(f"/admin/chat/attachment/{slice_.pk}/change/"),
@@ -118,6 +121,7 @@ def test_no_name_reaches_any_output(
         "stored label and facts": f"{slice_.label} {slice_.dicom}",
         "model prompt": prompt,
         "export": export.content.decode(),
+        "PDF export": " ".join(page.extract_text() for page in pdf.pages),
         "admin": " ".join(shown(response) for response in admin_pages),
         "audit": audit,
         "log": log,
