@@ -25,7 +25,8 @@ class ChatConfig(AppConfig):
     verbose_name = "Clinical chat"
 
     def ready(self) -> None:
-        from chat import audit  # noqa: F401 - connects the sign-in signals
+        # Connect their signals.
+        from chat import account_sockets, attachment_files, audit, sign_in_lockout  # noqa: F401
 
         post_migrate.connect(_sync_builtin_presets, sender=self)
         request_finished.connect(_close_request_connections)

@@ -31,7 +31,9 @@ class ArchiveTooLarge(ArchiveRejected):
 
 @dataclass(frozen=True)
 class Member:
-    """A file inside a zip. `name` is for messages only."""
+    """A file inside a zip. `name` is for messages only: the zip's name and the
+    member's place in it ("upload 1, file 4"), never its path, which often
+    holds the patient's name."""
 
     name: str
     size: int
@@ -79,7 +81,10 @@ def zip_members(raw: bytes, *, name: str, max_bytes: int) -> list[Member]:
             f"{name} holds a file of {too_big.file_size / 1048576:.1f} MB; "
             f"the limit is {max_bytes // 1048576} MB per file."
         )
-    return [Member(f"{name}: {info.filename}", info.file_size, archive, info) for info in files]
+    return [
+        Member(f"{name}, file {n}", info.file_size, archive, info)
+        for n, info in enumerate(files, 1)
+    ]
 
 
 def _ignored(path: str) -> bool:

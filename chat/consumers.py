@@ -15,33 +15,39 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from chat import answers, audit, limits, selectors, services, stream_html
+from chat import account_sockets, answers, audit, limits, selectors, services, stream_html
 from chat.errors import LimitExceeded, MessageRejected
 from chat.models import ChatSession, Message
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
 from inference.worker import engine_worker
-from medserver_site.middleware import session_still_active
 
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
-SIGNED_OUT = "You were signed out after a while without activity; reload the page to sign in."
+SIGNED_OUT = "You are signed out; reload the page to sign in."
 NOT_UNDERSTOOD = "That request was not understood."
+WRITES = ("send", "edit", "regenerate")
+# Message ids are SQLite integers: anything else a frame names is not one.
+_MAX_ID = 2**63 - 1
 
 
 class SignedOut(Exception):
-    """The page's session ended after a while without activity."""
+    """The sign-in that opened the socket has ended."""
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    account_group: str | None = None
+    signed_out = False
 
     async def connect(self) -> None:
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None)
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         try:
             self.session = await database_sync_to_async(selectors.session_for)(user, session_id)
@@ -52,6 +58,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Deltas of an answer up to this number are in the text sent on connect.
         self.seen: dict[int, int] = {}
         await self.channel_layer.group_add(self.group, self.channel_name)
+        # Told when the account changes (disabled, new password) or signs out.
+        self.account_group = account_sockets.user_group(user.pk)
+        await self.channel_layer.group_add(self.account_group, self.channel_name)
         await self.accept()
         await self._catch_up()
 
@@ -71,24 +80,23 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         # Answers in progress go on and are saved; a reopened page picks them up.
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in (self.group, self.account_group):
+            if group:
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs) -> None:
         if has_invalid_text(content):
             await self._alert(INVALID_TEXT)
             return
         action = content.get("action", "send") if isinstance(content, dict) else None
-        if action in ("send", "edit", "regenerate"):
-            try:
-                await database_sync_to_async(self._check_may_write)()
-            except SignedOut:
-                await self._alert(SIGNED_OUT)
-                await self.close(code=CLOSE_UNAUTHENTICATED)
-                return
-            except LimitExceeded as error:
-                await self._alert(str(error))
-                return
+        try:
+            await database_sync_to_async(self._check_frame)(writes=action in WRITES)
+        except SignedOut:
+            await self._sign_out()
+            return
+        except LimitExceeded as error:
+            await self._alert(str(error))
+            return
         if action == "send":
             await self._send_message(content)
         elif action == "edit":
@@ -100,18 +108,38 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self._alert(NOT_UNDERSTOOD)
 
-    def _check_may_write(self) -> None:
-        """Raise SignedOut after the idle timeout, LimitExceeded past the
-        --rate-limit budget (the same as the pages' and the API's); else note the
+    def _check_frame(self, *, writes: bool) -> None:
+        """Raise SignedOut once the sign-in that opened the socket has ended
+        (chat.account_sockets); for `writes`, raise LimitExceeded past the
+        --rate-limit budget (the same as the pages' and the API's) and note the
         message as activity. One database hop."""
-        session = self.scope.get("session")
-        if session is not None and not session_still_active(session):
+        user = self.scope["user"]
+        if not account_sockets.socket_signed_in(self.session_key, user.pk, activity=writes):
             raise SignedOut
-        client = self.scope.get("client") or (None,)
-        limits.check_socket_rate(self.scope["user"], client[0])
+        if writes:
+            client = self.scope.get("client") or (None,)
+            limits.check_socket_rate(user, client[0])
+
+    async def _sign_out(self) -> None:
+        """Say so, and close with 4401: the page reloads to the sign-in form."""
+        if self.signed_out:
+            return
+        self.signed_out = True
+        # Nothing more of the chat reaches this socket, answers being written included.
+        await self.disconnect(CLOSE_UNAUTHENTICATED)
+        self.group = self.account_group = None
+        await self._alert(SIGNED_OUT)
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if self.signed_out:  # frames already on the way when the socket closed
+            return
         if text_data is None:  # a binary frame: the page only ever sends JSON text
+            try:
+                await database_sync_to_async(self._check_frame)(writes=False)
+            except SignedOut:
+                await self._sign_out()
+                return
             await self._alert(NOT_UNDERSTOOD)
             return
         await super().receive(text_data=text_data, **kwargs)
@@ -190,10 +218,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _message(self, content: dict) -> Message | None:
         """The session's message named in the frame, or None."""
+        message_id = _message_id(content.get("message_id"))
+        if message_id is None:
+            return None
         try:
-            message_id = int(content.get("message_id"))
             return await database_sync_to_async(selectors.message_for)(self.session, message_id)
-        except (TypeError, ValueError, Message.DoesNotExist):
+        except Message.DoesNotExist:
             return None
 
     async def _alert(self, message: str) -> None:
@@ -214,6 +244,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     # --- group events (sent by chat.answers, chat.views and other pages of the session)
 
+    async def account_changed(self, event: dict) -> None:
+        """The user was saved or deleted (chat.account_sockets): still signed in?"""
+        still = await database_sync_to_async(account_sockets.socket_signed_in)(
+            self.session_key, self.scope["user"].pk
+        )
+        if not still:
+            await self._sign_out()
+
+    async def account_signed_out(self, event: dict) -> None:
+        if event["session_key"] == self.session_key:
+            await self._sign_out()
+
     async def chat_html(self, event: dict) -> None:
         await self.send(text_data=event["html"])
 
@@ -225,6 +267,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.seen.pop(event["message_id"], None)
         if event["html"]:
             await self.send(text_data=event["html"])
+
+
+def _message_id(value: object) -> int | None:
+    """A message id as a frame may carry it: a whole number, or its digits in a
+    string (the page's hx-vals). None for anything else (floats, Infinity,
+    1e400, lists, huge numbers)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_ID:
+        return value
+    return None
 
 
 def _conversation_if_changed(session: ChatSession, live: dict, stamp: str | None) -> str | None:

@@ -42,6 +42,7 @@ from PIL import Image
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
+from chat import person_names
 from chat.dicom_windows import AUTO, MEDGEMMA_CT_WINDOWS, PRESETS, Window, window_label
 from chat.errors import MessageRejected
 from chat.images import MAX_PIXELS
@@ -63,9 +64,14 @@ _FUNCTIONAL_GROUP = {
     "RescaleSlope": "PixelValueTransformationSequence",
     "RescaleIntercept": "PixelValueTransformationSequence",
 }
-# Values that identify someone; a series description holding any of them is dropped.
+# Values that identify someone; a series description (or body part) holding any
+# part of one is dropped (chat.person_names).
 _IDENTIFYING = (
     "PatientName",
+    "OtherPatientNames",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "ResponsiblePerson",
     "PatientID",
     "OtherPatientIDs",
     "PatientBirthDate",
@@ -76,6 +82,9 @@ _IDENTIFYING = (
     "InstitutionAddress",
     "ReferringPhysicianName",
     "PerformingPhysicianName",
+    "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy",
+    "RequestingPhysician",
     "OperatorsName",
 )
 _LONG_NUMBER = re.compile(r"\d{6,}")  # a date, a record or accession number
@@ -274,7 +283,7 @@ def _facts(dataset: pydicom.Dataset) -> dict:
     if re.fullmatch(r"[A-Z]{1,4}", modality):
         facts["modality"] = modality
     body_part = str(dataset.get("BodyPartExamined") or "").strip().upper()
-    if re.fullmatch(r"[A-Z ]{1,16}", body_part):
+    if re.fullmatch(r"[A-Z ]{1,16}", body_part) and not _names_anyone(body_part, dataset):
         facts["body_part"] = body_part
     description = _series_description(dataset)
     if description:
@@ -294,17 +303,18 @@ def _facts(dataset: pydicom.Dataset) -> dict:
 def _series_description(dataset: pydicom.Dataset) -> str:
     """The series description ("AX T2 FLAIR"), or "" when it may name someone."""
     text = " ".join(str(dataset.get("SeriesDescription") or "").split())[:64]
-    if not text or _LONG_NUMBER.search(text):
+    if not text or _LONG_NUMBER.search(text) or _names_anyone(text, dataset):
         return ""
-    lowered = text.lower()
+    return text
+
+
+def _names_anyone(text: str, dataset: pydicom.Dataset) -> bool:
+    """Whether `text` holds any part of a name, ID or address the header carries."""
+    values = []
     for keyword in _IDENTIFYING:
         value = dataset.get(keyword)
-        values = value if isinstance(value, list | tuple | MultiValue) else [value]
-        for item in values:
-            for token in re.split(r"[^0-9A-Za-z]+", str(item or "")):
-                if len(token) >= 3 and token.lower() in lowered:
-                    return ""
-    return text
+        values += value if isinstance(value, list | tuple | MultiValue) else [value]
+    return person_names.mentions_any(text, (str(v) for v in values if v not in (None, "")))
 
 
 def _value(dataset: pydicom.Dataset, keyword: str, frame: int = 0):

@@ -29,6 +29,7 @@ from PIL import Image
 
 from chat import provenance, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER
+from chat.export_markdown_safety import inert
 from chat.models import Attachment, ChatSession, Message
 
 KINDS = ("md", "pdf")
@@ -208,11 +209,12 @@ def thumbnail(attachment: Attachment, longest_px: int) -> bytes | None:
 
 def session_markdown(record: ChatRecord) -> str:
     """The chat as a Markdown document: readable as plain text, thumbnails at the end."""
-    lines = [f"# {_one_line(record.title)}", "", _quoted(f"**{CLINICAL_DISCLAIMER}**"), ""]
-    lines += [f"- {label}: {value}" for label, value in record.header_facts()]
+    # Everything a person or the model wrote goes through inert(): no raw HTML.
+    lines = [f"# {inert(_one_line(record.title))}", "", _quoted(f"**{CLINICAL_DISCLAIMER}**"), ""]
+    lines += [f"- {label}: {inert(value)}" for label, value in record.header_facts()]
     if record.instructions:
         lines += ["", "Instructions for this chat (system prompt):", ""]
-        lines.append(_quoted(record.instructions))
+        lines.append(_quoted(inert(record.instructions)))
     images: list[tuple[str, bytes]] = []
     for number, message in record.turns():
         if message.role == Message.Role.USER:
@@ -230,9 +232,9 @@ def session_markdown(record: ChatRecord) -> str:
 def _markdown_question(number: int, message: Message, images: list[tuple[str, bytes]]) -> list[str]:
     lines = [f"## Question {number} · {when(message.created_at)}", ""]
     # A question is plain text on the page; hard line breaks keep its lines apart.
-    lines.append("  \n".join(message.content.strip().splitlines()))
+    lines.append("  \n".join(inert(message.content.strip()).splitlines()))
     for index, attachment in enumerate(message.attachments.all(), start=1):
-        caption = _escape_brackets(image_caption(index, attachment))
+        caption = inert(_escape_brackets(image_caption(index, attachment)))
         jpeg = thumbnail(attachment, MARKDOWN_THUMBNAIL_PX)
         if jpeg is None:
             lines += ["", f"[{caption} — the file is no longer available]"]
@@ -247,17 +249,17 @@ def _markdown_answer(number: int, message: Message, include_thinking: bool) -> l
     lines = [f"## Answer {number} · {when(message.completed_at or message.created_at)}", ""]
     notice = status_notice(message)
     if notice:
-        lines += [f"**{notice}**", ""]
+        lines += [f"**{inert(notice)}**", ""]
     if include_thinking and message.thinking.strip():
         lines += ["**Thinking** (the model's reasoning before its answer):", ""]
-        lines += [_quoted(message.thinking.strip()), ""]
-    lines += [_headings_nested(message.content.strip()) or "*(no text)*", ""]
+        lines += [_quoted(inert(message.thinking.strip())), ""]
+    lines += [inert(_headings_nested(message.content.strip())) or "*(no text)*", ""]
     facts = " · ".join(f"{label}: {value}" for label, value in answer_facts(message))
-    lines.append(f"Provenance — {facts}")
+    lines.append(f"Provenance — {inert(facts)}")
     reviews = review_lines(message)
     if reviews:
         lines += ["", "Reviews:", ""]
-        lines += [f"- {line}" for line in reviews]
+        lines += [f"- {inert(line)}" for line in reviews]
     return lines
 
 

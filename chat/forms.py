@@ -1,5 +1,30 @@
 from django import forms
-from django.contrib.auth.forms import BaseUserCreationForm
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+from django.core.exceptions import ValidationError
+
+from chat import sign_in_lockout
+
+
+class LockoutMixin:
+    """Refuses a locked account's sign-in before its password is checked."""
+
+    locked = False  # the page says why, rather than "wrong password"
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        if username and sign_in_lockout.is_locked(username):
+            self.locked = True
+            raise ValidationError(sign_in_lockout.LOCKED, code="locked")
+        return super().clean()
+
+
+class SignInForm(LockoutMixin, AuthenticationForm):
+    """The sign-in page's form."""
+
+
+class AdminSignInForm(LockoutMixin, AdminAuthenticationForm):
+    """Admin's own sign-in form."""
 
 
 class FirstAdminForm(BaseUserCreationForm):

@@ -16,6 +16,7 @@ from chat.errors import LimitExceeded
 from medserver_site.config import rate_period_seconds
 
 RATE_GROUP = "medserver"
+ANONYMOUS_RATE_GROUP = "medserver-anonymous"
 
 
 @dataclass(eq=False)
@@ -54,20 +55,33 @@ def release_stream(slot: StreamSlot) -> None:
 
 
 def check_rate(request) -> None:
-    """Count one request against the user's and the address's budget.
+    """Count one request against its budget (see `rate_budget`).
 
-    Raise LimitExceeded (with the seconds to wait) when either is spent.
+    Raise LimitExceeded (with the seconds to wait) when it is spent.
     """
     rate = settings.MEDSERVER.rate_limit
-    # A socket over a Unix domain (or a test) has no address: the user's budget applies.
-    keys = ["ip"] if request.META.get("REMOTE_ADDR") else []
-    keys += ["user"] if request.user.is_authenticated else []
-    for key in keys:
-        if is_ratelimited(request, group=RATE_GROUP, key=key, rate=rate, increment=True):
-            raise LimitExceeded(
-                f"Too many requests: the limit is {rate}. Try again shortly.",
-                retry_after=rate_period_seconds(rate),
-            )
+    budget = rate_budget(request)
+    if budget is None:
+        return
+    group, key = budget
+    if is_ratelimited(request, group=group, key=key, rate=rate, increment=True):
+        raise LimitExceeded(
+            f"Too many requests: the limit is {rate}. Try again shortly.",
+            retry_after=rate_period_seconds(rate),
+        )
+
+
+def rate_budget(request) -> tuple[str, str] | None:
+    """The (group, key) of the budget a request spends: a signed-in user's own,
+    else its address's anonymous one (the sign-in form). Apart, so that many
+    people signing in behind one address (a NAT, a terminal server) never lock
+    out those already signed in there. None for an anonymous request without an
+    address (a Unix socket, a test)."""
+    if request.user.is_authenticated:
+        return RATE_GROUP, "user"
+    if request.META.get("REMOTE_ADDR"):
+        return ANONYMOUS_RATE_GROUP, "ip"
+    return None
 
 
 def check_socket_rate(user, address: str | None) -> None:

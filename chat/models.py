@@ -146,6 +146,14 @@ class Attachment(models.Model):
     message = models.ForeignKey(
         Message, on_delete=models.CASCADE, related_name="attachments", null=True, blank=True
     )
+    session = models.ForeignKey(
+        ChatSession,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+        null=True,
+        blank=True,
+        help_text="The chat it was uploaded in: deleted with it, sent or not.",
+    )
     file = models.FileField(upload_to=attachment_path)
     content_type = models.CharField(max_length=50)
     width = models.PositiveIntegerField()
@@ -267,7 +275,12 @@ class ApiToken(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who did what to which record, when, from where. Written once, never changed."""
+    """Who did what to which record, when, from where. Written once, never changed.
+
+    The database enforces it too (chat.audit_guard's triggers): an UPDATE or a
+    DELETE of an event is refused, whatever the code path, except setting
+    `user` to NULL when the user is deleted (the username stays).
+    """
 
     class Action(models.TextChoices):
         LOGIN = "login", "Signed in"
@@ -294,6 +307,7 @@ class AuditEvent(models.Model):
         SESSION_RELEASE = "session_release", "Released a chat's hold"
         USER_EXPORT = "user_export", "Exported a user's data"
         USER_ERASE = "user_erase", "Erased a user's data"
+        AUDIT_PRUNE = "audit_prune", "Pruned the audit trail"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(

@@ -6,7 +6,9 @@ no account exists: once the administrator is created, every link is dead.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.core import signing
+from django.db import transaction
 
 _SALT = "medserver.first-admin-setup"
 MAX_AGE_SECONDS = 7 * 24 * 3600
@@ -25,3 +27,17 @@ def setup_token_valid(token: str) -> bool:
 
 def setup_path() -> str:
     return f"/setup/{setup_token()}/"
+
+
+def first_admin_create(form) -> User | None:
+    """Save the administrator from a valid FirstAdminForm, or return None when
+    an account exists already.
+
+    The check and the insert are one IMMEDIATE transaction (settings.DATABASES):
+    SQLite takes its write lock at BEGIN, so of concurrent posts of the link
+    exactly one finds no account and creates the administrator.
+    """
+    with transaction.atomic():
+        if User.objects.exists():
+            return None
+        return form.save()

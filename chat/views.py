@@ -24,7 +24,7 @@ from chat.dicom_windows import WINDOW_CHOICES
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
 from chat.models import ChatSession, Message, Preset
-from chat.setup_link import setup_token_valid
+from chat.setup_link import first_admin_create, setup_token_valid
 from inference.hardware import gpu_facts
 from inference.worker import engine_worker
 
@@ -208,7 +208,6 @@ def session_export(request: HttpRequest, session_id, kind: str) -> HttpResponse:
     audit.record(audit.Action.EXPORT, request=request, target=session, detail=detail)
     response = HttpResponse(export.content, content_type=export.content_type)
     response["Content-Disposition"] = content_disposition_header(True, export.filename)
-    response["Cache-Control"] = "no-store"  # a patient's record: kept by no cache
     return response
 
 
@@ -295,8 +294,7 @@ def attachment_file(request: HttpRequest, attachment_id) -> FileResponse:
     """Serve an image to its owner only; anyone else gets 404."""
     attachment = get_object_or_404(selectors.attachments_for(request.user), pk=attachment_id)
     response = FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
-    response["Cache-Control"] = "private, max-age=86400"
-    response["X-Content-Type-Options"] = "nosniff"
+    response["X-Content-Type-Options"] = "nosniff"  # Cache-Control: no-store, site-wide
     return response
 
 
@@ -363,7 +361,9 @@ def first_admin_setup(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "chat/setup_closed.html", status=404)
     form = FirstAdminForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        user = first_admin_create(form)
+        if user is None:  # another post of the link was first
+            return render(request, "chat/setup_closed.html", status=404)
         login(request, user)
         if request.htmx:
             return HttpResponseClientRedirect("/")

@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from chat.models import AnswerReview, Attachment, AuditEvent, ChatSession, Message
 from lifecycle import audit
-from lifecycle.files import attachment_files_remove
 
 log = logging.getLogger(__name__)
 PASS_EVERY = timedelta(days=1)
@@ -65,9 +64,6 @@ def retention_apply(*, days: int, now: datetime | None = None) -> RetentionPass:
         unsent = Attachment.objects.filter(
             message__isnull=True, created_at__lt=now - timedelta(days=days)
         )
-        names = set(images.values_list("file", flat=True)) | set(
-            unsent.values_list("file", flat=True)
-        )
         done = RetentionPass(
             chats=len(expired),
             messages=Message.objects.filter(session__in=expired).count(),
@@ -75,8 +71,8 @@ def retention_apply(*, days: int, now: datetime | None = None) -> RetentionPass:
             unsent_images=unsent.count(),
         )
         unsent.delete()
+        # Their images' files go with the rows (chat.attachment_files), once this commits.
         ChatSession.objects.filter(pk__in=expired).delete()
-        attachment_files_remove(names)
         audit.record(AuditEvent.Action.RETENTION, actor=audit.SERVER, detail=done.describe(days))
     log.info("Retention: %s", done.describe(days))
     return done

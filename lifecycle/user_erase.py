@@ -28,7 +28,6 @@ from django.db import connection, transaction
 
 from chat.models import AnswerReview, ApiToken, Attachment, AuditEvent, ChatSession, Message, Preset
 from lifecycle import audit
-from lifecycle.files import attachment_files_remove
 from lifecycle.restore import BACKUPS_FOLDER
 
 
@@ -67,7 +66,6 @@ def user_erase(*, user, actor: str) -> Erasure:
         attachments = Attachment.objects.filter(owner=user)
         presets = Preset.objects.filter(owner=user)
         reviews = AnswerReview.objects.filter(reviewer=user)
-        names = set(attachments.values_list("file", flat=True))
         _admin_log_forget(
             user,
             {
@@ -87,6 +85,7 @@ def user_erase(*, user, actor: str) -> Erasure:
         erased.api_tokens = ApiToken.objects.filter(owner=user).count()
         reviews.delete()
         sessions.delete()
+        # Their files go with the rows (chat.attachment_files), once this commits.
         attachments.delete()
         presets.delete()
         ApiToken.objects.filter(owner=user).delete()
@@ -98,7 +97,6 @@ def user_erase(*, user, actor: str) -> Erasure:
             target=f"user:{user_id}",
             detail=f"erased {name}: {erased.describe()}",
         )
-        attachment_files_remove(names)
     # Anything left in their uploads folder (files of rows deleted before) goes too.
     shutil.rmtree(Path(settings.MEDIA_ROOT) / "attachments" / str(user_id), ignore_errors=True)
     erased.backups_removed = _automatic_backups_remove()

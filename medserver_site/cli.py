@@ -361,6 +361,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """The ServerConfig that parsed serving flags describe; exit with one line if they clash."""
+    if args.no_auth and getattr(args, "behind_proxy", False):
+        # Behind a proxy every client arrives from the loopback address: the
+        # loopback-only promise of --no-auth would hand the whole LAN the superuser.
+        sys.exit(
+            _exit_line(
+                "medserver: error: --no-auth cannot be used with --behind-proxy: every client "
+                "of the proxy would be signed in as the administrator"
+            )
+        )
     try:
         return ServerConfig(
             **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig)}
@@ -456,12 +465,16 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
     if upgrade_backup is not None:
         print(f"Backed up the data before migrating it: {upgrade_backup}", flush=True)
 
-    from chat import services
+    from chat import attachment_files, audit_guard, services
     from inference.worker import start_engine_worker, stop_engine_worker
     from lifecycle.retention import retention_start
     from medserver_site import static_files
 
     static_files.collect()
+    audit_guard.install()  # a migration that rebuilt the audit table drops them
+    removed = attachment_files.remove_stale_uploads()
+    if removed:
+        log.info("%d image(s) uploaded over a day ago and never sent were removed", removed)
 
     interrupted = services.answers_mark_interrupted()
     if interrupted:
@@ -475,6 +488,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
 
     from daphne.endpoints import build_endpoint_description_strings
 
+    from medserver_site import request_bodies
     from medserver_site.asgi import application
 
     server = daphne.server.Server(
@@ -485,6 +499,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
         websocket_max_message_size=config.max_payload_bytes + 65536,
         **(PROXY_HEADERS if behind_proxy else {}),
     )
+    request_bodies.install(server, config)
     try:
         server.run()
     finally:
@@ -532,24 +547,30 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
     lines = [
         f"MedServer {__version__} is serving {spec.label}.",
         f"Model files: {describe_source(spec, config.data_dir)}",
-        "Open it in a browser on this network:",
-        *(f"    {url}" for url in urls),
     ]
+    # One story of who connects where: --no-auth and --behind-proxy never go together.
     if behind_proxy:
-        lines.append(
-            "Behind a reverse proxy: clients' addresses and https come from its "
-            "X-Forwarded-For/-Proto/-Port headers; open the proxy's address."
-        )
+        lines += [
+            "Behind a reverse proxy: open the proxy's address in a browser; clients' "
+            "addresses and https come from its X-Forwarded-For/-Proto/-Port headers.",
+            f"MedServer itself listens on {urls[0]} (for the proxy).",
+        ]
+    elif config.no_auth:
+        lines += [
+            "No sign-in (--no-auth): only this machine can connect. Open it here:",
+            *(f"    {url}" for url in urls),
+        ]
+    else:
+        lines += ["Open it in a browser on this network:", *(f"    {url}" for url in urls)]
     lines.append(planned_engine(config))
     lines.append(
         "The model loads in the background; /api/health says when it is ready "
         "and which engine serves it."
     )
-    if config.no_auth:
-        lines.append("No sign-in (--no-auth): only this machine can connect.")
-    elif not User.objects.exists():
+    if not config.no_auth and not User.objects.exists():
+        where = " (or this path at the proxy's address)" if behind_proxy else ""
         lines += [
-            "No account exists yet. Create the administrator here (this link works once):",
+            f"No account exists yet. Create the administrator here{where} (this link works once):",
             f"    {urls[0].rstrip('/')}{setup_path()}",
         ]
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """Site-wide request rules: sign-out after inactivity, the loopback-only no-auth mode,
-the Content-Security-Policy and compression."""
+the Content-Security-Policy, no caching of patient content, and compression."""
 
 from __future__ import annotations
 
@@ -46,15 +46,17 @@ class IdleSignOutMiddleware:
         return self.get_response(request)
 
 
-def session_still_active(session) -> bool:
-    """For the chat socket: False once the session has been idle too long; else
-    note the message as activity (sending counts, like a page visit)."""
+def session_still_active(session, *, note: bool = True) -> bool:
+    """For the chat socket: False once the session has been idle too long; else,
+    with `note`, note the message as activity (sending counts, like a page visit)."""
     if settings.MEDSERVER.no_auth:
         return True
     now = time.time()
     last = session.get(_ACTIVITY_KEY, now)
     if _idle_too_long(last, now):
         return False
+    if not note:
+        return True
     if now - last >= _ACTIVITY_RESOLUTION or _ACTIVITY_KEY not in session:
         session[_ACTIVITY_KEY] = now
         session.save()
@@ -111,6 +113,24 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
+
+
+class NoStoreMiddleware:
+    """Cache-Control: no-store on everything Django answers.
+
+    Its pages, partials, images, exports and API answers carry patient content,
+    and a ward computer is shared: once a clinician signs out, nothing of theirs
+    may stay in the browser's cache for the next user to find. (Static files,
+    served before Django, keep their long caching.)
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response["Cache-Control"] = "no-store"
         return response
 
 

@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "medserver_site.middleware.GZipMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "medserver_site.middleware.ContentSecurityPolicyMiddleware",
+    "medserver_site.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

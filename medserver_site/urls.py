@@ -1,11 +1,20 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
+
+from chat.forms import AdminSignInForm, SignInForm
 
 admin.site.site_header = "MedServer administration"
 admin.site.site_title = "MedServer admin"
+admin.site.login_form = AdminSignInForm  # an account locked after failed sign-ins stays so
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=SignInForm),
+        name="login",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("chat.urls")),
 ]

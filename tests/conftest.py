@@ -14,6 +14,20 @@ from inference.worker import EngineWorker, start_engine_worker
 TEST_ANSWER_TOKENS = 12
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, without the audit table's triggers (chat.audit_guard):
+    transactional tests empty every table between tests, which they refuse.
+    tests/chat/test_audit.py puts them back where it tests them."""
+    from django.db import connection
+
+    from chat import audit_guard
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        for statement in audit_guard.DROP:
+            cursor.execute(statement)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
     """Uploads go to a folder of the test's own; each test gets fresh channel

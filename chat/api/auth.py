@@ -7,6 +7,8 @@ import logging
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import TooManyFilesSent
+from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
@@ -72,6 +74,11 @@ def api_endpoint(*methods: str, public: bool = False, counted: bool = True):
                 return error.response()
             except LimitExceeded as error:
                 return ApiError(429, str(error), retry_after=error.retry_after).response()
+            except MultiPartParserError as error:  # read by the CSRF check or the view
+                message = f"The multipart/form-data body could not be read: {error}"
+                return ApiError(400, message).response()
+            except TooManyFilesSent:
+                return ApiError(413, "The request carries too many files.").response()
             except Exception:
                 log.exception("API request to %s failed", request.path)
                 return ApiError(500, "Internal error; the server log has the details.").response()

@@ -10,9 +10,9 @@ may come as a zip or as one part per file, and becomes the slices that fit
 for the model. Other images are cleaned as the page cleans them.
 
 Nothing of a DICOM header reaches a response: labels and notices are built from
-the allow-listed facts only, and members of a zip are named by their place in
-it ("messages[0] image 1, file 3"), never by their path, which often holds the
-patient's name.
+the allow-listed facts only, and files are named by their place ("messages[0]
+image 1", "upload 2", and in a zip "messages[0] image 1, file 3"), never by
+their name or path, which often holds the patient's name.
 """
 
 from __future__ import annotations
@@ -86,16 +86,17 @@ def part_from_data_uri(uri: object, where: str) -> Part:
     return Part(where, raw, media_type)
 
 
-def part_from_upload(upload) -> Part:
-    """Read an uploaded file; refuse it (ApiError 413) over the upload limit before reading."""
+def part_from_upload(upload, where: str) -> Part:
+    """Read an uploaded file, named `where` in messages ("upload 2": its file
+    name often holds the patient's); refuse it (ApiError 413) over the upload
+    limit before reading."""
     limits = settings.MEDSERVER
-    name = upload.name or "image"
     if upload.size > limits.max_payload_bytes:
-        raise ApiError(413, f"{name} is larger than {limits.max_payload_mb} MB.")
+        raise ApiError(413, f"{where} is larger than {limits.max_payload_mb} MB.")
     media_type = (upload.content_type or "").lower()
-    if name.lower().endswith(dicom.SUFFIXES):
+    if (upload.name or "").lower().endswith(dicom.SUFFIXES):
         media_type = "application/dicom"
-    return Part(name, upload.read(), media_type)
+    return Part(where, upload.read(), media_type)
 
 
 def dicom_window(value: object, param: str = "dicom_window") -> str:
@@ -173,10 +174,7 @@ def _dicom_files(part: Part) -> list[dicom.DicomFile]:
         members = zip_members(
             part.raw, name=part.where, max_bytes=settings.MEDSERVER.max_payload_bytes
         )
-        return [
-            dicom.DicomFile(f"{part.where}, file {n}", member.read)
-            for n, member in enumerate(members, 1)
-        ]
+        return [dicom.DicomFile(member.name, member.read) for member in members]
     # Typed as DICOM, it is read even without the "DICM" preamble, as a .dcm upload is.
     return [dicom.DicomFile(part.where, lambda raw=part.raw: raw, force=True)]
 

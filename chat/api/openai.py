@@ -43,7 +43,7 @@ async def list_models(request) -> JsonResponse:
 
 @api_endpoint("POST")
 async def chat_completions(request):
-    data = parsing.read_json(request)
+    data = await parsing.read_json_off_loop(request)
     spec = _served()
     model = data.get("model")
     if model not in (spec.api_id, spec.key):

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
@@ -43,6 +44,12 @@ class RawTurn:
     text: str
     images: tuple[str, ...]  # data URIs: images, DICOM files, zips of DICOM files
     where: str  # "messages[2]", for error messages
+
+
+async def read_json_off_loop(request) -> dict:
+    """read_json on a worker thread: parsing megabytes of JSON (a message's
+    images) on the server's loop would hold up every other request meanwhile."""
+    return await sync_to_async(read_json, thread_sensitive=False)(request)
 
 
 def read_json(request) -> dict:

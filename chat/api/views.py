@@ -111,7 +111,7 @@ async def model_info(request) -> JsonResponse:
 @api_endpoint("POST")
 async def chat(request):
     """Chat completion: `{"messages": [...], "stream": true}` streams Server-Sent Events."""
-    data = parsing.read_json(request)
+    data = await parsing.read_json_off_loop(request)
     messages = data.get("messages")
     if not isinstance(messages, list):
         raise ApiError(422, "messages must be a list of messages.", param="messages")
@@ -178,7 +178,10 @@ async def analyze(request):
 
 def _analyzed_images(uploads, *, answer_tokens: int, window: str) -> message_images.MessageImages:
     """The uploaded images, DICOM files and zips of /api/analyze, as the model sees them."""
-    parts = [message_images.part_from_upload(upload) for upload in uploads]
+    parts = [
+        message_images.part_from_upload(upload, f"upload {n}")
+        for n, upload in enumerate(uploads, 1)
+    ]
     return message_images.message_images(
         parts, where="The request", param="images", answer_tokens=answer_tokens, window=window
     )

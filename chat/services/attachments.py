@@ -1,9 +1,12 @@
-"""Writes of attached images: storing uploads, removing files nothing refers to.
+"""Writes of attached images: storing uploads (their files go with their rows,
+see chat.attachment_files).
 
 An upload is an image (PNG, JPEG, WebP), a DICOM file, or a zip of DICOM files.
 Images are stored cleaned; DICOM becomes one PNG per slice, labelled ("CT slice
 12 of 120 (lung window)") and with its de-identified facts, a long series
 sampled evenly to as many slices as one message can carry (chat.dicom_slices).
+Uploads are named in messages by their place ("Upload 2", "upload 2, file 4"),
+never by their file name, which often holds the patient's.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 
 from chat import dicom, dicom_slices, generation_settings
@@ -32,14 +34,15 @@ class Upload:
     notices: list[str] = field(default_factory=list)
 
 
-def attachment_create(*, owner, upload) -> Attachment:
-    """Store an uploaded image (cleaned) as a pending attachment of `owner`.
+def attachment_create(*, owner, upload, session: ChatSession | None = None) -> Attachment:
+    """Store an uploaded image (cleaned) as a pending attachment of `owner` in
+    `session` (deleted with it unless sent).
 
     Raise MessageRejected when the file is not an acceptable image.
     """
     limits = settings.MEDSERVER
     raw = upload.read(limits.max_payload_bytes + 1)
-    return _image_create(owner, raw, upload.name or "The image")
+    return _image_create(owner, session, raw, "The file")
 
 
 def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AUTO) -> Upload:
@@ -54,8 +57,9 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
     result = Upload()
     images: list[tuple[str, bytes]] = []
     files: list[dicom.DicomFile] = []
-    for upload in uploads:
-        name = upload.name or "The file"
+    for number, upload in enumerate(uploads, 1):
+        # Named by its place, never its file name, which often holds the patient's.
+        name = f"Upload {number}"
         raw = upload.read(limits.max_payload_bytes + 1)
         try:
             if len(raw) > limits.max_payload_bytes:
@@ -63,7 +67,7 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
             if is_zip(raw):
                 members = zip_members(raw, name=name, max_bytes=limits.max_payload_bytes)
                 files += [dicom.DicomFile(member.name, member.read) for member in members]
-            elif dicom.is_dicom(raw) or name.lower().endswith(dicom.SUFFIXES):
+            elif dicom.is_dicom(raw) or (upload.name or "").lower().endswith(dicom.SUFFIXES):
                 files.append(dicom.DicomFile(name, lambda raw=raw: raw, force=True))
             else:
                 images.append((name, raw))
@@ -76,7 +80,7 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
         return result
     for name, raw in images:
         try:
-            result.attachments.append(_image_create(owner, raw, name))
+            result.attachments.append(_image_create(owner, session, raw, name))
         except MessageRejected as rejected:
             result.errors.append(str(rejected))
     if files:
@@ -106,6 +110,7 @@ def _series_create(owner, session, files, window: str, result: Upload) -> None:
         for piece in slices.rendered:
             attachment = Attachment(
                 owner=owner,
+                session=session,
                 content_type="image/png",
                 width=piece.width,
                 height=piece.height,
@@ -118,11 +123,12 @@ def _series_create(owner, session, files, window: str, result: Upload) -> None:
             result.attachments.append(attachment)
 
 
-def _image_create(owner, raw: bytes, name: str) -> Attachment:
+def _image_create(owner, session, raw: bytes, name: str) -> Attachment:
     limits = settings.MEDSERVER
     image = clean_image(raw, name=name, max_bytes=limits.max_payload_bytes)
     attachment = Attachment(
         owner=owner,
+        session=session,
         content_type=image.content_type,
         width=image.width,
         height=image.height,
@@ -131,15 +137,3 @@ def _image_create(owner, raw: bytes, name: str) -> Attachment:
     attachment.file.save(f"image{image.extension}", ContentFile(image.data), save=False)
     attachment.save()
     return attachment
-
-
-def remove_unused_files(names: set[str]) -> None:
-    """Once the deletion is committed, remove stored images no attachment refers to."""
-
-    def remove() -> None:
-        still_used = set(Attachment.objects.filter(file__in=names).values_list("file", flat=True))
-        for name in names - still_used:
-            default_storage.delete(name)
-
-    if names:
-        transaction.on_commit(remove)

@@ -10,7 +10,6 @@ from django.db import transaction
 from chat import generation_settings, selectors
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession, Message
-from chat.services.attachments import remove_unused_files
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
 
 TITLE_LENGTH = 60
@@ -108,8 +107,8 @@ def message_send(
         session, path[-1] if path else None, role=Message.Role.USER, content=content
     )
     for attachment in attachments:
-        attachment.message = question
-        attachment.save(update_fields=["message"])
+        attachment.message, attachment.session = question, session
+        attachment.save(update_fields=["message", "session"])
     answer = _answer_placeholder(session, question, model_name)
     if not session.title:
         session.title = _title_from(content) or "Image analysis"
@@ -141,6 +140,7 @@ def message_edit(
         # The same stored file, linked to the new version as well.
         Attachment.objects.create(
             owner=original.owner,
+            session=session,
             message=question,
             file=original.file.name,
             content_type=original.content_type,
@@ -202,23 +202,8 @@ def message_delete(*, message: Message) -> None:
     if message.active and len(siblings) > 1:
         index = [s.pk for s in siblings].index(message.pk)
         _make_active(siblings[index - 1] if index > 0 else siblings[1])
-    files = _attachment_files_under(message)
-    message.delete()
-    remove_unused_files(files)
+    message.delete()  # with what followed it, and their images (chat.attachment_files)
     session.save(update_fields=["updated_at"])
-
-
-def _attachment_files_under(message: Message) -> set[str]:
-    """Names of the stored images of `message` and every message after it."""
-    replies: dict[int | None, list[int]] = {}
-    for pk, parent_id in message.session.messages.values_list("pk", "parent_id"):
-        replies.setdefault(parent_id, []).append(pk)
-    subtree, frontier = [], [message.pk]
-    while frontier:
-        subtree.extend(frontier)
-        frontier = [child for pk in frontier for child in replies.get(pk, [])]
-    names = Attachment.objects.filter(message_id__in=subtree).values_list("file", flat=True)
-    return set(names)
 
 
 def _attachment_uuids(values) -> list[uuid.UUID]:

@@ -6,8 +6,7 @@ from django.db import transaction
 
 from chat import generation_settings
 from chat.errors import SettingsRejected
-from chat.models import Attachment, ChatSession, Preset
-from chat.services.attachments import remove_unused_files
+from chat.models import ChatSession, Preset
 from chat.services.messages import check_idle
 
 
@@ -42,14 +41,13 @@ def session_rename(*, session: ChatSession, title: str) -> ChatSession:
 
 @transaction.atomic
 def session_delete(*, session: ChatSession) -> None:
-    """Delete the session, its messages and their images.
+    """Delete the session, its messages and their images, and images uploaded
+    in it but not sent.
 
     Raise MessageRejected while one of its answers is being written.
     """
     check_idle(session)
-    names = set(Attachment.objects.filter(message__session=session).values_list("file", flat=True))
-    session.delete()
-    remove_unused_files(names)
+    session.delete()  # its images, sent or not, go with it (chat.attachment_files)
 
 
 def session_set_thinking(*, session: ChatSession, thinking: bool) -> ChatSession:

@@ -329,7 +329,7 @@ def test_analyze_refuses_a_broken_dcm_upload(api):
     response = api.post("/api/analyze", form, content_type=MULTIPART_CONTENT)
 
     assert response.status_code == 422
-    assert error_of(response)["message"] == "scan.dcm could not be read as DICOM."
+    assert error_of(response)["message"] == "upload 1 could not be read as DICOM."
     assert error_of(response)["param"] == "images"
 
 

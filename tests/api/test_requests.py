@@ -337,6 +337,29 @@ def test_analyze_refusals(api):
     assert api.post("/api/analyze", text_file, content_type=MULTIPART_CONTENT).status_code == 422
 
 
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("multipart/form-data", b"prompt=hi"),  # no boundary
+        ("multipart/form-data; boundary=", b"--\r\n"),
+        ("multipart/form-data; boundary=\x00\x01", b"--\x00\x01\r\n"),
+    ],
+)
+def test_analyze_with_an_unreadable_multipart_body_is_a_json_400(
+    api, client, user, content_type, body
+):
+    response = api.post("/api/analyze", body, content_type=content_type)
+    assert response.status_code == 400
+    assert "multipart/form-data body could not be read" in error_of(response)["message"]
+    # A browser session (whose CSRF check reads the body first) gets the same.
+    client.force_login(user)
+    client.cookies["csrftoken"] = "a" * 32
+    from_page = client.post(
+        "/api/analyze", body, content_type=content_type, HTTP_X_CSRFTOKEN="a" * 32
+    )
+    assert from_page.status_code == 400 and error_of(from_page)["message"]
+
+
 def test_too_long_a_conversation_is_refused_by_the_engine_with_400(api):
     body = {"messages": [{"role": "user", "content": "€" * 9000}]}
     response = api.post("/api/chat", body)

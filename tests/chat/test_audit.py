@@ -97,3 +97,79 @@ def test_background_status_polling_is_not_a_chat_view(client, user, engine):
     for _ in range(3):
         client.get("/chat/status/")
     assert actions() == [Action.LOGIN]
+
+
+@pytest.fixture
+def append_only():
+    """The audit table's triggers, as the migration creates them (the suite drops
+    them, see tests/conftest.py; this test's transaction is rolled back after it)."""
+    from django.db import connection
+
+    from chat import audit_guard
+
+    with connection.cursor() as cursor:
+        for statement in audit_guard.CREATE:
+            cursor.execute(statement)
+
+
+def test_the_database_refuses_to_change_or_delete_events_by_any_path(user, append_only):
+    from django.db import IntegrityError, connection, transaction
+
+    from chat import audit
+
+    audit.record(Action.EXPORT, user=user, target="chatsession:1")
+    attempts = [
+        lambda: AuditEvent.objects.update(detail="rewritten"),
+        lambda: AuditEvent.objects.update(user=None, username="someone else"),
+        lambda: AuditEvent.objects.all().delete(),
+        lambda: connection.cursor().execute("DELETE FROM chat_auditevent"),
+        lambda: connection.cursor().execute("UPDATE chat_auditevent SET action = 'login'"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(IntegrityError, match="audit events are never"), transaction.atomic():
+            attempt()
+    event = AuditEvent.objects.get()
+    assert (event.action, event.detail, event.user) == (Action.EXPORT, "", user)
+
+
+def test_deleting_a_user_keeps_their_events_under_their_name(user, append_only):
+    from chat import audit
+
+    audit.record(Action.EXPORT, user=user, target="chatsession:1")
+    user.delete()
+    event = AuditEvent.objects.get()
+    assert event.user is None and event.username == "clinician"
+
+
+def test_audit_prune_deletes_only_old_events_and_records_itself(user, append_only):
+    import datetime
+
+    from django.core.management import call_command
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    from chat import audit
+
+    audit.record(Action.EXPORT, user=user, target="chatsession:1")
+    audit.record(Action.LOGIN, user=user)
+    with transaction.atomic(), connection_cursor() as cursor:  # made old behind the triggers
+        cursor.execute("DROP TRIGGER chat_auditevent_no_update")
+        old = timezone.now() - datetime.timedelta(days=400)
+        AuditEvent.objects.filter(action=Action.EXPORT).update(created_at=old)
+    from chat import audit_guard
+
+    with connection_cursor() as cursor:
+        cursor.execute(audit_guard.NO_UPDATE)
+
+    call_command("audit_prune", "--older-than-days", "365")
+
+    assert sorted(actions()) == sorted([Action.LOGIN, Action.AUDIT_PRUNE])
+    assert "1 event(s)" in AuditEvent.objects.get(action=Action.AUDIT_PRUNE).detail
+    with pytest.raises(IntegrityError), transaction.atomic():  # the trigger is back
+        AuditEvent.objects.all().delete()
+
+
+def connection_cursor():
+    from django.db import connection
+
+    return connection.cursor()

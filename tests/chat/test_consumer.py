@@ -16,7 +16,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore
 from django.utils.html import strip_tags
 
 from chat import answers, limits, selectors, services
@@ -43,14 +45,35 @@ def chat_session(user, engine, medserver_settings):
     return services.session_create(owner=user, model_name=engine.state.model)
 
 
+def signed_in_session(user, **data) -> str:
+    """Return the key of a session signed in as `user`, as the login page leaves
+    it (with `data` added to the session)."""
+    store = SessionStore()
+    store.update(data)
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.save()
+    return store.session_key
+
+
+async def socket_headers(user, origin: bytes = b"http://localhost", **session) -> list:
+    """The headers a browser page signed in as `user` opens the socket with."""
+    headers = [(b"origin", origin), (b"host", b"localhost")]
+    if user.is_authenticated:
+        key = await database_sync_to_async(signed_in_session)(user, **session)
+        headers.append((b"cookie", f"sessionid={key}".encode()))
+    return headers
+
+
 async def open_socket(
     session: ChatSession, user, origin: bytes = b"http://localhost", query: str = ""
 ):
-    """Open the session's socket as `user`; return (communicator, connected, close code)."""
+    """Open the session's socket as `user` (a signed-in session's cookie); return
+    (communicator, connected, close code)."""
     communicator = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/{query}")
-    communicator.scope["user"] = user
-    # The app checks Origin against ALLOWED_HOSTS, as a browser would send it.
-    communicator.scope["headers"] = [(b"origin", origin), (b"host", b"localhost")]
+    # The app checks Origin as a browser would send it.
+    communicator.scope["headers"] = await socket_headers(user, origin)
     connected, code = await communicator.connect()
     return communicator, connected, code
 

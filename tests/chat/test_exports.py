@@ -328,3 +328,29 @@ def test_the_chat_page_offers_both_exports_and_states_the_disclaimer(client, use
     assert f'formaction="/chat/{chat.pk}/export.md"' in html
     assert re.search(r'<input type="checkbox" name="thinking" value="1">', html)
     assert f'<p class="disclaimer" id="clinical-disclaimer">{CLINICAL_DISCLAIMER}</p>' in html
+
+
+HOSTILE = (
+    '<img src=x onerror="alert(1)"> <script>alert(2)</script> <!-- c --> [go](javascript:alert(3))'
+)
+
+
+def test_markdown_export_is_inert_whatever_the_chat_holds(user):
+    """Raw HTML in a title, question, answer, thinking, preset, system prompt or
+    review shows as text in a viewer that renders HTML; code keeps its `<`."""
+    preset = Preset.objects.create(name=f"P {HOSTILE}", system_prompt="x", version=1)
+    session = ChatSession.objects.create(
+        owner=user, title=f"T {HOSTILE}", model_name="demo", preset=preset, system_prompt=HOSTILE
+    )
+    question = Message.objects.create(session=session, role=Message.Role.USER, content=HOSTILE)
+    code = "```html\n<b>kept</b>\n```\n\nand `<i>kept</i>` inline"
+    answer = _answer(session, question, f"{HOSTILE}\n\n{code}", thinking=HOSTILE)
+    AnswerReview.objects.create(message=answer, reviewer=user, reviewer_name="r", comment=HOSTILE)
+
+    markdown = _markdown(session, include_thinking=True)
+    rendered = MarkdownIt("commonmark").render(markdown)  # HTML allowed, as many viewers do
+
+    for live in ("<img", "<script", "<!--", 'href="javascript:'):
+        assert live not in rendered.replace("<!-- Thumbnails", ""), live
+    assert rendered.count("&lt;script&gt;alert(2)") >= 7  # each shown as text
+    assert "<b>kept</b>" in markdown and "`<i>kept</i>`" in markdown

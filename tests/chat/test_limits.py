@@ -7,6 +7,7 @@ from channels.testing import WebsocketCommunicator
 
 from chat import services
 from medserver_site.asgi import application
+from tests.chat.test_consumer import socket_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,9 +38,8 @@ async def test_socket_messages_share_the_budget_with_http(async_client, user, ch
     api = await async_client.get("/api/models", headers={"Authorization": f"Bearer {key}"})
     assert api.status_code == 200  # one of the three
     socket = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
-    socket.scope["user"] = user
     socket.scope["client"] = ("127.0.0.1", 50000)
-    socket.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    socket.scope["headers"] = await socket_headers(user)
     assert (await socket.connect())[0]
     for n in range(3):  # the API call and two sends spend the budget; the third is refused
         await socket.send_json_to({"action": "send", "content": f"Question {n}"})
@@ -66,28 +66,65 @@ def test_a_chat_at_the_history_limit_refuses_more(user, medserver_settings):
 
 @pytest.fixture
 def idle_socket_session(user, engine, medserver_settings):
-    import time
-
-    from django.contrib.sessions.backends.db import SessionStore
-
     medserver_settings(session_timeout=30)
-    store = SessionStore()
-    store["medserver_last_activity"] = time.time() - 31 * 60
-    store.save()
-    return services.session_create(owner=user, model_name="demo"), store
+    return services.session_create(owner=user, model_name="demo")
 
 
 @pytest.mark.asyncio
 async def test_a_socket_left_open_past_the_idle_timeout_cannot_send(user, idle_socket_session):
+    import time
+
     from channels.db import database_sync_to_async
 
-    session, store = idle_socket_session
+    session = idle_socket_session
     socket = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
-    socket.scope["user"] = user
-    socket.scope["session"] = store
-    socket.scope["headers"] = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    idle = {"medserver_last_activity": time.time() - 31 * 60}
+    socket.scope["headers"] = await socket_headers(user, **idle)
     assert (await socket.connect())[0]
     await socket.send_json_to({"action": "send", "content": "After lunch"})
     assert "signed out" in await socket.receive_from(timeout=10)
     assert (await socket.receive_output(timeout=10))["type"] == "websocket.close"
     assert await database_sync_to_async(session.messages.count)() == 0
+
+
+def test_anonymous_posts_from_an_address_leave_signed_in_users_there_their_budget(
+    client, user, medserver_settings, django_user_model
+):
+    """A crowd signing in behind one NAT address spends the anonymous budget only."""
+    from django.test import Client
+
+    medserver_settings(rate_limit="3/minute")
+    crowd = [
+        client.post("/accounts/login/", {"username": "nobody", "password": "x"}).status_code
+        for _ in range(5)
+    ]
+    assert crowd[-1] == 429  # the address's anonymous budget is spent
+
+    signed_in = Client()  # the same address (127.0.0.1), signed in
+    signed_in.force_login(user)
+    session = services.session_create(owner=user, model_name="demo")
+    response = signed_in.post(f"/chat/{session.pk}/thinking/", {"thinking": "on"})
+    assert response.status_code != 429
+
+
+def test_an_account_is_locked_after_repeated_failed_sign_ins_whatever_the_address(
+    client, user, other_user, medserver_settings
+):
+    from django.test import Client
+
+    from chat import sign_in_lockout
+
+    medserver_settings(rate_limit="1000/minute")
+    for n in range(sign_in_lockout.FAILURES_BEFORE_LOCK):
+        guesser = Client(REMOTE_ADDR=f"10.0.0.{n + 1}")  # a new address for every guess
+        guesser.post("/accounts/login/", {"username": user.username.upper(), "password": "x"})
+
+    right = {"username": user.username, "password": "a-long-passphrase"}
+    refused = client.post("/accounts/login/", right)
+    assert refused.status_code == 200 and "_auth_user_id" not in client.session
+    assert "locked" in refused.content.decode()
+    admin_login = client.post("/admin/login/", right)
+    assert "_auth_user_id" not in client.session and "locked" in admin_login.content.decode()
+    # Another account is not affected.
+    other = {"username": other_user.username, "password": "a-long-passphrase"}
+    assert client.post("/accounts/login/", other).status_code == 302

@@ -351,7 +351,7 @@ def test_upload_of_a_text_file_is_refused_with_a_message_and_stores_nothing(
     assert response.status_code == 200
     page = _Page(response.content.decode())
     assert page.find("input", name="attachments") == []
-    assert b"notes.txt could not be read as an image." in response.content
+    assert b"Upload 1 could not be read as an image." in response.content
     assert Attachment.objects.count() == 0
     media = Path(settings.MEDIA_ROOT)
     assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))

@@ -450,7 +450,7 @@ def test_attachment_create_stores_a_clean_image_under_a_random_name(user):
 def test_attachment_create_refuses_a_non_image_and_stores_nothing(user, settings):
     upload = SimpleUploadedFile("notes.txt", b"not an image", content_type="image/png")
 
-    with pytest.raises(MessageRejected, match="notes.txt could not be read as an image"):
+    with pytest.raises(MessageRejected, match="The file could not be read as an image"):
         services.attachment_create(owner=user, upload=upload)
 
     assert Attachment.objects.count() == 0

@@ -271,7 +271,8 @@ def test_two_images_are_attached_sent_and_viewed_in_the_lightbox(server, page, t
                 new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
         }"""
     )
-    expect(page.locator("#composer-alert")).to_contain_text("x.png could not be read as an image")
+    alert = page.locator("#composer-alert")
+    expect(alert).to_contain_text("Upload 1 could not be read as an image")
     expect(page.locator(".pending-attachment")).to_have_count(2)
 
     send(page, "Compare the two views.")

@@ -439,6 +439,16 @@ def test_no_auth_is_refused_off_loopback(capsys):
     assert parse_config(["-m", "demo", "--no-auth", "-ip", "127.0.0.1"]).no_auth
 
 
+def test_no_auth_is_refused_behind_a_proxy(capsys):
+    """Behind a proxy every client comes from 127.0.0.1: no-auth would make the
+    whole network the administrator."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["-m", "demo", "--no-auth", "-ip", "127.0.0.1", "--behind-proxy"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--no-auth cannot be used with --behind-proxy" in err
+
+
 def test_tls_needs_both_files(tmp_path, capsys):
     cert = tmp_path / "cert.pem"
     cert.write_text("x")
@@ -448,3 +458,23 @@ def test_tls_needs_both_files(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_config(["-m", "demo", "--ssl-certfile", str(tmp_path / "missing.pem")])
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "config, behind_proxy",
+    [
+        ({"host": "127.0.0.1", "no_auth": True}, False),
+        ({"host": "127.0.0.1"}, True),
+        ({"host": "0.0.0.0"}, False),
+    ],
+)
+def test_the_banner_tells_one_story_of_who_connects_where(tmp_path, config, behind_proxy):
+    from medserver_site.cli import _banner
+
+    text = _banner(ServerConfig(data_dir=tmp_path, **config), behind_proxy=behind_proxy)
+    says_local_only = "only this machine can connect" in text
+    says_proxy = "open the proxy's address" in text
+    says_network = "on this network" in text
+    assert [says_local_only, says_proxy, says_network].count(True) == 1, text
+    assert says_local_only == config.get("no_auth", False) and says_proxy == behind_proxy

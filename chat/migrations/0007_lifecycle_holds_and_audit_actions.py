@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0005_presets_reviews_provenance_dicom"),
+        ("chat", "0006_security_attachment_session_audit_append_only"),
     ]
 
     operations = [
@@ -53,6 +53,7 @@ class Migration(migrations.Migration):
                     ("session_release", "Released a chat's hold"),
                     ("user_export", "Exported a user's data"),
                     ("user_erase", "Erased a user's data"),
+                    ("audit_prune", "Pruned the audit trail"),
                 ],
                 db_index=True,
                 max_length=32,
