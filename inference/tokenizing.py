@@ -69,7 +69,7 @@ class PromptEncoder:
         self.check_length(request, context)
         tokens = int(self.encode(request)["input_ids"].shape[-1])
         if tokens >= context:
-            raise EngineError(too_long(f"{tokens:,}", context))
+            raise EngineError(too_long(str(tokens), context))
         return tokens
 
     def check_length(self, request: GenerationRequest, context: int) -> None:
@@ -78,7 +78,7 @@ class PromptEncoder:
         characters, so the text's length gives a lower bound on its tokens."""
         lower_bound = _text_length(request) // self.max_token_chars
         if lower_bound >= context:
-            raise EngineError(too_long(f"at least {lower_bound:,}", context))
+            raise EngineError(too_long(f"at least {lower_bound}", context))
 
     @functools.cached_property
     def max_token_chars(self) -> int:
@@ -89,7 +89,7 @@ class PromptEncoder:
 def too_long(tokens: str, context: int) -> str:
     return (
         f"This conversation is {tokens} tokens long and the model's context holds "
-        f"{context:,}. Start a new chat or delete earlier messages."
+        f"{context}. Start a new chat or delete earlier messages."
     )
 
 

@@ -208,7 +208,7 @@ class TransformersEngine(Engine):
         prompt_tokens = int(prompt["input_ids"].shape[-1])
         room = self.max_model_len - prompt_tokens
         if room < 1:
-            raise EngineError(too_long(f"{prompt_tokens:,}", self.max_model_len))
+            raise EngineError(too_long(str(prompt_tokens), self.max_model_len))
         return RowState(
             prompt=prompt,
             prompt_tokens=prompt_tokens,

@@ -211,7 +211,10 @@ async def test_conversation_longer_than_the_context_fails_clearly(chat_session, 
 async def test_an_answer_the_engine_cannot_take_is_shown_then_fails_with_the_reason(
     chat_session, user, engine, monkeypatch
 ):
-    monkeypatch.setattr(engine, "limits", dataclasses.replace(engine.limits, max_queued=0))
+    # No place free and none to wait in: the engine refuses it as busy.
+    monkeypatch.setattr(
+        engine, "limits", dataclasses.replace(engine.limits, max_queued=0, max_batch_size=0)
+    )
     communicator = await connect(chat_session, user)
     await communicator.send_json_to({"action": "send", "content": "Anyone there?"})
     frames, _, status = await read_until_final(communicator)

@@ -79,7 +79,7 @@ def test_backup_restores_into_a_fresh_data_dir_whole(clinic, tmp_path):
     data_dir, files, archive = clinic
     manifest = Manifest.from_json(archive_members(archive)["manifest.json"])
     assert manifest.counts["messages"] == 6 and manifest.counts["images"] == 3
-    assert "0006_lifecycle_holds_and_audit_actions" in manifest.migrations["chat"]
+    assert "0007_lifecycle_holds_and_audit_actions" in manifest.migrations["chat"]
     assert json.loads(archive_members(archive)["settings.json"])["data_dir"] == str(data_dir)
 
     target = tmp_path / "restored"
@@ -290,7 +290,7 @@ def test_backup_of_the_previous_release_restores_and_migrates(tmp_path):
     old = tmp_path / "old"
     django_run(old, chat_as_of(PREVIOUS_RELEASE), migrate_to=PREVIOUS_RELEASE)
     applied = query(old, "SELECT name FROM django_migrations WHERE app = 'chat'")
-    assert ("0006_lifecycle_holds_and_audit_actions",) not in applied
+    assert ("0007_lifecycle_holds_and_audit_actions",) not in applied
     archive = tmp_path / "previous.tar.gz"
     assert medserver("backup", "--to", str(archive), data_dir=old).returncode == 0
 
@@ -299,7 +299,7 @@ def test_backup_of_the_previous_release_restores_and_migrates(tmp_path):
     assert done.returncode == 0, done.stderr
     assert query(target, "PRAGMA integrity_check") == [("ok",)]
     migrated = query(target, "SELECT name FROM django_migrations WHERE app = 'chat'")
-    assert ("0006_lifecycle_holds_and_audit_actions",) in migrated
+    assert ("0007_lifecycle_holds_and_audit_actions",) in migrated
     assert query(
         target,
         "SELECT content, held_at FROM chat_message JOIN chat_chatsession s ON s.id = session_id",
