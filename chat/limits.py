@@ -18,34 +18,54 @@ from medserver_site.config import rate_period_seconds
 RATE_GROUP = "medserver"
 
 
+# A stream slot frees as soon as an answer ends, often within a second: a
+# client told to wait longer (SDKs obey Retry-After) would wait for nothing.
+STREAM_RETRY_AFTER_SECONDS = 1
+
+
 @dataclass(eq=False)
 class StreamSlot:
-    """One of a user's concurrent answers, held from reservation until release."""
+    """One of a user's (or a service token's) concurrent answers, held until release."""
 
     owner_id: int
+    token_id: int | None = None  # a service token's slots are its own, not its owner's
 
 
 # Lives on the server's event loop only, so it needs no lock.
 _active: set[StreamSlot] = set()
 
 
-def reserve_stream(user) -> StreamSlot:
+def reserve_stream(user, token=None) -> StreamSlot:
     """Claim one of the user's concurrent answers; raise LimitExceeded if none is free.
 
-    Reserve before saving or starting anything, so a refused request leaves no trace.
+    With a service `token` (chat.models.ApiToken), the token's own cap applies
+    to the token's own answers. Reserve before saving or starting anything, so
+    a refused request leaves no trace.
     """
-    limit = settings.MEDSERVER.max_user_streams
-    busy = sum(1 for slot in _active if slot.owner_id == user.pk)
+    token_id = token.pk if token is not None and token.service else None
+    if token_id is not None:
+        limit = token.max_streams or settings.MEDSERVER.max_user_streams
+        busy = sum(1 for slot in _active if slot.token_id == token_id)
+        who = f"This service token ({token.name}) has"
+    else:
+        limit = settings.MEDSERVER.max_user_streams
+        busy = sum(1 for slot in _active if slot.owner_id == user.pk and slot.token_id is None)
+        who = "You already have"
     if busy >= limit:
         plural = "answer" if busy == 1 else "answers"
         raise LimitExceeded(
-            f"You already have {busy} {plural} being written (the limit is {limit}); "
+            f"{who} {busy} {plural} being written (the limit is {limit}); "
             "wait for it to finish or stop it.",
-            retry_after=5,
+            retry_after=STREAM_RETRY_AFTER_SECONDS,
         )
-    slot = StreamSlot(user.pk)
+    slot = StreamSlot(user.pk, token_id)
     _active.add(slot)
     return slot
+
+
+def running_streams() -> int:
+    """Answers being written now, for every user."""
+    return len(_active)
 
 
 def release_stream(slot: StreamSlot) -> None:
@@ -58,6 +78,10 @@ def check_rate(request) -> None:
 
     Raise LimitExceeded (with the seconds to wait) when either is spent.
     """
+    token = getattr(request, "api_token", None)
+    if token is not None and token.service:
+        _check_service_rate(request, token)
+        return
     rate = settings.MEDSERVER.rate_limit
     # A socket over a Unix domain (or a test) has no address: the user's budget applies.
     keys = ["ip"] if request.META.get("REMOTE_ADDR") else []
@@ -68,6 +92,21 @@ def check_rate(request) -> None:
                 f"Too many requests: the limit is {rate}. Try again shortly.",
                 retry_after=rate_period_seconds(rate),
             )
+
+
+def _check_service_rate(request, token) -> None:
+    """A service token's budget is its own: its front end's many users share one
+    address and one key, so neither the address's nor the owner's budget applies."""
+    rate = token.rate_limit or settings.MEDSERVER.rate_limit
+    key = f"service-token:{token.pk}"
+    if is_ratelimited(
+        request, group=RATE_GROUP, key=lambda group, r: key, rate=rate, increment=True
+    ):
+        raise LimitExceeded(
+            f"Too many requests on the service token {token.name!r}: its limit is {rate}. "
+            "Try again shortly.",
+            retry_after=rate_period_seconds(rate),
+        )
 
 
 def check_socket_rate(user, address: str | None) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
+from chat.api.end_users import EndUser
 from chat.api.errors import ApiError
 from chat.api.message_images import message_images, part_from_data_uri
 from chat.dicom_windows import AUTO
@@ -32,6 +33,7 @@ class ChatCall:
     thinking: bool
     stream: bool
     notices: tuple[str, ...] = ()  # what the client should know (a series sampled)
+    end_user: EndUser | None = None  # who asked, when a front end says so
 
 
 @dataclass(frozen=True)
