@@ -1,9 +1,41 @@
-"""The OpenAPI 3.1 description of MedServer's JSON API, served at /api/schema."""
+"""The OpenAPI 3.1 description of MedServer's JSON API, served at /api/schema.
+
+It says exactly what the server accepts, so that a client generated from it
+(or a fuzzer such as schemathesis) is neither refused for a request the
+schema allows nor accepted for one it forbids. What JSON Schema cannot say
+(the order of roles in a conversation, what an image holds, the engine's
+context length) is refused with 422, 413 or 415 and documented as such.
+Limits come from the running server's settings, so the document is built per
+request.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
+
+from chat.api.parsing import MAX_STOP_SEQUENCES
+from chat.api.unsupported import CHAT_COMPLETIONS, RESPONSES
 from chat.dicom_windows import WINDOW_CHOICES
+from inference.registry import model_spec_for
 from medserver_site import __version__
+
+_ERROR_TEXTS = {
+    400: "Unreadable request, a parameter MedServer does not support (param names it), "
+    "or one the engine cannot serve (too long a conversation)",
+    401: "No valid API token or session",
+    403: "CSRF check failed (browser session)",
+    404: "The model named is not served here",
+    405: "Method not allowed; see the Allow header",
+    413: "Body, text, image, DICOM file or zip over the limits",
+    415: "Wrong content type or image format",
+    422: "Well-formed but not acceptable: the order of roles, numbers out of range, "
+    "counts, unreadable images or DICOM",
+    429: "Rate limit or concurrent-answer limit; see Retry-After",
+    500: "The engine failed while answering; the server log has the details",
+    503: "The model is loading or unavailable, or the server is busy; see Retry-After",
+}
+_GET_ERRORS = (401, 405, 429)
+_POST_ERRORS = (400, 401, 403, 405, 413, 415, 422, 429, 500, 503)
 
 
 def _ref(name: str) -> dict:
@@ -14,146 +46,486 @@ def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-_ERRORS = {
-    str(status): {"description": text, **_json(_ref("Error"))}
-    for status, text in [
-        (400, "Unreadable request, or one the engine cannot serve (too long a conversation)"),
-        (401, "No valid API token or session"),
-        (403, "CSRF check failed (browser session)"),
-        (404, "Unknown model"),
-        (413, "Body, text, image, DICOM file or zip over the limits"),
-        (415, "Wrong content type or image format"),
-        (422, "Well-formed but not acceptable (roles, numbers, counts, unreadable DICOM)"),
-        (429, "Rate limit or concurrent-answer limit; see Retry-After"),
-        (503, "The model is loading or unavailable; see Retry-After"),
-    ]
-}
+def _errors(*statuses: int) -> dict:
+    responses = {}
+    for status in statuses:
+        response = {"description": _ERROR_TEXTS[status], **_json(_ref("Error"))}
+        if status in (429, 503):
+            response["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+        if status == 405:
+            response["headers"] = {"Allow": {"schema": {"type": "string"}}}
+        responses[str(status)] = response
+    return responses
 
-_CHAT_ANSWER = {
-    "200": {
-        "description": "The answer; with stream=true, Server-Sent Events ending in [DONE]",
-        **_json(_ref("ChatAnswer")),
-        "content": {
-            "application/json": {"schema": _ref("ChatAnswer")},
-            "text/event-stream": {"schema": {"type": "string"}},
-        },
-    },
-    **_ERRORS,
-}
+
+def _answer(schema: str, description: str) -> dict:
+    return {
+        "200": {
+            "description": description,
+            "content": {
+                "application/json": {"schema": _ref(schema)},
+                "text/event-stream": {"schema": {"type": "string"}},
+            },
+        }
+    }
+
 
 _DICOM_WINDOW = {
     "enum": list(WINDOW_CHOICES),
     "default": "auto",
-    "description": "The window for DICOM images. auto: for CT, MedGemma 1.5's three CT "
-    "windows as red, green and blue; other modalities their file's window. file: the "
-    "file's window (else its range). lung, mediastinum, bone, brain: CT presets (other "
-    "modalities keep their own window).",
+    "description": "The window for DICOM images. auto: for CT, "
+    "MedGemma 1.5's three CT windows as red, green and blue; other modalities their file's "
+    "window. file: the file's window (else its range). lung, mediastinum, bone, brain: CT "
+    "presets (other modalities keep their own window).",
+}
+_DATA_URI = {
+    "type": "string",
+    "description": "A base64 data URI: a PNG, JPEG or WebP image (data:image/png;base64,...), "
+    "a DICOM file (data:application/dicom;base64,...) or a zip of DICOM files "
+    "(data:application/zip;base64,...). The DICOM files of one message are read together, "
+    "become PNG slices each followed by its label for the model, and a series longer than "
+    "fits is sampled evenly. URLs are not fetched.",
+}
+_STOP = {
+    "oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": 200},
+        {
+            "type": "array",
+            "maxItems": MAX_STOP_SEQUENCES,
+            "items": {"type": "string", "minLength": 1, "maxLength": 200},
+        },
+        {"type": "null"},
+    ]
+}
+_NULL = {"type": "null"}
+
+
+def _sampling(max_tokens_names: tuple[str, ...]) -> dict:
+    config = settings.MEDSERVER
+    tokens = {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_model_len}
+    return {
+        **{name: tokens for name in max_tokens_names},
+        "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
+        "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+        "stop": _STOP,
+        "ignore_eos": {
+            "type": "boolean",
+            "default": False,
+            "description": "Write max_tokens tokens even past the end of the answer "
+            "(as vLLM and SGLang; for benchmarks)",
+        },
+        "stream": {"type": "boolean", "default": False},
+        "dicom_window": _DICOM_WINDOW,
+    }
+
+
+def _unsupported(table) -> dict:
+    """Each unsupported parameter, with the one value (or none) that asks for nothing."""
+    harmless = {
+        "n": {"enum": [1, None]},
+        "logprobs": {"enum": [False, None]},
+        "top_logprobs": {"enum": [0, None]},
+        "seed": _NULL,
+        "presence_penalty": {"enum": [0, None]},
+        "frequency_penalty": {"enum": [0, None]},
+        "logit_bias": {"oneOf": [_NULL, {"type": "object", "maxProperties": 0}]},
+        "response_format": {
+            "oneOf": [
+                _NULL,
+                {
+                    "type": "object",
+                    "properties": {"type": {"const": "text"}},
+                    "required": ["type"],
+                    "additionalProperties": False,
+                },
+            ]
+        },
+        "tool_choice": {"enum": ["auto", "none", None]},
+        "function_call": {"enum": ["auto", "none", None]},
+        "modalities": {"oneOf": [_NULL, {"const": ["text"]}]},
+        "audio": _NULL,
+        "prediction": _NULL,
+        "previous_response_id": _NULL,
+        "conversation": _NULL,
+        "background": {"enum": [False, None]},
+        "prompt": _NULL,
+        "text": {
+            "oneOf": [
+                _NULL,
+                {
+                    "type": "object",
+                    "properties": {
+                        "format": {
+                            "oneOf": [
+                                _NULL,
+                                {
+                                    "type": "object",
+                                    "properties": {"type": {"const": "text"}},
+                                    "required": ["type"],
+                                    "additionalProperties": False,
+                                },
+                            ]
+                        },
+                        "verbosity": {},
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        },
+    }
+    return {
+        item.name: {**harmless[item.name], "description": f"Not supported (400): {item.reason}"}
+        for item in table
+    }
+
+
+_END_USER = {
+    "type": ["string", "null"],
+    "description": "The end user, as a front end names them; recorded in the audit trail "
+    "and the answer's provenance (as are Open WebUI's X-OpenWebUI-User-* headers)",
 }
 
-_SCHEMAS = {
-    "Error": {
-        "type": "object",
-        "properties": {
-            "error": {
-                "type": "object",
-                "properties": {
-                    "message": {"type": "string"},
-                    "type": {"type": "string"},
-                    "param": {"type": ["string", "null"]},
-                    "code": {"type": ["string", "null"]},
-                },
-                "required": ["message", "type"],
-            }
-        },
-    },
-    "ChatMessage": {
+
+def _schemas() -> dict:
+    spec = model_spec_for(settings.MEDSERVER.model)
+    model = {
+        "type": "string",
+        "enum": sorted({spec.api_id, spec.key}),
+        "description": "The model served (any other name: 404)",
+    }
+    chat_message = {
         "type": "object",
         "properties": {
             "role": {"enum": ["system", "user", "assistant"]},
-            "content": {"type": "string"},
-            "image_data": {
-                "type": "array",
-                "items": {
-                    "type": "string",
-                    "description": "A base64 data URI: a PNG, JPEG or WebP image "
-                    "(data:image/png;base64,...), a DICOM file (data:application/dicom;"
-                    "base64,...) or a zip of DICOM files (data:application/zip;base64,...). "
-                    "The DICOM files of one message are read together (a series may come "
-                    "zipped or one file per item), become PNG slices each followed by its "
-                    "label for the model, and a series longer than fits is sampled evenly.",
-                },
-            },
+            "content": {"type": "string", "default": ""},
+            "image_data": {"type": ["array", "null"], "items": _DATA_URI},
         },
-        "required": ["role", "content"],
-    },
-    "ChatRequest": {
+        "required": ["role"],
+    }
+    openai_part = {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+                "required": ["type", "text"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": "image_url"},
+                    "image_url": {
+                        "oneOf": [
+                            _DATA_URI,
+                            {
+                                "type": "object",
+                                "properties": {"url": _DATA_URI, "detail": {}},
+                                "required": ["url"],
+                            },
+                        ]
+                    },
+                },
+                "required": ["type", "image_url"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": "file"},
+                    "file": {
+                        "type": "object",
+                        "properties": {
+                            "file_data": {"type": "string"},
+                            "filename": {"type": ["string", "null"]},
+                        },
+                        "required": ["file_data"],
+                    },
+                },
+                "required": ["type", "file"],
+            },
+        ]
+    }
+    openai_message = {
         "type": "object",
         "properties": {
-            "messages": {"type": "array", "items": _ref("ChatMessage")},
-            "max_tokens": {"type": "integer", "minimum": 1},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-            "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-            "stream": {"type": "boolean", "default": False},
-            "thinking": {"type": "boolean", "default": True},
-            "dicom_window": _DICOM_WINDOW,
-            "ignore_eos": {
-                "type": "boolean",
-                "default": False,
-                "description": "Write max_tokens tokens even past the end of the answer "
-                "(as vLLM and SGLang; for benchmarks)",
+            "role": {"enum": ["system", "developer", "user", "assistant"]},
+            "content": {
+                "oneOf": [{"type": "string"}, _NULL, {"type": "array", "items": openai_part}]
             },
+            "name": {},
         },
-        "required": ["messages"],
-    },
-    "Usage": {
+        "required": ["role"],
+    }
+    response_part = {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"enum": ["input_text", "output_text"]},
+                    "text": {"type": "string"},
+                },
+                "required": ["type", "text"],
+            },
+            {
+                "type": "object",
+                "properties": {"type": {"const": "input_image"}, "image_url": _DATA_URI},
+                "required": ["type", "image_url"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": "input_file"},
+                    "file_data": {"type": "string"},
+                    "filename": {"type": ["string", "null"]},
+                },
+                "required": ["type", "file_data"],
+            },
+        ]
+    }
+    response_item = {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": "message"},
+                    "role": {"enum": ["system", "developer", "user", "assistant"]},
+                    "content": {
+                        "oneOf": [{"type": "string"}, {"type": "array", "items": response_part}]
+                    },
+                },
+                "required": ["role", "content"],
+            },
+            {
+                "type": "object",
+                "properties": {"type": {"const": "reasoning"}},
+                "required": ["type"],
+                "description": "An earlier answer's thinking, sent back: ignored",
+            },
+        ]
+    }
+    usage = {
         "type": "object",
         "properties": {
             "prompt_tokens": {"type": "integer"},
             "completion_tokens": {"type": "integer"},
             "total_tokens": {"type": "integer"},
         },
-    },
-    "ChatAnswer": {
+    }
+    provenance = {
         "type": "object",
+        "description": "What wrote the answer, and for whom (the token, and the end user its "
+        "front end named)",
         "properties": {
             "model": {"type": "string"},
-            "content": {"type": "string"},
-            "thinking": {"type": "string"},
-            "finish_reason": {"enum": ["stop", "length", "cancelled", "repetition"]},
-            "usage": _ref("Usage"),
-            "notices": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "What the client should know about its DICOM images: a "
-                "series sampled to what fits, files left out (also in the stream's done frame)",
+            "engine": {"type": "string"},
+            "token": {"type": "object"},
+            "end_user": {"type": "object"},
+        },
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                        "param": {"type": ["string", "null"]},
+                        "code": {"type": ["string", "null"]},
+                    },
+                    "required": ["message", "type"],
+                }
             },
-            "timings": {
-                "type": "object",
-                "properties": {
-                    "first_token_ms": {"type": ["number", "null"]},
-                    "total_ms": {"type": "number"},
-                    "tokens_per_second": {"type": ["number", "null"]},
+            "required": ["error"],
+        },
+        "ChatMessage": chat_message,
+        "ChatRequest": {
+            "type": "object",
+            "properties": {
+                "messages": {
+                    "type": "array",
+                    "items": _ref("ChatMessage"),
+                    "minItems": 1,
+                    "maxItems": settings.MEDSERVER.max_history_messages,
+                },
+                **_sampling(("max_tokens",)),
+                "thinking": {"type": "boolean", "default": True},
+                "user": _END_USER,
+            },
+            "required": ["messages"],
+        },
+        "Usage": usage,
+        "Provenance": provenance,
+        "ChatAnswer": {
+            "type": "object",
+            "properties": {
+                "model": {"type": "string"},
+                "content": {"type": "string"},
+                "thinking": {"type": "string"},
+                "finish_reason": {"enum": ["stop", "length", "cancelled", "repetition"]},
+                "usage": _ref("Usage"),
+                "notices": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "What the client should know about its DICOM images: a "
+                    "series sampled to what fits, files left out (also in the stream's done "
+                    "frame)",
+                },
+                "timings": {
+                    "type": "object",
+                    "properties": {
+                        "first_token_ms": {"type": ["number", "null"]},
+                        "total_ms": {"type": "number"},
+                        "tokens_per_second": {"type": ["number", "null"]},
+                    },
+                },
+                "provenance": _ref("Provenance"),
+            },
+            "required": ["content", "finish_reason", "usage"],
+        },
+        "OpenAIChatRequest": {
+            "type": "object",
+            "description": "OpenAI's chat completion request. Other OpenAI fields are "
+            "accepted and do nothing: tools (the model never calls one), "
+            "parallel_tool_calls, store, metadata, service_tier, stream_options other than "
+            "include_usage. Thinking is off with reasoning_effort none or minimal, or "
+            "chat_template_kwargs.enable_thinking false.",
+            "properties": {
+                "model": model,
+                "messages": {
+                    "type": "array",
+                    "items": openai_message,
+                    "minItems": 1,
+                    "maxItems": settings.MEDSERVER.max_history_messages,
+                },
+                **_sampling(("max_tokens", "max_completion_tokens")),
+                "stream_options": {},
+                "reasoning_effort": {},
+                "chat_template_kwargs": {},
+                "tools": {},
+                "user": _END_USER,
+                **_unsupported(CHAT_COMPLETIONS),
+            },
+            "required": ["model", "messages"],
+        },
+        "ChatCompletion": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "chat.completion"},
+                "created": {"type": "integer"},
+                "model": {"type": "string"},
+                "choices": {"type": "array"},
+                "usage": usage,
+                "provenance": provenance,
+            },
+            "required": ["id", "object", "choices", "model"],
+        },
+        "ResponseRequest": {
+            "type": "object",
+            "description": "OpenAI's Responses API request. tools, store, metadata, "
+            "include, truncation, parallel_tool_calls, service_tier are accepted and do "
+            "nothing. Thinking is off with reasoning.effort none or minimal.",
+            "properties": {
+                "model": model,
+                "input": {
+                    "oneOf": [
+                        {"type": "string"},
+                        {"type": "array", "items": response_item, "minItems": 1},
+                    ]
+                },
+                "instructions": {"type": ["string", "null"]},
+                **_sampling(("max_output_tokens",)),
+                "reasoning": {},
+                "tools": {},
+                "user": _END_USER,
+                **_unsupported(RESPONSES),
+            },
+            "required": ["model", "input"],
+        },
+        "Response": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "response"},
+                "status": {"enum": ["completed", "incomplete"]},
+                "output": {"type": "array"},
+                "usage": {"type": "object"},
+                "provenance": provenance,
+            },
+            "required": ["id", "object", "status", "output"],
+        },
+        "ModelList": {
+            "type": "object",
+            "properties": {
+                "object": {"const": "list"},
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"id": {"type": "string"}, "object": {"const": "model"}},
+                        "required": ["id", "object"],
+                    },
                 },
             },
+            "required": ["object", "data"],
         },
-    },
-    "OpenAIChatRequest": {
+    }
+
+
+def _analyze_form() -> dict:
+    return {
         "type": "object",
-        "description": "OpenAI's chat completion request: model, messages (content as a "
-        "string or text/image_url parts with data URIs), max_tokens or "
-        "max_completion_tokens, temperature, top_p, stop, stream, stream_options; "
-        "ignore_eos as in vLLM and SGLang. DICOM files and zips of them go as image_url "
-        "data URIs (application/dicom, application/zip) or as file parts with file_data; "
-        "dicom_window (auto, file, lung, mediastinum, bone, brain) picks their window.",
-        "required": ["model", "messages"],
-    },
-}
+        "properties": {
+            "images": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "minItems": 1,
+                "description": "PNG, JPEG or WebP images, DICOM files, zips of DICOM files",
+            },
+            "prompt": {
+                "type": "string",
+                "pattern": r"\S",
+                "maxLength": settings.MEDSERVER.max_text_length,
+            },
+            "dicom_window": {**_DICOM_WINDOW, "enum": [*WINDOW_CHOICES, ""]},
+            "stream": {"type": "boolean"},
+            "thinking": {"type": "boolean"},
+            "max_tokens": {"type": "integer", "minimum": 1},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "user": {"type": "string"},
+        },
+        "required": ["images", "prompt"],
+    }
+
+
+def _get(summary: str, schema: dict | None = None, **extra) -> dict:
+    ok = {"description": summary, **(_json(schema) if schema else {})}
+    return {"get": {"summary": summary, "responses": {"200": ok, **_errors(*_GET_ERRORS)}, **extra}}
+
+
+def _post(summary: str, body: dict, answer: dict, *extra_errors: int) -> dict:
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {"required": True, **body},
+            "responses": {**answer, **_errors(*sorted({*_POST_ERRORS, *extra_errors}))},
+        }
+    }
 
 
 def openapi_document() -> dict:
     """Return the OpenAPI document (a plain dict, ready for JSON)."""
-    bearer = [{"bearer": []}, {"session": []}]
+    served = model_spec_for(settings.MEDSERVER.model).api_id
+    health = {
+        "summary": "Model status: loading, ready or error (no auth)",
+        "security": [],
+        "responses": {
+            "200": {"description": "Ready", **_json({"type": "object"})},
+            "503": {"description": "Loading or failed", **_json({"type": "object"})},
+            **_errors(405),
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -161,85 +533,50 @@ def openapi_document() -> dict:
             "version": __version__,
             "description": "MedGemma on this machine. Send an API token as "
             "'Authorization: Bearer <token>' (create one under API tokens in the page, or "
-            "`python manage.py create_api_token USERNAME`).",
+            "`python manage.py create_api_token USERNAME`; for a front end many people "
+            f"share, `--service NAME`). The model served is {served!r}.",
         },
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
             },
-            "schemas": _SCHEMAS,
+            "schemas": _schemas(),
         },
-        "security": bearer,
+        "security": [{"bearer": []}, {"session": []}],
         "paths": {
-            "/api/health": {
-                "get": {
-                    "summary": "Model status: loading, ready or error (no auth)",
-                    "security": [],
-                    "responses": {"200": {"description": "Status"}, "503": _ERRORS["503"]},
-                }
-            },
-            "/api/models": {
-                "get": {
-                    "summary": "Every model variant",
-                    "responses": {"200": {"description": "Models"}},
-                }
-            },
-            "/api/model-info": {
-                "get": {
-                    "summary": "The loaded model, engine, context length and limits",
-                    "responses": {"200": {"description": "Model info"}},
-                }
-            },
-            "/api/chat": {
-                "post": {
-                    "summary": "Chat; stream=true for Server-Sent Events",
-                    "requestBody": _json(_ref("ChatRequest")),
-                    "responses": _CHAT_ANSWER,
-                }
-            },
-            "/api/analyze": {
-                "post": {
-                    "summary": "Analyze one or more images or DICOM series with a prompt",
-                    "requestBody": {
-                        "content": {
-                            "multipart/form-data": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "images": {
-                                            "type": "array",
-                                            "items": {"type": "string", "format": "binary"},
-                                            "description": "PNG, JPEG or WebP images, "
-                                            "DICOM files, zips of DICOM files",
-                                        },
-                                        "prompt": {"type": "string"},
-                                        "dicom_window": _DICOM_WINDOW,
-                                        "stream": {"type": "boolean"},
-                                        "max_tokens": {"type": "integer"},
-                                        "temperature": {"type": "number"},
-                                        "top_p": {"type": "number"},
-                                    },
-                                    "required": ["images", "prompt"],
-                                }
-                            }
-                        }
-                    },
-                    "responses": _CHAT_ANSWER,
-                }
-            },
-            "/v1/models": {
-                "get": {
-                    "summary": "OpenAI-compatible model list",
-                    "responses": {"200": {"description": "Models"}},
-                }
-            },
-            "/v1/chat/completions": {
-                "post": {
-                    "summary": "OpenAI-compatible chat completions",
-                    "requestBody": _json(_ref("OpenAIChatRequest")),
-                    "responses": {"200": {"description": "Completion or SSE chunks"}, **_ERRORS},
-                }
-            },
+            "/api/health": {"get": health},
+            "/api/models": _get("Every model variant", {"type": "object"}),
+            "/api/model-info": _get(
+                "The loaded model, engine, context length and limits", {"type": "object"}
+            ),
+            "/api/schema": _get("This document", {"type": "object"}),
+            "/api/chat": _post(
+                "Chat; stream=true for Server-Sent Events",
+                _json(_ref("ChatRequest")),
+                _answer(
+                    "ChatAnswer",
+                    "The answer; with stream=true, Server-Sent Events ending in [DONE]",
+                ),
+            ),
+            "/api/analyze": _post(
+                "Analyze one or more images or DICOM series with a prompt",
+                {"content": {"multipart/form-data": {"schema": _analyze_form()}}},
+                _answer("ChatAnswer", "The answer; with stream=true, Server-Sent Events"),
+            ),
+            "/v1/models": _get("OpenAI-compatible model list", _ref("ModelList")),
+            "/v1/chat/completions": _post(
+                "OpenAI-compatible chat completions",
+                _json(_ref("OpenAIChatRequest")),
+                _answer("ChatCompletion", "Completion, or chunks as Server-Sent Events"),
+                404,
+            ),
+            "/v1/responses": _post(
+                "OpenAI's Responses API (text, images, reasoning items; stream=true for "
+                "its events)",
+                _json(_ref("ResponseRequest")),
+                _answer("Response", "The response, or its events as Server-Sent Events"),
+                404,
+            ),
         },
     }
