@@ -44,7 +44,16 @@ async def create_response(request):
         turns, sampling, _thinking(data), stream, notices, end_user_of(request, data)
     )
     generation = await start_generation(request, call)
-    shell = {
+    shell = response_shell(model, data, sampling, generation.provenance)
+    if stream:
+        return EventStreamResponse(_events(generation, shell), on_close=generation.close)
+    answer = await generation.answer()
+    return JsonResponse(_finished(shell, answer.thinking, answer.content, answer.finished))
+
+
+def response_shell(model: str, data: dict, sampling, provenance: dict) -> dict:
+    """The fields of a response that do not depend on the answer."""
+    return {
         "id": f"resp_{uuid.uuid4().hex}",
         "object": "response",
         "created_at": int(time.time()),
@@ -62,12 +71,8 @@ async def create_response(request):
         "metadata": data.get("metadata") if isinstance(data.get("metadata"), dict) else {},
         "error": None,
         "incomplete_details": None,
-        "provenance": generation.provenance,
+        "provenance": provenance,
     }
-    if stream:
-        return EventStreamResponse(_events(generation, shell), on_close=generation.close)
-    answer = await generation.answer()
-    return JsonResponse(_finished(shell, answer.thinking, answer.content, answer.finished))
 
 
 def _thinking(data: dict) -> bool:
@@ -149,7 +154,7 @@ def _file_data_uri(part: dict) -> str:
 def _usage(finished: Finished) -> dict:
     return {
         "input_tokens": finished.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": finished.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": finished.prompt_tokens + finished.completion_tokens,
