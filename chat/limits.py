@@ -44,7 +44,7 @@ def reserve_stream(user, token=None) -> StreamSlot:
     """
     token_id = token.pk if token is not None and token.service else None
     if token_id is not None:
-        limit = token.max_streams or settings.MEDSERVER.max_user_streams
+        limit = service_stream_cap(token)
         busy = sum(1 for slot in _active if slot.token_id == token_id)
         who = f"This service token ({token.name}) has"
     else:
@@ -61,6 +61,26 @@ def reserve_stream(user, token=None) -> StreamSlot:
     slot = StreamSlot(user.pk, token_id)
     _active.add(slot)
     return slot
+
+
+# A front end without limits of its own still serves a clinic, not one person:
+# Open WebUI alone asks for an answer, its title and follow-ups at once.
+SERVICE_STREAMS = 8
+SERVICE_RATE_FACTOR = 10
+
+
+def service_stream_cap(token) -> int:
+    """A service token's answers at once: its own cap, else SERVICE_STREAMS (at least
+    what one person gets)."""
+    return token.max_streams or max(SERVICE_STREAMS, settings.MEDSERVER.max_user_streams)
+
+
+def service_rate(token) -> str:
+    """A service token's budget: its own, else SERVICE_RATE_FACTOR times --rate-limit."""
+    if token.rate_limit:
+        return token.rate_limit
+    count, _, period = settings.MEDSERVER.rate_limit.partition("/")
+    return f"{int(count) * SERVICE_RATE_FACTOR}/{period}"
 
 
 def running_streams() -> int:
@@ -97,7 +117,7 @@ def check_rate(request) -> None:
 def _check_service_rate(request, token) -> None:
     """A service token's budget is its own: its front end's many users share one
     address and one key, so neither the address's nor the owner's budget applies."""
-    rate = token.rate_limit or settings.MEDSERVER.rate_limit
+    rate = service_rate(token)
     key = f"service-token:{token.pk}"
     if is_ratelimited(
         request, group=RATE_GROUP, key=lambda group, r: key, rate=rate, increment=True

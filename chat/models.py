@@ -278,14 +278,14 @@ class ApiToken(models.Model):
         blank=True,
         validators=[MinValueValidator(1)],
         help_text="Service token: answers it may have generating at once "
-        "(empty: the server's --max-user-streams).",
+        "(empty: 8, or --max-user-streams if higher).",
     )
     rate_limit = models.CharField(
         max_length=32,
         blank=True,
         validators=[validate_rate],
         help_text="Service token: requests it may make, e.g. 240/minute "
-        "(empty: the server's --rate-limit).",
+        "(empty: ten times the server's --rate-limit).",
     )
 
     class Meta:

@@ -127,3 +127,12 @@ def test_the_openai_user_field_is_recorded_and_checked(client, user, engine, med
         "/v1/chat/completions", {**HELLO, "user": 42}, content_type="application/json", **headers
     )
     assert refused.status_code == 422 and refused.json()["error"]["param"] == "user"
+
+
+def test_a_service_token_without_limits_of_its_own_serves_a_clinic(user, medserver_settings):
+    medserver_settings(max_user_streams=1, rate_limit="20/minute")
+    token, _ = services.api_token_create(owner=user, name="webui", service=True)
+    assert limits.service_stream_cap(token) == limits.SERVICE_STREAMS
+    assert limits.service_rate(token) == "200/minute"
+    medserver_settings(max_user_streams=12)
+    assert limits.service_stream_cap(token) == 12
