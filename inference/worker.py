@@ -93,6 +93,11 @@ class EngineWorker:
         self._pool: ThreadPoolExecutor | None = None
         self.state = WorkerState(model=model_label)
         self.engine: Engine | None = None
+        # Read by monitoring (/metrics): counts, and hooks called on the engine
+        # thread with (engine name, Finished or Failed) as each answer ends.
+        self.fallbacks = 0
+        self.thread_restarts = 0
+        self.end_hooks: list[Callable[[str, Event], None]] = []
 
     def _new_thread(self) -> threading.Thread:
         return threading.Thread(target=self._run, name="medserver-engine", daemon=True)
@@ -119,6 +124,11 @@ class EngineWorker:
     def queue_depth(self) -> int:
         """Requests waiting for the engine (not those being generated)."""
         return len(self._pending)
+
+    @property
+    def running(self) -> int:
+        """Requests the engine is generating now."""
+        return self._in_engine
 
     def submit(
         self, request: GenerationRequest, loop: asyncio.AbstractEventLoop | None = None
@@ -153,6 +163,7 @@ class EngineWorker:
         """A worker thread that died is replaced; the loaded engine is kept."""
         if self.state.status == "ready" and not self._thread.is_alive():
             log.error("The engine worker thread had stopped; starting a new one")
+            self.thread_restarts += 1
             self._ready.set()
             self._thread = self._new_thread()
             self._thread.start()
@@ -218,6 +229,7 @@ class EngineWorker:
         self.engine.close()
         self.engine = None
         self.state.status = "loading"
+        self.fallbacks += 1
         try:
             self._use(self._fallback(reason))
         except Exception as error:
@@ -351,9 +363,16 @@ class EngineWorker:
         guard = LoopGuard(0 if sampling.ignore_eos else self.limits.loop_guard)
         return Job(
             handle.request,
-            _guarded_emit(handle, scanner, guard),
+            _guarded_emit(handle, scanner, guard, self._ended),
             lambda: handle.cancelled or guard.looping or bool(scanner and scanner.stopped),
         )
+
+    def _ended(self, event: Event) -> None:
+        for hook in self.end_hooks:
+            try:
+                hook(self.state.engine, event)
+            except Exception:  # monitoring must never break an answer
+                log.exception("An end hook failed")
 
     def _fail_all_until_stopped(self) -> None:
         while True:
@@ -393,7 +412,10 @@ def _free_accelerator_memory() -> None:
 
 
 def _guarded_emit(
-    handle: GenerationHandle, scanner: StopScanner | None, guard: LoopGuard
+    handle: GenerationHandle,
+    scanner: StopScanner | None,
+    guard: LoopGuard,
+    ended: Callable[[Event], None] = lambda event: None,
 ) -> Callable[[Event], None]:
     """Wrap `handle.publish` so the answer ends at a stop sequence or a loop."""
 
@@ -414,6 +436,8 @@ def _guarded_emit(
                     event = dataclasses.replace(event, reason="repetition")
                 elif scanner is not None and scanner.stopped:
                     event = dataclasses.replace(event, reason="stop")
+        if isinstance(event, Finished | Failed):
+            ended(event)
         handle.publish(event)
 
     return emit
