@@ -368,9 +368,9 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
 
     from chat import services
     from inference.worker import start_engine_worker, stop_engine_worker
-    from medserver_site import metrics, static_files, status_lines
+    from medserver_site import http_server, metrics, static_files
 
-    status_lines.complete_reason_phrases()
+    http_server.prepare()
 
     static_files.collect()
 

@@ -58,13 +58,21 @@ def _errors(*statuses: int) -> dict:
     return responses
 
 
+# One Server-Sent Event: its data is a JSON frame, or [DONE] at the end.
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["data"],
+}
+
+
 def _answer(schema: str, description: str) -> dict:
     return {
         "200": {
             "description": description,
             "content": {
                 "application/json": {"schema": _ref(schema)},
-                "text/event-stream": {"schema": {"type": "string"}},
+                "text/event-stream": {"schema": _SSE_EVENT},
             },
         }
     }

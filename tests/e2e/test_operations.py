@@ -159,3 +159,14 @@ def test_a_429_status_line_says_too_many_requests(server):
     assert refused.getheader("Retry-After") == "1"
     first.close()
     second.close()
+
+
+def test_a_broken_multipart_body_reaches_django_and_gets_a_json_error(server):
+    headers = {
+        "Authorization": f"Bearer {server.api_key}",
+        "Content-Type": "multipart/form-data; boundary=c637e12e2b1a998d80d1b087531af51c",
+    }
+    body = b"--c637e12e2b1a998d80d1b087531af51c--\r\n"
+    response = httpx.post(f"{server.url}/api/analyze", content=body, headers=headers)
+    assert 400 <= response.status_code < 500
+    assert response.json()["error"]["message"]
