@@ -10,6 +10,7 @@ provenance, so that an answer can be traced to the clinician who asked.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from chat.api.errors import ApiError
 
@@ -51,7 +52,11 @@ def end_user_of(request, body: dict | None = None) -> EndUser | None:
 
     Raise ApiError 422 when `user` is not a string.
     """
-    values = {field: _clean(request.headers.get(header, "")) for field, header in _HEADERS.items()}
+    # Open WebUI percent-encodes the name (HTTP headers are Latin-1): "Dr In%C3%A9s Ruiz".
+    values = {
+        field: _clean(unquote(request.headers.get(header, "")))
+        for field, header in _HEADERS.items()
+    }
     if any(values[field] for field in ("name", "id", "email")):
         return EndUser("Open WebUI headers", **values)
     user = (body or {}).get("user")

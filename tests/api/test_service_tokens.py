@@ -87,7 +87,7 @@ def test_open_webui_headers_name_the_clinician_in_audit_and_provenance(
         {**HELLO, "max_tokens": 4},
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {key}",
-        HTTP_X_OPENWEBUI_USER_NAME="Dr Ines Ruiz",
+        HTTP_X_OPENWEBUI_USER_NAME="Dr In%C3%A9s Ruiz",  # as Open WebUI quotes it
         HTTP_X_OPENWEBUI_USER_ID="7f3c",
         HTTP_X_OPENWEBUI_USER_EMAIL="ines@clinic.example",
         HTTP_X_OPENWEBUI_USER_ROLE="user",
@@ -96,7 +96,7 @@ def test_open_webui_headers_name_the_clinician_in_audit_and_provenance(
     provenance = response.json()["provenance"]
     assert provenance["end_user"] == {
         "source": "Open WebUI headers",
-        "name": "Dr Ines Ruiz",
+        "name": "Dr Inés Ruiz",
         "id": "7f3c",
         "email": "ines@clinic.example",
         "role": "user",
@@ -105,7 +105,7 @@ def test_open_webui_headers_name_the_clinician_in_audit_and_provenance(
     assert provenance["model"] == "medserver-demo" and provenance["engine"]
     event = AuditEvent.objects.get(action=AuditEvent.Action.API_ANSWER)
     assert event.username == "clinician"
-    assert "Dr Ines Ruiz <ines@clinic.example>" in event.detail
+    assert "Dr Inés Ruiz <ines@clinic.example>" in event.detail
     assert "service token Open WebUI" in event.detail
 
 
