@@ -3,6 +3,8 @@ clinician it names reaches the audit trail and the answer's provenance."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -136,3 +138,32 @@ def test_a_service_token_without_limits_of_its_own_serves_a_clinic(user, medserv
     assert limits.service_rate(token) == "200/minute"
     medserver_settings(max_user_streams=12)
     assert limits.service_stream_cap(token) == 12
+
+
+def test_staff_make_a_service_token_in_admin_and_see_its_key_once(
+    client, user, django_user_model, engine
+):
+    staff = django_user_model.objects.create_superuser("it-admin", password="a-long-passphrase")
+    client.force_login(staff)
+    form = {
+        "owner": user.pk,
+        "name": "Open WebUI",
+        "service": "on",
+        "max_streams": "6",
+        "rate_limit": "240/minute",
+    }
+    response = client.post("/admin/chat/apitoken/add/", form, follow=True)
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    key = re.search(r"(ms_\S+) — copy it now", shown[0]).group(1)
+    token = services.api_token_find(key)
+    assert (token.service, token.max_streams, token.rate_limit) == (True, 6, "240/minute")
+    assert key not in client.get(f"/admin/chat/apitoken/{token.pk}/change/").content.decode()
+    assert AuditEvent.objects.filter(action="api_token_create", username="it-admin").exists()
+    bad = client.post("/admin/chat/apitoken/add/", {**form, "rate_limit": "lots"})
+    assert bad.status_code == 200 and "rate limit must look like" in bad.content.decode()
+    client.post(
+        "/admin/chat/apitoken/",
+        {"action": "revoke", "_selected_action": [token.pk]},
+    )
+    assert services.api_token_find(key) is None
