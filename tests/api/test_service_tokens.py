@@ -39,6 +39,7 @@ def test_create_api_token_service_makes_an_account_that_cannot_sign_in(capsys, e
         ("--service", "webui", "--rate", "lots"),
         ("--service", "webui", "--streams", "0"),
         ("clinician", "--streams", "3"),
+        ("--service", "clinician"),  # a person's account, not a front end's
         (),
     ],
 )

@@ -40,6 +40,11 @@ class Command(BaseCommand):
                 user.save()
             elif not user.is_active:
                 raise CommandError(f"The account {service!r} is disabled.")
+            elif user.has_usable_password():
+                raise CommandError(
+                    f"{service!r} is a person's account (it can sign in); "
+                    "give the front end a name of its own."
+                )
         else:
             try:
                 user = users.objects.get(username=username, is_active=True)
