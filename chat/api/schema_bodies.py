@@ -90,6 +90,25 @@ def _unsupported(table) -> dict:
         "modalities": {"oneOf": [_NULL, {"const": ["text"]}]},
         "audio": _NULL,
         "prediction": _NULL,
+        "top_k": {"enum": [0, -1, None]},
+        "min_p": {"enum": [0, None]},
+        "repetition_penalty": {"enum": [1, None]},
+        "min_tokens": {"enum": [0, None]},
+        "best_of": {"enum": [1, None]},
+        "use_beam_search": {"enum": [False, None]},
+        **{
+            name: _NULL
+            for name in (
+                "guided_json",
+                "guided_regex",
+                "guided_choice",
+                "guided_grammar",
+                "structured_outputs",
+                "regex",
+                "json_schema",
+                "ebnf",
+            )
+        },
         "previous_response_id": _NULL,
         "conversation": _NULL,
         "background": {"enum": [False, None]},

@@ -84,6 +84,40 @@ CHAT_COMPLETIONS = (
     ),
     Unsupported("audio", _absent_or(), "MedServer answers in text only."),
     Unsupported("prediction", _absent_or(), "MedServer does not take predicted outputs."),
+    # vLLM's and SGLang's own sampling and structured-output fields, which their
+    # clients send to MedServer too.
+    Unsupported(
+        "top_k", _absent_or(0, -1), "MedServer samples with top_p only; top_k is not supported."
+    ),
+    Unsupported("min_p", _zero, "MedServer samples with top_p only; min_p is not supported."),
+    Unsupported(
+        "repetition_penalty",
+        _absent_or(1, 1.0),
+        "MedServer does not apply repetition penalties (its loop guard stops a repeating answer).",
+    ),
+    Unsupported("min_tokens", _zero, "MedServer does not take a minimum answer length."),
+    Unsupported(
+        "best_of", _absent_or(1), "MedServer writes one answer per request: best_of must be 1."
+    ),
+    Unsupported("use_beam_search", _absent_or(False), "MedServer does not search beams."),
+    *(
+        Unsupported(
+            name,
+            _absent_or(),
+            "MedServer answers in free text; it does not "
+            "constrain answers to a schema, pattern or grammar.",
+        )
+        for name in (
+            "guided_json",
+            "guided_regex",
+            "guided_choice",
+            "guided_grammar",
+            "structured_outputs",
+            "regex",
+            "json_schema",
+            "ebnf",
+        )
+    ),
 )
 
 RESPONSES = (

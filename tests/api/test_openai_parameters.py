@@ -33,6 +33,15 @@ HELLO = {
         ("modalities", ["text", "audio"]),
         ("audio", {"voice": "alloy", "format": "wav"}),
         ("prediction", {"type": "content", "content": "x"}),
+        ("top_k", 40),
+        ("min_p", 0.05),
+        ("repetition_penalty", 1.2),
+        ("min_tokens", 10),
+        ("best_of", 3),
+        ("use_beam_search", True),
+        ("guided_json", {"type": "object"}),
+        ("guided_choice", ["yes", "no"]),
+        ("structured_outputs", {"regex": "[0-9]+"}),
     ],
 )
 def test_an_unsupported_parameter_is_refused_naming_it(api, param, value):
@@ -69,6 +78,7 @@ def test_what_front_ends_send_every_turn_is_accepted(api):
         {"n": 1, "logprobs": False, "presence_penalty": 0, "frequency_penalty": 0.0},
         {"response_format": {"type": "text"}, "store": False, "metadata": {"task": "title"}},
         {"user": "someone", "service_tier": "auto", "logit_bias": {}, "seed": None},
+        {"top_k": -1, "repetition_penalty": 1.0, "min_p": 0, "best_of": 1},
     ]:
         response = api.post("/v1/chat/completions", {**HELLO, **extra})
         assert response.status_code == 200, (extra, response.content)
