@@ -103,14 +103,6 @@ def test_metrics_need_the_token_or_the_listen_address(server):
     assert "medserver_queue_depth" in httpx.get(server.metrics_listen).text
 
 
-def test_metrics_are_off_unless_asked_for(tmp_path):
-    plain = start_server(tmp_path / "data")
-    try:
-        assert httpx.get(f"{plain.url}/metrics").status_code == 404
-    finally:
-        stop_server(plain)
-
-
 def test_logs_are_json_and_loading_health_checks_are_not_errors(server):
     lines = [line for line in server.output if line.startswith("{")]
     entries = [json.loads(line) for line in lines]

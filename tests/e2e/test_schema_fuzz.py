@@ -14,7 +14,7 @@ from tests.e2e.conftest import start_server, stop_server
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
-FUZZ_SECONDS = 90  # a couple of minutes of CI, with the server's start
+FUZZ_SECONDS = 60  # about two minutes of CI with the server's start and coverage phase
 
 
 @pytest.fixture(scope="module")
