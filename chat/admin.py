@@ -1,11 +1,19 @@
 """Django admin: where staff review sessions, messages and attachments."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from chat import audit
-from chat.models import AnswerReview, Attachment, AuditEvent, ChatSession, Message, Preset
+from chat import audit, services
+from chat.models import (
+    AnswerReview,
+    ApiToken,
+    Attachment,
+    AuditEvent,
+    ChatSession,
+    Message,
+    Preset,
+)
 from chat.review_export import reviews_csv_lines
 from lifecycle.holds import session_hold, session_release
 
@@ -209,3 +217,57 @@ class PresetAdmin(admin.ModelAdmin):
         # Built-in presets follow the code and users change their own in the
         # app, where each change raises the version that answers record.
         return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens: staff make service tokens for front ends here (the key is shown once),
+    set their limits, and revoke any token."""
+
+    list_display = (
+        "name",
+        "prefix",
+        "owner",
+        "service",
+        "max_streams",
+        "rate_limit",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = ("service", "revoked_at")
+    search_fields = ("name", "prefix", "owner__username")
+    fields = (
+        "owner",
+        "name",
+        "service",
+        "max_streams",
+        "rate_limit",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def get_changeform_initial_data(self, request):
+        return {"owner": request.user.pk, "service": True, "name": "Open WebUI"}
+
+    def save_model(self, request, obj, form, change) -> None:
+        key = None if change else services.api_token_set_key(obj)
+        super().save_model(request, obj, form, change)
+        if key is not None:
+            audit.record(audit.Action.API_TOKEN_CREATE, request=request, target=obj)
+            messages.warning(
+                request,
+                f"The key of {obj.name!r} is {key} — copy it now: it cannot be shown again.",
+            )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoked, never deleted: the audit trail refers to it
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset) -> None:
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.api_token_revoke(owner=token.owner, token_id=token.pk)
+            audit.record(audit.Action.API_TOKEN_REVOKE, request=request, target=token)

@@ -6,7 +6,20 @@ import uuid
 from pathlib import PurePath
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
+
+from medserver_site.config import parse_rate
+
+
+def validate_rate(value: str) -> None:
+    """A rate as --rate-limit takes it (240/minute, 5/s)."""
+    if value:
+        try:
+            parse_rate(value)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
 
 
 class ChatSession(models.Model):
@@ -251,7 +264,13 @@ class AnswerReview(models.Model):
 
 
 class ApiToken(models.Model):
-    """A personal key for the JSON API. Only its hash is stored; the key is shown once."""
+    """A key for the JSON API. Only its hash is stored; the key is shown once.
+
+    A personal token shares its owner's limits. A service token is made for a
+    front end that many people use through one key (Open WebUI, LibreChat): it
+    has a stream cap and rate budget of its own, and the front end may say which
+    of its users asked (see chat.api.end_users).
+    """
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
@@ -262,6 +281,25 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    service = models.BooleanField(
+        default=False,
+        help_text="For a front end many people use (Open WebUI, LibreChat): its own limits "
+        "below, and the end user it names is recorded.",
+    )
+    max_streams = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Service token: answers it may have generating at once "
+        "(empty: 8, or --max-user-streams if higher).",
+    )
+    rate_limit = models.CharField(
+        max_length=32,
+        blank=True,
+        validators=[validate_rate],
+        help_text="Service token: requests it may make, e.g. 240/minute "
+        "(empty: ten times the server's --rate-limit).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -308,6 +346,7 @@ class AuditEvent(models.Model):
         USER_EXPORT = "user_export", "Exported a user's data"
         USER_ERASE = "user_erase", "Erased a user's data"
         AUDIT_PRUNE = "audit_prune", "Pruned the audit trail"
+        API_ANSWER = "api_answer", "Answered through the API"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(

@@ -106,6 +106,11 @@ class EngineWorker:
         )
         self.state = WorkerState(model=model_label)
         self.engine: Engine | None = None
+        # Read by monitoring (/metrics): counts, and hooks called on the engine
+        # thread with (engine name, Finished or Failed) as each answer ends.
+        self.fallbacks = 0
+        self.thread_restarts = 0
+        self.end_hooks: list[Callable[[str, Event], None]] = []
 
     def _new_thread(self) -> threading.Thread:
         return threading.Thread(target=self._run, name="medserver-engine", daemon=True)
@@ -141,6 +146,11 @@ class EngineWorker:
         if engine is None or engine.batched:
             return self.limits.max_batch_size
         return engine.max_concurrency
+
+    @property
+    def running(self) -> int:
+        """Requests the engine is generating now."""
+        return self._in_engine
 
     def submit(
         self, request: GenerationRequest, loop: asyncio.AbstractEventLoop | None = None
@@ -200,6 +210,7 @@ class EngineWorker:
         """A worker thread that died is replaced; the loaded engine is kept."""
         if self.state.status == "ready" and not self._thread.is_alive():
             log.error("The engine worker thread had stopped; starting a new one")
+            self.thread_restarts += 1
             self._ready.set()
             self._thread = self._new_thread()
             self._thread.start()
@@ -266,6 +277,7 @@ class EngineWorker:
         self.engine.close()
         self.engine = None
         self.state.status = "loading"
+        self.fallbacks += 1
         try:
             self._use(self._fallback(reason))
         except Exception as error:
@@ -407,12 +419,19 @@ class EngineWorker:
         guard = LoopGuard(0 if sampling.ignore_eos else self.limits.loop_guard)
         job = Job(
             handle.request,
-            _guarded_emit(handle, scanner, guard),
+            _guarded_emit(handle, scanner, guard, self._ended),
             lambda: handle.cancelled or guard.looping or bool(scanner and scanner.stopped),
         )
         if engine is self.engine:
             job.state = prepared
         return job
+
+    def _ended(self, event: Event) -> None:
+        for hook in self.end_hooks:
+            try:
+                hook(self.state.engine, event)
+            except Exception:  # monitoring must never break an answer
+                log.exception("An end hook failed")
 
     def _fail_all_until_stopped(self) -> None:
         while True:
@@ -452,7 +471,10 @@ def _free_accelerator_memory() -> None:
 
 
 def _guarded_emit(
-    handle: GenerationHandle, scanner: StopScanner | None, guard: LoopGuard
+    handle: GenerationHandle,
+    scanner: StopScanner | None,
+    guard: LoopGuard,
+    ended: Callable[[Event], None] = lambda event: None,
 ) -> Callable[[Event], None]:
     """Wrap `handle.publish` so the answer ends at a stop sequence or a loop."""
 
@@ -473,6 +495,8 @@ def _guarded_emit(
                     event = dataclasses.replace(event, reason="repetition")
                 elif scanner is not None and scanner.stopped:
                     event = dataclasses.replace(event, reason="stop")
+        if isinstance(event, Finished | Failed):
+            ended(event)
         handle.publish(event)
 
     return emit

@@ -177,6 +177,24 @@ def build_parser() -> OneLineParser:
     )
     add("--log-level", **typed("log_level"), help="debug, info, warning or error")
     add(
+        "--log-format",
+        **typed("log_format"),
+        help="text, or json: one JSON object per line, for a log collector",
+    )
+    add(
+        "--metrics-token",
+        type=_checked(fields["metrics_token"].metadata["parse"]),
+        default=os.environ.get("MEDSERVER_METRICS_TOKEN", ""),
+        help="serve Prometheus metrics at /metrics to this bearer token "
+        "($MEDSERVER_METRICS_TOKEN if set)",
+    )
+    add(
+        "--metrics-listen",
+        **typed("metrics_listen"),
+        help="also serve Prometheus metrics, without a token, on this HOST:PORT "
+        "(an address only the monitoring network reaches)",
+    )
+    add(
         "--default-temperature",
         **typed("default_temperature"),
         help="sampling temperature",
@@ -468,7 +486,9 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
     from chat import attachment_files, audit_guard, services
     from inference.worker import start_engine_worker, stop_engine_worker
     from lifecycle.retention import retention_start
-    from medserver_site import static_files
+    from medserver_site import http_server, metrics, static_files
+
+    http_server.prepare()
 
     static_files.collect()
     audit_guard.install()  # a migration that rebuilt the audit table drops them
@@ -481,7 +501,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
         log.warning(
             "%d answer(s) cut off by the last shutdown were marked as interrupted", interrupted
         )
-    start_engine_worker(config)
+    metrics.install(start_engine_worker(config))
     retention = retention_start(config.retention_days)
     # Built here: the database is not for the server's loop thread.
     banner = _banner(config, behind_proxy=behind_proxy)

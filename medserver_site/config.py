@@ -172,6 +172,29 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def parse_listen_address(text: str) -> str:
+    """HOST:PORT for a listener of its own ('' = none); IPv6 hosts in brackets."""
+    text = text.strip()
+    if not text:
+        return ""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"metrics address must look like 127.0.0.1:9464, got {text!r}")
+    _int_in(1, 65535, "metrics port")(port)
+    parse_host(host)
+    return text
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def parse_log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in LOG_FORMATS:
+        raise ValueError(f"log format must be text or json, got {text!r}")
+    return value
+
+
 def _opt(
     default: Any, parse: Callable[[str], Any], env: str | None = None, *, secret: bool = False
 ) -> Any:
@@ -205,6 +228,11 @@ class ServerConfig:
     # The Python of an SGLang install; "" means the .venv-sglang install.sh made.
     sglang_python: str = _opt("", parse_python)
     log_level: str = _opt("info", parse_log_level)
+    # One JSON object per log line, for the hospital's log collector.
+    log_format: str = _opt("text", parse_log_format)
+    # /metrics on the main port with this bearer token, and/or a listener of its own.
+    metrics_token: str = _opt("", _text, secret=True)
+    metrics_listen: str = _opt("", parse_listen_address)
     default_temperature: float = _opt(0.3, _float_in(0.0, 2.0, "default temperature"))
     default_top_p: float = _opt(0.95, _float_in(0.0, 1.0, "default top-p", low_open=True))
     allow_client_sampling_config: bool = _opt(True, parse_bool)

@@ -8,7 +8,7 @@ comes in, on the server's loop, before Django and before any sign-in check:
 - each route has the limit it needs (`body_limit`): a sign-in form a few
   kilobytes, the API's JSON calls 64 KB, forms with a message's text room for
   it, and only the routes that take images (the upload view, /api/chat,
-  /api/analyze, /v1/chat/completions) the whole upload limit;
+  /api/analyze, /v1/chat/completions, /v1/responses) the whole upload limit;
 - a declared Content-Length over the limit is refused (413) before a byte of
   the body is read, a chunked body as soon as it passes the limit;
 - a body that trickles in (slower than MIN_BYTES_PER_SECOND on average once
@@ -40,7 +40,8 @@ _FLUSH_SECONDS = 5  # after a refusal, how long the client may take to read it
 
 _SIGN_IN = re.compile(r"^/(accounts/login|admin/login|setup/[^/]+)/?$")
 _UPLOADS = re.compile(
-    r"^/(chat/[0-9a-fA-F-]{36}/attachments|api/chat|api/analyze|v1/chat/completions)/?$"
+    r"^/(chat/[0-9a-fA-F-]{36}/attachments"
+    r"|api/chat|api/analyze|v1/chat/completions|v1/responses)/?$"
 )
 _API = re.compile(r"^/(api|v1)/")
 

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that it counts the status the client gets (/metrics).
+    "medserver_site.metrics.RequestMetricsMiddleware",
     # First, so that it compresses the response every other one has finished.
     "medserver_site.middleware.GZipMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -189,9 +191,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+        "text": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+        "json": {"()": "medserver_site.json_logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "console"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": MEDSERVER.log_format}},
     "root": {"handlers": ["console"], "level": MEDSERVER.log_level.upper()},
     "loggers": {
         # Daphne logs each request at INFO; keep the console for what matters.

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from chat.forms import AdminSignInForm, SignInForm
+from medserver_site.metrics import metrics_view
 
 admin.site.site_header = "MedServer administration"
 admin.site.site_title = "MedServer admin"
@@ -16,5 +17,6 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("chat.urls")),
 ]

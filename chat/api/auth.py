@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from chat import audit, limits, services
 from chat.api.errors import ApiError
 from chat.errors import LimitExceeded
+from inference.worker import engine_worker
 
 log = logging.getLogger(__name__)
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -30,10 +31,11 @@ async def authenticate(request) -> None:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ApiError(401, "Send the API token as 'Authorization: Bearer <token>'.")
-        user = await sync_to_async(services.api_token_user)(key.strip())
-        if user is None:
+        token = await sync_to_async(services.api_token_find)(key.strip())
+        if token is None:
             raise ApiError(401, "The API token is not valid or has been revoked.")
-        request.user = user
+        request.user = token.owner
+        request.api_token = token  # a service token brings its own limits (chat.limits)
         await sync_to_async(audit.record)(
             audit.Action.API_TOKEN_USE, request=request, target=request.path[:100]
         )
@@ -64,14 +66,18 @@ def api_endpoint(*methods: str, public: bool = False, counted: bool = True):
         async def endpoint(request, *args, **kwargs):
             try:
                 if request.method not in methods:
-                    raise ApiError(405, f"Use {' or '.join(methods)} for this endpoint.")
+                    raise ApiError(
+                        405,
+                        f"Use {' or '.join(methods)} for this endpoint.",
+                        headers={"Allow": ", ".join(methods)},
+                    )
                 if not public:
                     await authenticate(request)
                     if counted:
                         await sync_to_async(limits.check_rate)(request)
-                return await view(request, *args, **kwargs)
+                return _logged_quietly_while_loading(request, await view(request, *args, **kwargs))
             except ApiError as error:
-                return error.response()
+                return _logged_quietly_while_loading(request, error.response())
             except LimitExceeded as error:
                 return ApiError(429, str(error), retry_after=error.retry_after).response()
             except MultiPartParserError as error:  # read by the CSRF check or the view
@@ -86,3 +92,12 @@ def api_endpoint(*methods: str, public: bool = False, counted: bool = True):
         return endpoint
 
     return decorate
+
+
+def _logged_quietly_while_loading(request, response):
+    """A 503 while the model loads is expected (health checks poll through it): log it
+    at INFO instead of Django's ERROR for every 5xx."""
+    if response.status_code == 503 and engine_worker().state.status == "loading":
+        log.info("%s answered 503: the model is still loading", request.path)
+        response._has_been_logged = True  # read by django.utils.log.log_response
+    return response

@@ -30,6 +30,7 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -37,6 +38,7 @@ class ApiError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        self.headers = headers or {}
 
     def body(self) -> dict:
         return {
@@ -52,4 +54,6 @@ class ApiError(Exception):
         response = JsonResponse(self.body(), status=self.status)
         if self.retry_after is not None:
             response["Retry-After"] = str(self.retry_after)
+        for name, value in self.headers.items():
+            response[name] = value
         return response

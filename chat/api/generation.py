@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from chat import limits
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from chat import audit, limits
+from chat.api.end_users import EndUser
 from chat.api.errors import ApiError
 from chat.api.parsing import ChatCall
 from chat.errors import LimitExceeded
 from inference.engine import Delta, Event, Failed, Finished, GenerationRequest
+from inference.registry import model_spec_for
 from inference.worker import EngineBusy, EngineUnavailable, GenerationHandle, engine_worker
 
 _FAILED_STATUS = {"invalid_request": 400, "unavailable": 503, "engine_error": 500}
@@ -31,6 +36,7 @@ class Generation:
     handle: GenerationHandle
     slot: limits.StreamSlot
     first: list[Event] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
 
     async def events(self) -> AsyncIterator[Event]:
         """Yield every event up to Finished; stop the engine if the reader goes away.
@@ -66,13 +72,17 @@ class Generation:
         raise ApiError(500, "The answer ended without a result.")
 
 
-async def start_generation(user, call: ChatCall) -> Generation:
+async def start_generation(request, call: ChatCall) -> Generation:
     """Queue the request on the engine and wait until it starts.
 
     Raise ApiError 503 while the model is loading or unusable, 429 when the
-    user has no free stream, and the engine's own refusal (too long a
-    conversation, an unreadable image) before any byte of a response is sent.
+    user (or the service token) has no free stream, and the engine's own
+    refusal (too long a conversation, an unreadable image) before any byte of
+    a response is sent. A started answer is recorded in the audit trail with
+    its provenance.
     """
+    user = request.user
+    token = getattr(request, "api_token", None)
     worker = engine_worker()
     status = worker.state.status
     if status == "loading":
@@ -80,12 +90,12 @@ async def start_generation(user, call: ChatCall) -> Generation:
     if status != "ready":
         raise ApiError(503, "The model is not available; see /api/health.", retry_after=60)
     try:
-        slot = limits.reserve_stream(user)
+        slot = limits.reserve_stream(user, token)
     except LimitExceeded as error:
         raise ApiError(429, str(error), retry_after=error.retry_after) from None
-    request = GenerationRequest(call.turns, call.sampling, call.thinking)
+    job = GenerationRequest(call.turns, call.sampling, call.thinking)
     try:
-        handle = worker.submit(request)
+        handle = worker.submit(job)
     except EngineBusy as error:
         limits.release_stream(slot)
         raise ApiError(503, str(error), code="busy", retry_after=5) from None
@@ -103,7 +113,35 @@ async def start_generation(user, call: ChatCall) -> Generation:
     if isinstance(generation.first[0], Failed):
         generation.close()
         raise failure_error(generation.first[0])
+    generation.provenance = answer_provenance(worker, token, call.end_user)
+    await sync_to_async(_record_answer)(request, generation.provenance, call.end_user)
     return generation
+
+
+def answer_provenance(worker, token, end_user: EndUser | None) -> dict:
+    """What wrote the answer and for whom, returned with it (the page's provenance, for
+    the API)."""
+    provenance = {
+        "model": model_spec_for(settings.MEDSERVER.model).api_id,
+        "engine": worker.state.engine,
+    }
+    if token is not None:
+        provenance["token"] = {"name": token.name, "service": token.service}
+    if end_user is not None:
+        provenance["end_user"] = end_user.as_dict()
+    return provenance
+
+
+def _record_answer(request, provenance: dict, end_user: EndUser | None) -> None:
+    token = provenance.get("token")
+    parts = [f"model {provenance['model']} on {provenance['engine'] or '?'}"]
+    if token:
+        parts.append(f"{'service' if token['service'] else 'personal'} token {token['name']}")
+    if end_user is not None:
+        parts.insert(0, f"for {end_user.label()}")
+    audit.record(
+        audit.Action.API_ANSWER, request=request, target=request.path[:100], detail="; ".join(parts)
+    )
 
 
 def failure_error(failed: Failed) -> ApiError:

@@ -99,9 +99,10 @@ def part_from_upload(upload, where: str) -> Part:
     return Part(where, upload.read(), media_type)
 
 
-def dicom_window(value: object, param: str = "dicom_window") -> str:
-    """The window asked for DICOM images (a key of WINDOW_CHOICES); AUTO when absent."""
-    if value in (None, ""):
+def dicom_window(value: object, param: str = "dicom_window", *, blank_allowed: bool = True) -> str:
+    """The window asked for DICOM images (a key of WINDOW_CHOICES); AUTO when absent
+    (or, in a form, `blank_allowed`, left empty)."""
+    if blank_allowed and value in (None, ""):
         return AUTO
     if not isinstance(value, str) or value not in WINDOW_CHOICES:
         raise ApiError(422, f"{param} must be one of {', '.join(WINDOW_CHOICES)}.", param=param)

@@ -1,11 +1,12 @@
 """The OpenAI-compatible API: /v1/models and /v1/chat/completions.
 
 Clients built for OpenAI (the `openai` package, chat front ends) work with
-only `base_url` and `api_key` set. Thinking comes back as `reasoning_content`,
-as vLLM and SGLang return it. Images come as `image_url` data URIs; DICOM files
-and zips of them as `image_url` data URIs too (application/dicom,
-application/zip) or as `file` parts with their file_data, and `dicom_window`
-(an extra field) picks the CT window.
+only `base_url` and `api_key` set. Thinking comes back as `reasoning` and as
+`reasoning_content` (vLLM's newer and older names; clients read either).
+Images come as `image_url` data URIs; DICOM files and zips of them as
+`image_url` data URIs too (application/dicom, application/zip) or as `file`
+parts with their file_data, and `dicom_window` (an extra field) picks the CT
+window.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from django.conf import settings
 from django.http import JsonResponse
 
 from chat import dicom
-from chat.api import message_images, parsing
+from chat.api import message_images, parsing, unsupported
 from chat.api.auth import api_endpoint
+from chat.api.end_users import end_user_of
 from chat.api.errors import ApiError
 from chat.api.generation import Generation, failure_error, start_generation, usage
 from chat.api.sse import EventStreamResponse, sse_frame
@@ -34,6 +36,19 @@ def _served():
     return model_spec_for(settings.MEDSERVER.model)
 
 
+def check_model(model: object) -> str:
+    """Return the served model's API id if `model` names it; else raise ApiError 404."""
+    spec = _served()
+    if model not in (spec.api_id, spec.key):
+        raise ApiError(
+            404,
+            f"The model {model!r} is not served here; this server runs {spec.api_id!r}.",
+            param="model",
+            code="model_not_found",
+        )
+    return spec.api_id
+
+
 @api_endpoint("GET")
 async def list_models(request) -> JsonResponse:
     spec = _served()
@@ -44,17 +59,9 @@ async def list_models(request) -> JsonResponse:
 @api_endpoint("POST")
 async def chat_completions(request):
     data = await parsing.read_json_off_loop(request)
+    check_model(data.get("model"))
     spec = _served()
-    model = data.get("model")
-    if model not in (spec.api_id, spec.key):
-        raise ApiError(
-            404,
-            f"The model {model!r} is not served here; this server runs {spec.api_id!r}.",
-            param="model",
-            code="model_not_found",
-        )
-    if data.get("n", 1) != 1:
-        raise ApiError(422, "Only n=1 is supported.", param="n")
+    unsupported.refuse(data, unsupported.CHAT_COMPLETIONS)
     messages = data.get("messages")
     if not isinstance(messages, list):
         raise ApiError(422, "messages must be a list of messages.", param="messages")
@@ -62,13 +69,14 @@ async def chat_completions(request):
     stream_options = data.get("stream_options") or {}
     sampling = parsing.sampling_from(data, max_tokens_names=("max_tokens", "max_completion_tokens"))
     stream = parsing.flag(data, "stream", False)
-    window = message_images.dicom_window(data.get("dicom_window"))
+    window = message_images.dicom_window(data.get("dicom_window", "auto"), blank_allowed=False)
     turns, notices = await sync_to_async(parsing.check_turns, thread_sensitive=False)(
         raw_turns, answer_tokens=sampling.max_new_tokens, window=window
     )
-    call = parsing.ChatCall(turns, sampling, _thinking_wanted(data), stream, notices)
+    end_user = end_user_of(request, data)
+    call = parsing.ChatCall(turns, sampling, thinking_wanted(data), stream, notices, end_user)
     include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage")
-    generation = await start_generation(request.user, call)
+    generation = await start_generation(request, call)
     completion = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "created": int(time.time()),
@@ -80,7 +88,7 @@ async def chat_completions(request):
     answer = await generation.answer()
     message = {"role": "assistant", "content": answer.content}
     if answer.thinking:
-        message["reasoning_content"] = answer.thinking
+        message["reasoning"] = message["reasoning_content"] = answer.thinking
     return JsonResponse(
         {
             **completion,
@@ -93,6 +101,7 @@ async def chat_completions(request):
                 }
             ],
             "usage": usage(answer.finished),
+            "provenance": generation.provenance,
         }
     )
 
@@ -118,7 +127,7 @@ def _raw_turn(message: object, where: str) -> parsing.RawTurn:
             url = image_url.get("url") if isinstance(image_url, dict) else image_url
             images.append(url)
         elif kind == "file":
-            images.append(_file_data_uri(part.get("file"), where))
+            images.append(file_data_uri(part.get("file"), where))
         else:
             raise ApiError(
                 422, f"{where}: content parts must be 'text', 'image_url' or 'file'.", param=where
@@ -126,7 +135,7 @@ def _raw_turn(message: object, where: str) -> parsing.RawTurn:
     return parsing.RawTurn(role, "\n".join(texts), tuple(images), where)
 
 
-def _file_data_uri(file: object, where: str) -> str:
+def file_data_uri(file: object, where: str) -> str:
     """A `file` part's data as a data URI: OpenAI's clients send file_data as one,
     or as bare base64 beside a filename (a .dcm name says DICOM)."""
     data = file.get("file_data") if isinstance(file, dict) else None
@@ -145,7 +154,7 @@ def _file_data_uri(file: object, where: str) -> str:
     return f"data:{media_type};base64,{data}"
 
 
-def _thinking_wanted(data: dict) -> bool:
+def thinking_wanted(data: dict) -> bool:
     """Thinking is on unless turned off, the ways OpenAI-style clients say so."""
     if data.get("reasoning_effort") in ("none", "minimal"):
         return False
@@ -163,8 +172,10 @@ async def _chunks(generation: Generation, completion: dict, include_usage: bool)
     yield chunk({"role": "assistant", "content": ""})
     async for event in generation.events():
         if isinstance(event, Delta):
-            field = "reasoning_content" if event.kind == "thinking" else "content"
-            yield chunk({field: event.text})
+            if event.kind == "thinking":
+                yield chunk({"reasoning": event.text, "reasoning_content": event.text})
+            else:
+                yield chunk({"content": event.text})
         elif isinstance(event, Finished):
             yield chunk({}, _FINISH_REASONS[event.reason])
             if include_usage:

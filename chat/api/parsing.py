@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
+from chat.api.end_users import EndUser
 from chat.api.errors import ApiError
 from chat.api.message_images import message_images, part_from_data_uri
 from chat.dicom_windows import AUTO
@@ -34,6 +35,7 @@ class ChatCall:
     thinking: bool
     stream: bool
     notices: tuple[str, ...] = ()  # what the client should know (a series sampled)
+    end_user: EndUser | None = None  # who asked, when a front end says so
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,40 @@
-"""The OpenAPI 3.1 description of MedServer's JSON API, served at /api/schema."""
+"""The OpenAPI 3.1 description of MedServer's JSON API, served at /api/schema.
+
+It says exactly what the server accepts, so that a client generated from it
+(or a fuzzer such as schemathesis) is neither refused for a request the
+schema allows nor accepted for one it forbids. What JSON Schema cannot say
+(the order of roles in a conversation, what an image holds, the engine's
+context length) is refused with 422, 413 or 415 and documented as such.
+Limits come from the running server's settings, so the document is built per
+request.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
+
+from chat.api.schema_bodies import DICOM_WINDOW, component_schemas
 from chat.dicom_windows import WINDOW_CHOICES
+from inference.registry import model_spec_for
 from medserver_site import __version__
+
+_ERROR_TEXTS = {
+    400: "Unreadable request, a parameter MedServer does not support (param names it), "
+    "or one the engine cannot serve (too long a conversation)",
+    401: "No valid API token or session",
+    403: "CSRF check failed (browser session)",
+    404: "The model named is not served here",
+    405: "Method not allowed; see the Allow header",
+    413: "Body, text, image, DICOM file or zip over the limits",
+    415: "Wrong content type or image format",
+    422: "Well-formed but not acceptable: the order of roles, numbers out of range, "
+    "counts, unreadable images or DICOM",
+    429: "Rate limit or concurrent-answer limit; see Retry-After",
+    500: "The engine failed while answering; the server log has the details",
+    503: "The model is loading or unavailable, or the server is busy; see Retry-After",
+}
+_GET_ERRORS = (401, 405, 429)
+_POST_ERRORS = (400, 401, 403, 405, 413, 415, 422, 429, 500, 503)
 
 
 def _ref(name: str) -> dict:
@@ -14,152 +45,92 @@ def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-_ERRORS = {
-    str(status): {"description": text, **_json(_ref("Error"))}
-    for status, text in [
-        (400, "Unreadable request, or one the engine cannot serve (too long a conversation)"),
-        (401, "No valid API token or session"),
-        (403, "CSRF check failed (browser session)"),
-        (404, "Unknown model"),
-        (413, "Body, text, image, DICOM file or zip over the limits"),
-        (415, "Wrong content type or image format"),
-        (422, "Well-formed but not acceptable (roles, numbers, counts, unreadable DICOM)"),
-        (429, "Rate limit or concurrent-answer limit; see Retry-After"),
-        (503, "The model is loading or unavailable; see Retry-After"),
-    ]
+def _errors(*statuses: int) -> dict:
+    responses = {}
+    for status in statuses:
+        response = {"description": _ERROR_TEXTS[status], **_json(_ref("Error"))}
+        if status in (429, 503):
+            response["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+        if status == 405:
+            response["headers"] = {"Allow": {"schema": {"type": "string"}}}
+        responses[str(status)] = response
+    return responses
+
+
+# One Server-Sent Event: its data is a JSON frame, or [DONE] at the end.
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["data"],
 }
 
-_CHAT_ANSWER = {
-    "200": {
-        "description": "The answer; with stream=true, Server-Sent Events ending in [DONE]",
-        **_json(_ref("ChatAnswer")),
-        "content": {
-            "application/json": {"schema": _ref("ChatAnswer")},
-            "text/event-stream": {"schema": {"type": "string"}},
-        },
-    },
-    **_ERRORS,
-}
 
-_DICOM_WINDOW = {
-    "enum": list(WINDOW_CHOICES),
-    "default": "auto",
-    "description": "The window for DICOM images. auto: for CT, MedGemma 1.5's three CT "
-    "windows as red, green and blue; other modalities their file's window. file: the "
-    "file's window (else its range). lung, mediastinum, bone, brain: CT presets (other "
-    "modalities keep their own window).",
-}
-
-_SCHEMAS = {
-    "Error": {
-        "type": "object",
-        "properties": {
-            "error": {
-                "type": "object",
-                "properties": {
-                    "message": {"type": "string"},
-                    "type": {"type": "string"},
-                    "param": {"type": ["string", "null"]},
-                    "code": {"type": ["string", "null"]},
-                },
-                "required": ["message", "type"],
-            }
-        },
-    },
-    "ChatMessage": {
-        "type": "object",
-        "properties": {
-            "role": {"enum": ["system", "user", "assistant"]},
-            "content": {"type": "string"},
-            "image_data": {
-                "type": "array",
-                "items": {
-                    "type": "string",
-                    "description": "A base64 data URI: a PNG, JPEG or WebP image "
-                    "(data:image/png;base64,...), a DICOM file (data:application/dicom;"
-                    "base64,...) or a zip of DICOM files (data:application/zip;base64,...). "
-                    "The DICOM files of one message are read together (a series may come "
-                    "zipped or one file per item), become PNG slices each followed by its "
-                    "label for the model, and a series longer than fits is sampled evenly.",
-                },
+def _answer(schema: str, description: str) -> dict:
+    return {
+        "200": {
+            "description": description,
+            "content": {
+                "application/json": {"schema": _ref(schema)},
+                "text/event-stream": {"schema": _SSE_EVENT},
             },
-        },
-        "required": ["role", "content"],
-    },
-    "ChatRequest": {
+        }
+    }
+
+
+def _analyze_form() -> dict:
+    return {
         "type": "object",
         "properties": {
-            "messages": {"type": "array", "items": _ref("ChatMessage")},
+            "images": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "minItems": 1,
+                "description": "PNG, JPEG or WebP images, DICOM files, zips of DICOM files",
+            },
+            "prompt": {
+                "type": "string",
+                "pattern": r"\S",
+                "maxLength": settings.MEDSERVER.max_text_length,
+            },
+            "dicom_window": {**DICOM_WINDOW, "enum": [*WINDOW_CHOICES, ""]},
+            "stream": {"type": "boolean"},
+            "thinking": {"type": "boolean"},
             "max_tokens": {"type": "integer", "minimum": 1},
             "temperature": {"type": "number", "minimum": 0, "maximum": 2},
             "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-            "top_k": {
-                "type": "integer",
-                "minimum": -1,
-                "description": "Sample from the k likeliest tokens; -1 or 0: no limit. "
-                "Default 64, MedGemma's own.",
-            },
-            "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-            "stream": {"type": "boolean", "default": False},
-            "thinking": {"type": "boolean", "default": True},
-            "dicom_window": _DICOM_WINDOW,
-            "ignore_eos": {
-                "type": "boolean",
-                "default": False,
-                "description": "Write max_tokens tokens even past the end of the answer "
-                "(as vLLM and SGLang; for benchmarks)",
-            },
+            "user": {"type": "string"},
         },
-        "required": ["messages"],
-    },
-    "Usage": {
-        "type": "object",
-        "properties": {
-            "prompt_tokens": {"type": "integer"},
-            "completion_tokens": {"type": "integer"},
-            "total_tokens": {"type": "integer"},
-        },
-    },
-    "ChatAnswer": {
-        "type": "object",
-        "properties": {
-            "model": {"type": "string"},
-            "content": {"type": "string"},
-            "thinking": {"type": "string"},
-            "finish_reason": {"enum": ["stop", "length", "cancelled", "repetition"]},
-            "usage": _ref("Usage"),
-            "notices": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "What the client should know about its DICOM images: a "
-                "series sampled to what fits, files left out (also in the stream's done frame)",
-            },
-            "timings": {
-                "type": "object",
-                "properties": {
-                    "first_token_ms": {"type": ["number", "null"]},
-                    "total_ms": {"type": "number"},
-                    "tokens_per_second": {"type": ["number", "null"]},
-                },
-            },
-        },
-    },
-    "OpenAIChatRequest": {
-        "type": "object",
-        "description": "OpenAI's chat completion request: model, messages (content as a "
-        "string or text/image_url parts with data URIs), max_tokens or "
-        "max_completion_tokens, temperature, top_p, stop, stream, stream_options; "
-        "ignore_eos as in vLLM and SGLang. DICOM files and zips of them go as image_url "
-        "data URIs (application/dicom, application/zip) or as file parts with file_data; "
-        "dicom_window (auto, file, lung, mediastinum, bone, brain) picks their window.",
-        "required": ["model", "messages"],
-    },
-}
+        "required": ["images", "prompt"],
+    }
+
+
+def _get(summary: str, schema: dict | None = None, **extra) -> dict:
+    ok = {"description": summary, **(_json(schema) if schema else {})}
+    return {"get": {"summary": summary, "responses": {"200": ok, **_errors(*_GET_ERRORS)}, **extra}}
+
+
+def _post(summary: str, body: dict, answer: dict, *extra_errors: int) -> dict:
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {"required": True, **body},
+            "responses": {**answer, **_errors(*sorted({*_POST_ERRORS, *extra_errors}))},
+        }
+    }
 
 
 def openapi_document() -> dict:
     """Return the OpenAPI document (a plain dict, ready for JSON)."""
-    bearer = [{"bearer": []}, {"session": []}]
+    served = model_spec_for(settings.MEDSERVER.model).api_id
+    health = {
+        "summary": "Model status: loading, ready or error (no auth)",
+        "security": [],
+        "responses": {
+            "200": {"description": "Ready", **_json({"type": "object"})},
+            "503": {"description": "Loading or failed", **_json({"type": "object"})},
+            **_errors(405),
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -167,85 +138,50 @@ def openapi_document() -> dict:
             "version": __version__,
             "description": "MedGemma on this machine. Send an API token as "
             "'Authorization: Bearer <token>' (create one under API tokens in the page, or "
-            "`python manage.py create_api_token USERNAME`).",
+            "`python manage.py create_api_token USERNAME`; for a front end many people "
+            f"share, `--service NAME`). The model served is {served!r}.",
         },
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
             },
-            "schemas": _SCHEMAS,
+            "schemas": component_schemas(),
         },
-        "security": bearer,
+        "security": [{"bearer": []}, {"session": []}],
         "paths": {
-            "/api/health": {
-                "get": {
-                    "summary": "Model status: loading, ready or error (no auth)",
-                    "security": [],
-                    "responses": {"200": {"description": "Status"}, "503": _ERRORS["503"]},
-                }
-            },
-            "/api/models": {
-                "get": {
-                    "summary": "Every model variant",
-                    "responses": {"200": {"description": "Models"}},
-                }
-            },
-            "/api/model-info": {
-                "get": {
-                    "summary": "The loaded model, engine, context length and limits",
-                    "responses": {"200": {"description": "Model info"}},
-                }
-            },
-            "/api/chat": {
-                "post": {
-                    "summary": "Chat; stream=true for Server-Sent Events",
-                    "requestBody": _json(_ref("ChatRequest")),
-                    "responses": _CHAT_ANSWER,
-                }
-            },
-            "/api/analyze": {
-                "post": {
-                    "summary": "Analyze one or more images or DICOM series with a prompt",
-                    "requestBody": {
-                        "content": {
-                            "multipart/form-data": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "images": {
-                                            "type": "array",
-                                            "items": {"type": "string", "format": "binary"},
-                                            "description": "PNG, JPEG or WebP images, "
-                                            "DICOM files, zips of DICOM files",
-                                        },
-                                        "prompt": {"type": "string"},
-                                        "dicom_window": _DICOM_WINDOW,
-                                        "stream": {"type": "boolean"},
-                                        "max_tokens": {"type": "integer"},
-                                        "temperature": {"type": "number"},
-                                        "top_p": {"type": "number"},
-                                    },
-                                    "required": ["images", "prompt"],
-                                }
-                            }
-                        }
-                    },
-                    "responses": _CHAT_ANSWER,
-                }
-            },
-            "/v1/models": {
-                "get": {
-                    "summary": "OpenAI-compatible model list",
-                    "responses": {"200": {"description": "Models"}},
-                }
-            },
-            "/v1/chat/completions": {
-                "post": {
-                    "summary": "OpenAI-compatible chat completions",
-                    "requestBody": _json(_ref("OpenAIChatRequest")),
-                    "responses": {"200": {"description": "Completion or SSE chunks"}, **_ERRORS},
-                }
-            },
+            "/api/health": {"get": health},
+            "/api/models": _get("Every model variant", {"type": "object"}),
+            "/api/model-info": _get(
+                "The loaded model, engine, context length and limits", {"type": "object"}
+            ),
+            "/api/schema": _get("This document", {"type": "object"}),
+            "/api/chat": _post(
+                "Chat; stream=true for Server-Sent Events",
+                _json(_ref("ChatRequest")),
+                _answer(
+                    "ChatAnswer",
+                    "The answer; with stream=true, Server-Sent Events ending in [DONE]",
+                ),
+            ),
+            "/api/analyze": _post(
+                "Analyze one or more images or DICOM series with a prompt",
+                {"content": {"multipart/form-data": {"schema": _analyze_form()}}},
+                _answer("ChatAnswer", "The answer; with stream=true, Server-Sent Events"),
+            ),
+            "/v1/models": _get("OpenAI-compatible model list", _ref("ModelList")),
+            "/v1/chat/completions": _post(
+                "OpenAI-compatible chat completions",
+                _json(_ref("OpenAIChatRequest")),
+                _answer("ChatCompletion", "Completion, or chunks as Server-Sent Events"),
+                404,
+            ),
+            "/v1/responses": _post(
+                "OpenAI's Responses API (text, images, reasoning items; stream=true for "
+                "its events)",
+                _json(_ref("ResponseRequest")),
+                _answer("Response", "The response, or its events as Server-Sent Events"),
+                404,
+            ),
         },
     }

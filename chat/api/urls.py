@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat.api import openai, views
+from chat.api import openai, responses, views
 
 urlpatterns = [
     path("api/health", views.health, name="health"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/schema", views.schema, name="api-schema"),
     path("v1/models", openai.list_models, name="openai-models"),
     path("v1/chat/completions", openai.chat_completions, name="openai-chat-completions"),
+    path("v1/responses", responses.create_response, name="openai-responses"),
     path("api/<path:rest>", views.not_found),
     path("v1/<path:rest>", views.not_found),
 ]

@@ -10,6 +10,7 @@ from django.http import JsonResponse
 
 from chat.api import message_images, parsing
 from chat.api.auth import api_endpoint
+from chat.api.end_users import end_user_of
 from chat.api.errors import ApiError
 from chat.api.generation import Generation, failure_error, start_generation, timings, usage
 from chat.api.schema import openapi_document
@@ -120,7 +121,8 @@ async def chat(request):
         where = f"messages[{index}]"
         if not isinstance(message, dict):
             raise ApiError(422, f"{where} must be an object.", param=where)
-        images = message.get("image_data") or []
+        images = message.get("image_data")
+        images = [] if images is None else images
         if not isinstance(images, list):
             raise ApiError(422, f"{where}.image_data must be a list of data URIs.", param=where)
         raw_turns.append(
@@ -134,11 +136,11 @@ async def chat(request):
     sampling = parsing.sampling_from(data)
     thinking = parsing.flag(data, "thinking", True)
     stream = parsing.flag(data, "stream", False)
-    window = message_images.dicom_window(data.get("dicom_window"))
+    window = message_images.dicom_window(data.get("dicom_window", "auto"), blank_allowed=False)
     turns, notices = await sync_to_async(parsing.check_turns, thread_sensitive=False)(
         raw_turns, answer_tokens=sampling.max_new_tokens, window=window
     )
-    call = parsing.ChatCall(turns, sampling, thinking, stream, notices)
+    call = parsing.ChatCall(turns, sampling, thinking, stream, notices, end_user_of(request, data))
     return await _respond(request, call)
 
 
@@ -169,9 +171,10 @@ async def analyze(request):
     call = parsing.ChatCall(
         turns=(ChatTurn("user", prompt, images.images, images.labels),),
         sampling=sampling,
-        thinking=form.get("thinking", "true").lower() != "false",
-        stream=form.get("stream", "false").lower() == "true",
+        thinking=_form_flag(form, "thinking", True),
+        stream=_form_flag(form, "stream", False),
         notices=images.notices,
+        end_user=end_user_of(request, {"user": form.get("user")}),
     )
     return await _respond(request, call)
 
@@ -199,6 +202,13 @@ async def schema(request) -> JsonResponse:
     return JsonResponse(openapi_document())
 
 
+def _form_flag(form, name: str, default: bool) -> bool:
+    value = form.get(name, "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise ApiError(422, f"{name} must be true or false.", param=name)
+    return default if not value else value == "true"
+
+
 def _form_number(form, name: str) -> float | None:
     value = form.get(name)
     if value in (None, ""):
@@ -210,7 +220,7 @@ def _form_number(form, name: str) -> float | None:
 
 
 async def _respond(request, call: parsing.ChatCall):
-    generation = await start_generation(request.user, call)
+    generation = await start_generation(request, call)
     if call.stream:
         frames = _event_frames(generation, call.notices)
         return EventStreamResponse(frames, on_close=generation.close)
@@ -224,6 +234,7 @@ async def _respond(request, call: parsing.ChatCall):
             "usage": usage(answer.finished),
             "timings": timings(answer.finished),
             "notices": list(call.notices),
+            "provenance": generation.provenance,
         }
     )
 
@@ -240,6 +251,7 @@ async def _event_frames(generation: Generation, notices: tuple[str, ...]):
                     "usage": usage(event),
                     "timings": timings(event),
                     "notices": list(notices),
+                    "provenance": generation.provenance,
                 }
             )
         elif isinstance(event, Failed):

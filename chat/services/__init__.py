@@ -15,7 +15,9 @@ from chat.services.answer_saving import (
 from chat.services.api_tokens import (
     API_TOKEN_PREFIX,
     api_token_create,
+    api_token_find,
     api_token_revoke,
+    api_token_set_key,
     api_token_user,
 )
 from chat.services.attachments import attachment_create, attachments_upload
@@ -49,7 +51,9 @@ __all__ = [
     "answer_save_progress",
     "answers_mark_interrupted",
     "api_token_create",
+    "api_token_find",
     "api_token_revoke",
+    "api_token_set_key",
     "api_token_user",
     "attachment_create",
     "attachments_upload",

@@ -16,16 +16,40 @@ def _token_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def api_token_create(*, owner, name: str) -> tuple[ApiToken, str]:
-    """Create an API token; return it with its key, which is never stored or shown again."""
+def api_token_create(
+    *,
+    owner,
+    name: str,
+    service: bool = False,
+    max_streams: int | None = None,
+    rate_limit: str = "",
+) -> tuple[ApiToken, str]:
+    """Create an API token; return it with its key, which is never stored or shown again.
+
+    A `service` token (for a front end many people share) may carry its own
+    stream cap and rate budget; a personal one always uses its owner's.
+    """
     key = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
+    token = ApiToken(
         owner=owner,
         name=name.strip()[:100] or "API token",
         prefix=key[:10],
         key_hash=_token_hash(key),
+        service=service,
+        max_streams=max_streams if service else None,
+        rate_limit=rate_limit if service else "",
     )
+    token.full_clean(exclude=["owner"])
+    token.save()
     return token, key
+
+
+def api_token_set_key(token: ApiToken) -> str:
+    """Give a token made elsewhere (the admin's form) a fresh key; return the key."""
+    key = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token.prefix = key[:10]
+    token.key_hash = _token_hash(key)
+    return key
 
 
 def api_token_revoke(*, owner, token_id: int) -> bool:
@@ -37,8 +61,8 @@ def api_token_revoke(*, owner, token_id: int) -> bool:
     )
 
 
-def api_token_user(key: str):
-    """Return the active user an active token belongs to (noting its use), else None."""
+def api_token_find(key: str) -> ApiToken | None:
+    """Return the active token with this key, of an active user (noting its use), else None."""
     token = (
         ApiToken.objects.select_related("owner")
         .filter(key_hash=_token_hash(key), revoked_at__isnull=True, owner__is_active=True)
@@ -47,4 +71,10 @@ def api_token_user(key: str):
     if token is None:
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-    return token.owner
+    return token
+
+
+def api_token_user(key: str):
+    """Return the active user an active token belongs to (noting its use), else None."""
+    token = api_token_find(key)
+    return token.owner if token is not None else None

@@ -213,8 +213,10 @@ def test_schema_describes_every_route(api):
         "/api/model-info",
         "/api/chat",
         "/api/analyze",
+        "/api/schema",
         "/v1/models",
         "/v1/chat/completions",
+        "/v1/responses",
     }
 
 
