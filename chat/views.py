@@ -213,6 +213,21 @@ def session_export(request: HttpRequest, session_id, kind: str) -> HttpResponse:
 
 
 @require_GET
+def answer_boxes(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """The answer's localization boxes drawn on the image they are about, as a PNG;
+    404 when the answer holds none."""
+    message = _message(request, session_id, message_id)
+    found = selectors.located_findings(message)
+    png = exports.located_image(found) if found else None
+    if png is None:
+        raise Http404
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"  # an answer's text never changes
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_GET
 def message_detail(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
     """One message as the page shows it (after an edit is cancelled)."""
     message = _message(request, session_id, message_id)

@@ -2,7 +2,7 @@
 
 from django import template
 
-from chat import provenance
+from chat import localization, provenance, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER, stamp_copied
 
 register = template.Library()
@@ -39,3 +39,19 @@ def copied_answer(message) -> str:
     """What the Copy button puts on the clipboard: the answer, stamped (chat.disclaimer)."""
     written_at = message.completed_at or message.created_at
     return stamp_copied(message.content, model_name=message.model_name, written_at=written_at)
+
+
+register.filter("located_findings", selectors.located_findings)
+
+
+@register.filter
+def box_colour(index: int) -> str:
+    """The CSS colour of the `index`th localization box, as drawn on the image."""
+    red, green, blue = localization.colour(index)
+    return f"rgb({red}, {green}, {blue})"
+
+
+@register.simple_tag
+def locate_findings_prompt() -> str:
+    """The "Locate findings" quick prompt, in the words of Google's notebook."""
+    return localization.LOCATE_FINDINGS_PROMPT
