@@ -27,6 +27,7 @@ urlpatterns = [
     path(message + "delete/", views.message_delete, name="message-delete"),
     path(message + "review/", views.answer_review, name="answer-review"),
     path(message + "boxes.png", views.answer_boxes, name="answer-boxes"),
+    path(message + "table.csv", views.answer_table_csv, name="answer-table-csv"),
     path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
     path("setup/<str:token>/", views.first_admin_setup, name="setup"),
     path("account/api-tokens/", views.api_tokens, name="api-tokens"),

@@ -76,8 +76,10 @@ _SCHEMAS = {
                 "items": {
                     "type": "string",
                     "description": "A base64 data URI: a PNG, JPEG or WebP image "
-                    "(data:image/png;base64,...), a DICOM file (data:application/dicom;"
-                    "base64,...) or a zip of DICOM files (data:application/zip;base64,...). "
+                    "(data:image/png;base64,...), a PDF (data:application/pdf;base64,...: "
+                    "its pages become images, each labelled 'Document page 1 of 3'), a DICOM "
+                    "file (data:application/dicom;base64,...) or a zip of DICOM files "
+                    "(data:application/zip;base64,...). "
                     "The DICOM files of one message are read together (a series may come "
                     "zipped or one file per item), become PNG slices each followed by its "
                     "label for the model, and a series longer than fits is sampled evenly.",
@@ -131,8 +133,9 @@ _SCHEMAS = {
             "notices": {
                 "type": "array",
                 "items": {"type": "string"},
-                "description": "What the client should know about its DICOM images: a "
-                "series sampled to what fits, files left out (also in the stream's done frame)",
+                "description": "What the client should know about its DICOM images and PDFs: "
+                "a series sampled to what fits, files left out, a document cut to its first "
+                "pages (also in the stream's done frame)",
             },
             "timings": {
                 "type": "object",

@@ -2,7 +2,7 @@
 
 from django import template
 
-from chat import localization, provenance, selectors
+from chat import answer_tables, documents, localization, provenance, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER, stamp_copied
 
 register = template.Library()
@@ -55,3 +55,15 @@ def box_colour(index: int) -> str:
 def locate_findings_prompt() -> str:
     """The "Locate findings" quick prompt, in the words of Google's notebook."""
     return localization.LOCATE_FINDINGS_PROMPT
+
+
+@register.simple_tag
+def extract_lab_values_prompt() -> str:
+    """The "Extract lab values" quick prompt (chat.documents)."""
+    return documents.EXTRACT_LAB_VALUES_PROMPT
+
+
+@register.filter
+def has_table(text: str) -> bool:
+    """Whether an answer holds a table, offered as CSV under it."""
+    return "|" in text and bool(answer_tables.answer_tables(text))
