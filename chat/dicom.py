@@ -40,9 +40,10 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 from chat import person_names
+from chat.dicom_codecs import PixelDataUndecodable, decode_frame
 from chat.dicom_windows import AUTO, MEDGEMMA_CT_WINDOWS, PRESETS, Window, window_label
 from chat.errors import MessageRejected
 from chat.images import MAX_PIXELS
@@ -383,15 +384,11 @@ def _decoded(series: Series, picked: list[int]) -> Iterator[tuple[Frame, _Pixels
 
 
 def _pixels(dataset: pydicom.Dataset, frame: Frame) -> _Pixels:
+    index = frame.index if frame.frames_in_file > 1 else None
     try:
-        array = pixel_array(dataset, index=frame.index if frame.frames_in_file > 1 else None)
-    except Exception:  # a missing decoder, a truncated file: pydicom's errors vary
-        syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
-        how = f" ({syntax.name})" if syntax is not None else ""
-        raise DicomRejected(
-            f"The image data of {frame.file.name}{how} could not be decoded here; "
-            "export the series uncompressed."
-        ) from None
+        array = decode_frame(dataset, index, frame.file.name)
+    except PixelDataUndecodable as undecodable:
+        raise DicomRejected(str(undecodable)) from None
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric == "PALETTE COLOR":
         array = apply_color_lut(array, dataset)

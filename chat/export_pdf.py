@@ -19,11 +19,14 @@ import font_source_sans_pro
 from fpdf import FPDF, FontFace, TextStyle
 from fpdf.enums import XPos, YPos
 
+from chat import selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER
 from chat.exports import (
     ChatRecord,
     answer_facts,
     image_caption,
+    located_caption,
+    located_image,
     review_lines,
     status_notice,
     thumbnail,
@@ -51,6 +54,10 @@ QUESTION_FILL = (238, 243, 248)
 THUMBNAIL_PX = 480
 THUMBNAIL_MAX_W = 60  # mm
 THUMBNAIL_MAX_H = 45  # mm
+# An answer's image with its localization boxes: large enough to read the labels.
+LOCATED_PX = 1024
+LOCATED_MAX_W = 120  # mm
+LOCATED_MAX_H = 110  # mm
 
 
 def _heading_style(size: float, space_above: float, style: str = "B") -> TextStyle:
@@ -258,11 +265,32 @@ def _answer(pdf: _ChartPdf, number: int, message: Message, include_thinking: boo
         pdf.set_left_margin(pdf.l_margin - 5)
         pdf.ln(2)
     _markdown(pdf, message.content.strip() or "*(no text)*", size=11, color=INK)
+    found = selectors.located_findings(message)
+    if found:
+        _located(pdf, found)
     pdf.ln(1.5)
     facts = " · ".join(f"{label}: {value}" for label, value in answer_facts(message))
     pdf.paragraph(f"Provenance — {facts}", size=8, color=MUTED)
     for line in review_lines(message):
         pdf.paragraph(line, size=8)
+
+
+def _located(pdf: _ChartPdf, found: selectors.LocatedFindings) -> None:
+    """The answer's localization boxes drawn on its image, captioned, below the text."""
+    jpeg = located_image(found, LOCATED_PX, as_jpeg=True)
+    if jpeg is None:
+        pdf.paragraph(located_caption(found) + " (the image is no longer available)", size=8)
+        return
+    width, height = found.image.width, found.image.height
+    scale = min(LOCATED_MAX_W / width, LOCATED_MAX_H / height)
+    w, h = width * scale, height * scale
+    if pdf.get_y() + h + 12 > pdf.page_break_trigger:
+        pdf.add_page()
+    pdf.ln(2)
+    top = pdf.get_y()
+    pdf.image(io.BytesIO(jpeg), x=pdf.l_margin, y=top, w=w, h=h)
+    pdf.set_xy(pdf.l_margin, top + h + 1)
+    pdf.paragraph(located_caption(found), size=8, color=MUTED)
 
 
 def _markdown(pdf: _ChartPdf, text: str, *, size: float, color) -> None:

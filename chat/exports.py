@@ -27,7 +27,7 @@ from django.utils.text import slugify
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from chat import provenance, selectors
+from chat import localization, provenance, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER
 from chat.export_markdown_safety import inert
 from chat.models import Attachment, ChatSession, Message
@@ -38,6 +38,8 @@ _parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 _ATX = re.compile(r"^( {0,3})#{1,6}")
 # The Markdown file carries its thumbnails inline, so they are kept small.
 MARKDOWN_THUMBNAIL_PX = 256
+# An image with localization boxes is there to be read: larger than a thumbnail.
+MARKDOWN_LOCATED_PX = 512
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,34 @@ def thumbnail(attachment: Attachment, longest_px: int) -> bytes | None:
     return out.getvalue()
 
 
+def located_image(
+    found: selectors.LocatedFindings, longest_px: int | None = None, *, as_jpeg: bool = False
+) -> bytes | None:
+    """The image of `found` with its localization boxes drawn on it (scaled down to
+    `longest_px` first, so the labels stay legible), as a PNG or a JPEG; None when
+    the file cannot be read."""
+    try:
+        with found.image.file.open("rb") as file, Image.open(file) as image:
+            if longest_px:
+                image.thumbnail((longest_px, longest_px))
+            drawn = localization.draw_boxes(image, found.boxes)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None  # a file gone from the disk must not stop the page or the export
+    out = io.BytesIO()
+    if as_jpeg:
+        # Full-resolution colour (no 4:2:0 subsampling): thin coloured lines stay their colour.
+        drawn.save(out, format="JPEG", quality=90, subsampling=0)
+    else:
+        drawn.save(out, format="PNG")
+    return out.getvalue()
+
+
+def located_caption(found: selectors.LocatedFindings) -> str:
+    """What the overlaid image shows: "Findings located on the image: 1. nodule; 2. ..."."""
+    named = "; ".join(f"{n}. {box.label}" for n, box in enumerate(found.boxes, start=1))
+    return f"Findings located on the image ({found.image.label or 'the attached image'}): {named}"
+
+
 # ---------------------------------------------------------------- Markdown
 
 
@@ -220,7 +250,7 @@ def session_markdown(record: ChatRecord) -> str:
         if message.role == Message.Role.USER:
             lines += ["", "---", "", *_markdown_question(number, message, images)]
         else:
-            lines += ["", *_markdown_answer(number, message, record.include_thinking)]
+            lines += ["", *_markdown_answer(number, message, record.include_thinking, images)]
     lines += ["", "---", "", _quoted(f"**{CLINICAL_DISCLAIMER}**"), ""]
     if images:
         lines += ["<!-- Thumbnails of the images above, as small JPEGs. -->", ""]
@@ -245,7 +275,9 @@ def _markdown_question(number: int, message: Message, images: list[tuple[str, by
     return lines
 
 
-def _markdown_answer(number: int, message: Message, include_thinking: bool) -> list[str]:
+def _markdown_answer(
+    number: int, message: Message, include_thinking: bool, images: list[tuple[str, bytes]]
+) -> list[str]:
     lines = [f"## Answer {number} · {when(message.completed_at or message.created_at)}", ""]
     notice = status_notice(message)
     if notice:
@@ -254,6 +286,12 @@ def _markdown_answer(number: int, message: Message, include_thinking: bool) -> l
         lines += ["**Thinking** (the model's reasoning before its answer):", ""]
         lines += [_quoted(inert(message.thinking.strip())), ""]
     lines += [inert(_headings_nested(message.content.strip())) or "*(no text)*", ""]
+    found = selectors.located_findings(message)
+    jpeg = located_image(found, MARKDOWN_LOCATED_PX, as_jpeg=True) if found else None
+    if jpeg is not None:
+        ref = f"boxes-{message.pk}"
+        images.append((ref, jpeg))
+        lines += [f"![{_escape_brackets(located_caption(found))}][{ref}]", ""]
     facts = " · ".join(f"{label}: {value}" for label, value in answer_facts(message))
     lines.append(f"Provenance — {inert(facts)}")
     reviews = review_lines(message)

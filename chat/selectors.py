@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.db.models import F, Q, QuerySet
 
+from chat import localization
 from chat.models import ApiToken, Attachment, ChatSession, Message, Preset
 from inference.engine import ChatTurn
 
@@ -139,6 +140,34 @@ def conversation_before(answer: Message) -> tuple[ChatTurn, ...]:
         else:
             turns.append(ChatTurn(role, message.content, images, labels))
     return tuple(turns)
+
+
+@dataclass(frozen=True)
+class LocatedFindings:
+    """The boxes of an answer and the one image they are drawn on."""
+
+    boxes: list[localization.Box]
+    image: Attachment
+
+
+def located_findings(answer: Message) -> LocatedFindings | None:
+    """The localization boxes of `answer` and the image they belong to: the one
+    image of the nearest question before it that has images. None when the
+    answer holds no boxes, or that question holds several images (the boxes
+    could be about any of them)."""
+    if answer.role != Message.Role.ASSISTANT or not answer.content:
+        return None
+    boxes = localization.parse_boxes(answer.content)
+    if not boxes:
+        return None
+    message = answer.parent
+    while message is not None:
+        if message.role == Message.Role.USER:
+            images = list(message.attachments.all()[:2])
+            if images:
+                return LocatedFindings(boxes, images[0]) if len(images) == 1 else None
+        message = message.parent
+    return None
 
 
 def presets_for(user) -> QuerySet[Preset]:

@@ -19,7 +19,16 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from chat import answers, audit, exports, generation_settings, selectors, services, stream_html
+from chat import (
+    answer_tables,
+    answers,
+    audit,
+    exports,
+    generation_settings,
+    selectors,
+    services,
+    stream_html,
+)
 from chat.dicom_windows import WINDOW_CHOICES
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
@@ -208,6 +217,38 @@ def session_export(request: HttpRequest, session_id, kind: str) -> HttpResponse:
     audit.record(audit.Action.EXPORT, request=request, target=session, detail=detail)
     response = HttpResponse(export.content, content_type=export.content_type)
     response["Content-Disposition"] = content_disposition_header(True, export.filename)
+    return response
+
+
+@require_GET
+def answer_boxes(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """The answer's localization boxes drawn on the image they are about, as a PNG;
+    404 when the answer holds none."""
+    message = _message(request, session_id, message_id)
+    found = selectors.located_findings(message)
+    png = exports.located_image(found) if found else None
+    if png is None:
+        raise Http404
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"  # an answer's text never changes
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_GET
+def answer_table_csv(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """The tables of an answer (lab values and units) as a CSV file; 404 when it has none."""
+    message = _message(request, session_id, message_id)
+    content = answer_tables.tables_csv(message.content) if message.role == "assistant" else ""
+    if not content:
+        raise Http404
+    audit.record(
+        audit.Action.EXPORT, request=request, target=message.session, detail="answer table, csv"
+    )
+    response = HttpResponse(content.encode("utf-8-sig"), content_type="text/csv; charset=utf-8")
+    filename = f"answer-{message.pk}-table.csv"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Cache-Control"] = "no-store"  # a patient's values: kept by no cache
     return response
 
 

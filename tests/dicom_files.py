@@ -1,6 +1,7 @@
 """Real DICOM files for tests, written with pydicom: CT slices and series (Hounsfield
 units stored with a rescale intercept of -1024), MR slices, an enhanced multi-frame
-CT file, zips of them, and the patient details a PACS export carries."""
+CT file, zips of them, the same compressed (RLE, JPEG 2000, JPEG Lossless and
+Baseline), and the patient details a PACS export carries."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ import io
 import zipfile
 
 import numpy as np
+import pydicom
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.sequence import Sequence
 from pydicom.uid import (
+    MPEG2MPML,
+    UID,
     CTImageStorage,
     EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     MRImageStorage,
     generate_uid,
 )
@@ -152,3 +160,99 @@ def ct_series(count: int, **tags) -> list[bytes]:
         ct_slice(np.full((8, 8), n), instance=n, position=(0, 0, 2.0 * n), **tags)
         for n in range(1, count + 1)
     ]
+
+
+def compressed(raw: bytes, syntax: str) -> bytes:
+    """`raw` (an uncompressed DICOM file) re-encoded in `syntax` by pydicom's own
+    encoders and the pylibjpeg plugins: RLE Lossless, JPEG 2000 (lossless)."""
+    dataset = pydicom.dcmread(io.BytesIO(raw))
+    dataset.compress(syntax)
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def jpeg_baseline(raw: bytes) -> bytes:
+    """`raw` (an uncompressed 8-bit grayscale file) as JPEG Baseline, encoded by Pillow
+    (pydicom has no JPEG encoder) and encapsulated as a PACS would."""
+    dataset = pydicom.dcmread(io.BytesIO(raw))
+    picture = io.BytesIO()
+    Image.fromarray(dataset.pixel_array.astype(np.uint8)).save(picture, format="JPEG", quality=100)
+    return _encapsulated(dataset, [picture.getvalue()], JPEGBaseline8Bit)
+
+
+def with_syntax(raw: bytes, syntax: str) -> bytes:
+    """`raw`'s pixels encapsulated under `syntax` as they are: a file in a syntax
+    (MPEG-2, JPEG XL...) that nothing here decodes."""
+    dataset = pydicom.dcmread(io.BytesIO(raw))
+    if UID(syntax).is_transfer_syntax:
+        return _encapsulated(dataset, [dataset.PixelData], syntax)
+    # pydicom writes no syntax newer than itself: write MPEG-2's, then put `syntax` in its place.
+    stand_in = MPEG2MPML
+    assert len(stand_in) == len(syntax)
+    written = _encapsulated(dataset, [dataset.PixelData], stand_in)
+    return written.replace(stand_in.encode(), syntax.encode(), 1)
+
+
+def damaged(raw: bytes) -> bytes:
+    """`raw` (a compressed file) with its one frame cut to its first 40 bytes."""
+    dataset = pydicom.dcmread(io.BytesIO(raw))
+    (frame,) = generate_frames(dataset.PixelData, number_of_frames=1)
+    return _encapsulated(dataset, [frame[:40]], dataset.file_meta.TransferSyntaxUID)
+
+
+def _encapsulated(dataset: Dataset, frames: list[bytes], syntax: str) -> bytes:
+    dataset.PixelData = encapsulate(frames)
+    dataset["PixelData"].VR = "OB"
+    dataset.file_meta.TransferSyntaxUID = syntax
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def jpeg_lossless(raw: bytes) -> bytes:
+    """`raw` (an uncompressed 16-bit grayscale file) as JPEG Lossless, First-Order
+    Prediction (process 14, selection value 1), what PACS most often export.
+    Neither pydicom nor Pillow encodes it, nor decodes it: only a plugin does."""
+    dataset = pydicom.dcmread(io.BytesIO(raw))
+    stored = dataset.pixel_array.astype(np.int64) & 0xFFFF  # the bits as stored
+    return _encapsulated(dataset, [_lossless_jpeg(stored)], JPEGLosslessSV1)
+
+
+def _lossless_jpeg(pixels: np.ndarray, precision: int = 16) -> bytes:
+    """A baseline lossless JPEG (ITU T.81 process 14, predictor 1) of 2-D `pixels`,
+    with one Huffman table giving each difference category a 5-bit code."""
+    rows, columns = pixels.shape
+    predicted = np.empty_like(pixels)
+    predicted[0, 0] = 1 << (precision - 1)
+    predicted[0, 1:] = pixels[0, :-1]  # first row: the pixel to the left
+    predicted[1:, 0] = pixels[:-1, 0]  # first column: the pixel above
+    predicted[1:, 1:] = pixels[1:, :-1]  # elsewhere: to the left
+    bits = []
+    for difference in ((pixels - predicted) % 65536).ravel().tolist():
+        if difference >= 32768:
+            difference -= 65536
+        category = 16 if difference == 32768 else abs(difference).bit_length()
+        bits.append(format(category, "05b"))
+        if 0 < category < 16:
+            extra = difference if difference > 0 else difference - 1
+            bits.append(format(extra & ((1 << category) - 1), f"0{category}b"))
+    stream = "".join(bits)
+    stream += "1" * (-len(stream) % 8)
+    scan = int(stream, 2).to_bytes(len(stream) // 8, "big").replace(b"\xff", b"\xff\x00")
+
+    def segment(marker: int, body: bytes) -> bytes:
+        return bytes([0xFF, marker]) + (len(body) + 2).to_bytes(2, "big") + body
+
+    counts = bytes([0, 0, 0, 0, 17] + [0] * 11)  # 17 codes of 5 bits
+    frame = bytes([precision]) + rows.to_bytes(2, "big") + columns.to_bytes(2, "big")
+    return b"".join(
+        [
+            b"\xff\xd8",
+            segment(0xC3, frame + bytes([1, 1, 0x11, 0])),
+            segment(0xC4, bytes([0x00]) + counts + bytes(range(17))),
+            segment(0xDA, bytes([1, 1, 0x00, 1, 0, 0])),  # predictor 1, no point transform
+            scan,
+            b"\xff\xd9",
+        ]
+    )

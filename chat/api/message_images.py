@@ -1,4 +1,4 @@
-"""The images of an API message: PNG, JPEG and WebP images, DICOM files, zips of DICOM files.
+"""The images of an API message: PNG, JPEG and WebP images, PDFs, DICOM files, zips of DICOM files.
 
 A part comes as a base64 data URI (/api/chat, /v1/chat/completions) or as an
 uploaded file (/api/analyze). What it is comes from its bytes: "DICM" at byte
@@ -7,7 +7,9 @@ upload named .dcm) is read as DICOM even without the preamble. The DICOM parts
 of one message are read together, as the chat page reads one upload: a series
 may come as a zip or as one part per file, and becomes the slices that fit
 (chat.dicom_slices), rendered with the window asked for, each with its label
-for the model. Other images are cleaned as the page cleans them.
+for the model. A PDF becomes its pages as images ("Document page 1 of 3") in its
+place, as many as fit (chat.document_pages), nothing else of the file kept.
+Other images are cleaned as the page cleans them.
 
 Nothing of a DICOM header reaches a response: labels and notices are built from
 the allow-listed facts only, and files are named by their place ("messages[0]
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat import dicom, dicom_slices
+from chat import dicom, dicom_slices, document_pages, documents
 from chat.api.errors import ApiError
 from chat.archives import MAX_MEMBERS, ArchiveTooLarge, is_zip, zip_members
 from chat.dicom_windows import AUTO, WINDOW_CHOICES
@@ -37,9 +39,10 @@ _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,"
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp"}
 DICOM_TYPES = {"application/dicom"}
 ZIP_TYPES = {"application/zip", "application/x-zip-compressed"}
+PDF_TYPES = {"application/pdf"}
 # Accepted as sent by clients that do not know what a file is; its bytes say.
 _UNTYPED = {"application/octet-stream"}
-_WHAT_IS_ACCEPTED = "a PNG, JPEG or WebP image, a DICOM file or a zip of DICOM files"
+_WHAT_IS_ACCEPTED = "a PNG, JPEG or WebP image, a PDF, a DICOM file or a zip of DICOM files"
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def part_from_data_uri(uri: object, where: str) -> Part:
             "(data:image/png;base64,...); MedServer does not fetch URLs.",
         )
     media_type = (match.group("type") or "").lower()
-    if media_type not in IMAGE_TYPES | DICOM_TYPES | ZIP_TYPES | _UNTYPED:
+    if media_type not in IMAGE_TYPES | PDF_TYPES | DICOM_TYPES | ZIP_TYPES | _UNTYPED:
         raise ApiError(415, f"{where} must be {_WHAT_IS_ACCEPTED}.")
     encoded = uri[match.end() :]
     max_bytes = settings.MEDSERVER.max_payload_bytes
@@ -129,10 +132,14 @@ def message_images(
     limits = settings.MEDSERVER
     param = param or where
     images: list[Part] = []
+    pdfs: list[tuple[int, Part]] = []  # each with the number of images before it
     files: list[dicom.DicomFile] = []
     slices_at = None
     with _refusals(param):
         for part in parts:
+            if _is_pdf(part):
+                pdfs.append((len(images), part))
+                continue
             if _is_image(part):
                 images.append(part)
                 continue
@@ -153,15 +160,33 @@ def message_images(
         )
     cleaned = [_clean(part) for part in images]
     labels = [""] * len(cleaned)
+    notices: list[str] = []
+    added = 0
+    for at, part in pdfs:
+        with _refusals(param):
+            document, said = document_pages.pages_for_message(
+                part.raw, name=part.where, answer_tokens=answer_tokens, other_images=len(cleaned)
+            )
+        place = at + added
+        cleaned[place:place] = [page.png for page in document.pages]
+        labels[place:place] = [page.label for page in document.pages]
+        notices += said
+        added += len(document.pages)
+        if slices_at is not None and at <= slices_at:
+            slices_at += len(document.pages)
     if not files:
-        return MessageImages(tuple(cleaned), tuple(labels))
+        return MessageImages(tuple(cleaned), tuple(labels), tuple(notices))
     with _refusals(param):
         slices = dicom_slices.slices_for_message(
             files, answer_tokens=answer_tokens, other_images=len(cleaned), window=window
         )
     cleaned[slices_at:slices_at] = [piece.png for piece in slices.rendered]
     labels[slices_at:slices_at] = [piece.label for piece in slices.rendered]
-    return MessageImages(tuple(cleaned), tuple(labels), tuple(slices.notices))
+    return MessageImages(tuple(cleaned), tuple(labels), tuple(notices + slices.notices))
+
+
+def _is_pdf(part: Part) -> bool:
+    return documents.is_pdf(part.raw) or part.media_type in PDF_TYPES
 
 
 def _is_image(part: Part) -> bool:
@@ -201,5 +226,7 @@ def _refusals(param: str) -> Iterator[None]:
         raise ApiError(413, str(error), param=param, code="archive_too_large") from None
     except dicom.DicomRejected as error:
         raise ApiError(422, str(error), param=param, code="dicom_rejected") from None
+    except documents.DocumentRejected as error:
+        raise ApiError(422, str(error), param=param, code="document_rejected") from None
     except MessageRejected as error:  # a damaged or encrypted zip
         raise ApiError(422, str(error), param=param, code="invalid_archive") from None

@@ -26,7 +26,9 @@ DICOM_WINDOW = {
 _DATA_URI = {
     "type": "string",
     "description": "A base64 data URI: a PNG, JPEG or WebP image (data:image/png;base64,...), "
-    "a DICOM file (data:application/dicom;base64,...) or a zip of DICOM files "
+    "a PDF (data:application/pdf;base64,...: its pages become images, each labelled "
+    "'Document page 1 of 3'), a DICOM file (data:application/dicom;base64,...) or a zip of "
+    "DICOM files "
     "(data:application/zip;base64,...). The DICOM files of one message are read together, "
     "become PNG slices each followed by its label for the model, and a series longer than "
     "fits is sampled evenly. URLs are not fetched.",
@@ -337,9 +339,9 @@ def component_schemas() -> dict:
                 "notices": {
                     "type": "array",
                     "items": {"type": "string"},
-                    "description": "What the client should know about its DICOM images: a "
-                    "series sampled to what fits, files left out (also in the stream's done "
-                    "frame)",
+                    "description": "What the client should know about its DICOM images and "
+                    "PDFs: a series sampled to what fits, files left out, a document cut to its "
+                    "first pages (also in the stream's done frame)",
                 },
                 "timings": {
                     "type": "object",

@@ -1,12 +1,13 @@
 """Writes of attached images: storing uploads (their files go with their rows,
 see chat.attachment_files).
 
-An upload is an image (PNG, JPEG, WebP), a DICOM file, or a zip of DICOM files.
-Images are stored cleaned; DICOM becomes one PNG per slice, labelled ("CT slice
-12 of 120 (lung window)") and with its de-identified facts, a long series
-sampled evenly to as many slices as one message can carry (chat.dicom_slices).
-Uploads are named in messages by their place ("Upload 2", "upload 2, file 4"),
-never by their file name, which often holds the patient's.
+An upload is an image (PNG, JPEG, WebP), a PDF, a DICOM file, or a zip of DICOM
+files. Images are stored cleaned; a PDF becomes one PNG per page ("Document page 1
+of 3"), nothing else of it kept (chat.documents); DICOM becomes one PNG per slice,
+labelled ("CT slice 12 of 120 (lung window)") and with its de-identified facts, a
+long series sampled evenly to as many slices as one message can carry
+(chat.dicom_slices). Uploads are named in messages by their place ("Upload 2",
+"upload 2, file 4"), never by their file name, which often holds the patient's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from chat import dicom, dicom_slices, generation_settings
+from chat import dicom, dicom_slices, document_pages, documents, generation_settings
 from chat.archives import is_zip, zip_members
 from chat.dicom_windows import AUTO
 from chat.errors import MessageRejected
@@ -46,7 +47,7 @@ def attachment_create(*, owner, upload, session: ChatSession | None = None) -> A
 
 
 def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AUTO) -> Upload:
-    """Store `uploads` (images, DICOM files, zips of DICOM files) as pending
+    """Store `uploads` (images, PDFs, DICOM files, zips of DICOM files) as pending
     attachments of `owner` for a message in `session`.
 
     DICOM series are rendered with `window` (chat.dicom_windows.WINDOW_CHOICES) and, when
@@ -56,6 +57,7 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
     limits = settings.MEDSERVER
     result = Upload()
     images: list[tuple[str, bytes]] = []
+    pdfs: list[tuple[str, bytes]] = []
     files: list[dicom.DicomFile] = []
     for number, upload in enumerate(uploads, 1):
         # Named by its place, never its file name, which often holds the patient's.
@@ -69,6 +71,8 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
                 files += [dicom.DicomFile(member.name, member.read) for member in members]
             elif dicom.is_dicom(raw) or (upload.name or "").lower().endswith(dicom.SUFFIXES):
                 files.append(dicom.DicomFile(name, lambda raw=raw: raw, force=True))
+            elif documents.is_pdf(raw):
+                pdfs.append((name, raw))
             else:
                 images.append((name, raw))
         except MessageRejected as rejected:
@@ -81,6 +85,11 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
     for name, raw in images:
         try:
             result.attachments.append(_image_create(owner, session, raw, name))
+        except MessageRejected as rejected:
+            result.errors.append(str(rejected))
+    for name, raw in pdfs:
+        try:
+            _pages_create(owner, session, name, raw, result)
         except MessageRejected as rejected:
             result.errors.append(str(rejected))
     if files:
@@ -119,6 +128,31 @@ def _series_create(owner, session, files, window: str, result: Upload) -> None:
                 dicom=piece.facts,
             )
             attachment.file.save("slice.png", ContentFile(piece.png), save=False)
+            attachment.save()
+            result.attachments.append(attachment)
+
+
+def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None:
+    """Render the pages of the PDF `raw` that fit beside what is stored, and store them."""
+    document, notices = document_pages.pages_for_message(
+        raw,
+        name=name,
+        answer_tokens=generation_settings.sampling_for(session).max_new_tokens,
+        other_images=len(result.attachments),
+    )
+    result.notices += notices
+    with transaction.atomic():
+        for page in document.pages:
+            attachment = Attachment(
+                owner=owner,
+                session=session,
+                content_type="image/png",
+                width=page.width,
+                height=page.height,
+                size_bytes=len(page.png),
+                label=page.label,
+            )
+            attachment.file.save("page.png", ContentFile(page.png), save=False)
             attachment.save()
             result.attachments.append(attachment)
 

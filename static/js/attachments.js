@@ -13,11 +13,11 @@
   const maxCount = Number(imageInput.dataset.maxCount);
   const maxBytes = Number(imageInput.dataset.maxBytes);
   const accepted = imageInput.accept.split(",");
-  // DICOM files and zips of them become as many slices as fit: the server
-  // counts (and samples) those, so they are not counted as images here.
-  const isDicom = (file) =>
-    /\.(dcm|dicom|zip)$/i.test(file.name) ||
-    ["application/dicom", "application/zip", "application/x-zip-compressed"].includes(file.type);
+  // DICOM files and zips of them become as many slices as fit, a PDF as many
+  // pages: the server counts (and samples) those, so they are not counted as images here.
+  const expandsServerSide = (file) =>
+    /\.(dcm|dicom|zip|pdf)$/i.test(file.name) ||
+    ["application/dicom", "application/zip", "application/x-zip-compressed", "application/pdf"].includes(file.type);
 
   function toast(text) {
     document.dispatchEvent(new CustomEvent("medserver:toast", { detail: { text, kind: "error" } }));
@@ -26,7 +26,7 @@
     return composer.querySelectorAll('input[name="attachments"]').length;
   }
   function problemWith(files) {
-    const images = files.filter((file) => !isDicom(file));
+    const images = files.filter((file) => !expandsServerSide(file));
     if (images.length + pending() > maxCount) return `At most ${maxCount} images per message.`;
     const tooBig = files.find((file) => file.size > maxBytes);
     if (tooBig) return `${tooBig.name} is larger than ${maxBytes / 1048576} MB.`;
@@ -48,9 +48,9 @@
 
   function attach(fileList) {
     const files = Array.from(fileList);
-    const images = files.filter((file) => accepted.includes(file.type) || isDicom(file));
+    const images = files.filter((file) => accepted.includes(file.type) || expandsServerSide(file));
     if (images.length < files.length) {
-      toast("Only PNG, JPEG and WebP images, DICOM files and zips of them can be attached.");
+      toast("Only PNG, JPEG and WebP images, PDFs, DICOM files and zips of them can be attached.");
     }
     if (!images.length) return;
     const transfer = new DataTransfer();

@@ -313,11 +313,12 @@ def test_an_unknown_window_and_other_types_are_refused(api):
         assert error_of(window)["param"] == "dicom_window"
         assert "auto, file, lung, mediastinum, bone, brain" in error_of(window)["message"]
 
-    pdf = api.post("/api/chat", ask(data_uri(b"%PDF-1.7", "application/pdf")))
-    assert pdf.status_code == 415
-    assert error_of(pdf)["message"] == (
-        "messages[0] image 1 must be a PNG, JPEG or WebP image, a DICOM file or a zip of "
-        "DICOM files."
+    # PDFs are taken now (tests/api/test_documents.py); a Word file is not.
+    word = api.post("/api/chat", ask(data_uri(b"PK\x03\x04", "application/msword")))
+    assert word.status_code == 415
+    assert error_of(word)["message"] == (
+        "messages[0] image 1 must be a PNG, JPEG or WebP image, a PDF, a DICOM file or a zip "
+        "of DICOM files."
     )
 
 
