@@ -115,16 +115,20 @@ def test_a_report_longer_than_a_message_carries_keeps_its_first_pages_and_says_s
 
     stored = Attachment.objects.order_by("created_at")
     assert [a.label for a in stored] == ["Document page 1 of 3", "Document page 2 of 3"]
+    # Named by its place, never by its file name (which holds the patient's).
+    shown = _shown(response)
     assert (
-        f"{FILE_NAME}: 3 pages, the first 2 attached (the most one message may carry, "
+        "Upload 1: 3 pages, the first 2 attached (the most one message may carry, "
         "with its other images (2))."
-    ) in _shown(response)
+    ) in shown
+    assert "Doe_Jane" not in shown
 
 
 def test_a_damaged_pdf_upload_is_refused_and_stores_nothing(signed_in, session):
     response = _upload(signed_in, session, b"%PDF-1.4 broken")
 
-    assert f"{FILE_NAME} could not be read as a PDF" in _shown(response)
+    shown = _shown(response)
+    assert "Upload 1 could not be read as a PDF" in shown and "Doe_Jane" not in shown
     assert Attachment.objects.count() == 0
 
 
