@@ -41,7 +41,7 @@ async def list_models(request) -> JsonResponse:
     return JsonResponse({"object": "list", "data": [model]})
 
 
-@api_endpoint("POST")
+@api_endpoint("POST", generates=True)
 async def chat_completions(request):
     data = parsing.read_json(request)
     spec = _served()
