@@ -16,7 +16,7 @@ import time
 import httpx
 
 from inference.engine import Delta, Engine, EngineError, Finished, ImageSource, Job
-from inference.prompting import build_messages
+from inference.prompting import build_messages, generation_prompt
 from inference.registry import ModelSpec
 from inference.thinking import ThoughtSplitter
 
@@ -103,6 +103,9 @@ class RemoteEngine(Engine):
         }
         if sampling.ignore_eos:
             body["ignore_eos"] = True  # vLLM's and SGLang's extension
+        if request.continue_answer:
+            # vLLM's and SGLang's extension: go on from the unfinished assistant turn.
+            body.update(generation_prompt(request))
         splitter = ThoughtSplitter()
         first_token_at = None
         finish_reason = "stop"

@@ -30,7 +30,7 @@ from inference.batching import (
     finish,
 )
 from inference.engine import Engine, EngineError, GenerationRequest, ImageSource, Job
-from inference.prompting import build_messages
+from inference.prompting import build_messages, generation_prompt
 from inference.registry import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ class TransformersEngine(Engine):
         template_owner = self.processor or self.tokenizer
         inputs = template_owner.apply_chat_template(
             messages,
-            add_generation_prompt=True,
+            **generation_prompt(request),
             tokenize=True,
             return_dict=True,
             return_tensors="pt",
