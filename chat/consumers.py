@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
-SIGNED_OUT = "You were signed out after a while without activity; reload the page to sign in."
+SIGNED_OUT = (
+    "You were signed out after a while without activity. Your message was not sent: "
+    "it is kept, and comes back after you sign in."
+)
 NOT_UNDERSTOOD = "That request was not understood."
 
 
@@ -75,10 +78,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs) -> None:
         action = content.get("action", "send") if isinstance(content, dict) else None
-        if action in ("send", "edit", "regenerate"):
+        if action in ("send", "edit", "regenerate", "continue"):
             try:
                 await database_sync_to_async(self._check_may_write)()
             except SignedOut:
+                if action == "send":  # never dropped: the composer gets it back after sign-in
+                    await database_sync_to_async(self._keep_draft)(content)
                 await self._alert(SIGNED_OUT)
                 await self.close(code=CLOSE_UNAUTHENTICATED)
                 return
@@ -91,6 +96,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._edit(content)
         elif action == "regenerate":
             await self._regenerate(content)
+        elif action == "continue":
+            await self._continue(content)
         elif action == "stop":
             answers.stop_answers(self.session.pk, self.scope["user"])
         else:
@@ -99,12 +106,22 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     def _check_may_write(self) -> None:
         """Raise SignedOut after the idle timeout, LimitExceeded past the
         --rate-limit budget (the same as the pages' and the API's); else note the
-        message as activity. One database hop."""
+        message as activity. Every action that reaches here asks for an answer.
+        One database hop."""
         session = self.scope.get("session")
         if session is not None and not session_still_active(session):
             raise SignedOut
         client = self.scope.get("client") or (None,)
-        limits.check_socket_rate(self.scope["user"], client[0])
+        limits.check_socket_generation_rate(self.scope["user"], client[0])
+
+    def _keep_draft(self, content: dict) -> None:
+        """Keep a question refused after the idle timeout as the chat's draft."""
+        text = content.get("content", "")
+        attachment_ids = content.get("attachments") or []
+        if isinstance(attachment_ids, str):
+            attachment_ids = [attachment_ids]
+        if isinstance(text, str) and isinstance(attachment_ids, list):
+            services.draft_save(session=self.session, text=text, attachment_ids=attachment_ids)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if text_data is None:  # a binary frame: the page only ever sends JSON text
@@ -173,6 +190,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return answer, lambda: stream_html.conversation(self.session)
 
         await self._start_answer(regenerate, alert=self._toast)
+
+    async def _continue(self, content: dict) -> None:
+        message = await self._message(content)
+        if message is None:
+            await self._toast(NOT_UNDERSTOOD)
+            return
+
+        def go_on() -> tuple[Message, Callable[[], str]]:
+            answer = services.answer_continue(answer=message)
+            return answer, lambda: stream_html.message_streaming(answer)
+
+        await self._start_answer(go_on, alert=self._toast)
 
     async def _start_answer(self, save, *, alert) -> bool:
         """Start an answer (see chat.answers.begin_answer); a refusal is told to

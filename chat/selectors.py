@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.db.models import F, Q, QuerySet
 
-from chat.models import ApiToken, Attachment, ChatSession, Message, Preset
+from chat.models import ApiToken, Attachment, ChatSession, Draft, Message, Preset
 from inference.engine import ChatTurn
 
 
@@ -96,6 +96,27 @@ def conversation_stamp(path: list[Message]) -> str:
     """A short fingerprint of what a page shows: which messages, in which state."""
     shown = ",".join(f"{message.pk}:{message.status}" for message in path)
     return hashlib.sha256(shown.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DraftView:
+    """A chat's unsent composer: its text and the images still waiting to be sent."""
+
+    text: str
+    attachments: list[Attachment]
+
+
+def draft_for(session: ChatSession) -> DraftView | None:
+    """The owner's draft of `session`, with its images not sent since; None if none."""
+    draft = Draft.objects.filter(owner=session.owner, session=session).first()
+    if draft is None:
+        return None
+    pending = Attachment.objects.filter(
+        owner=session.owner, pk__in=draft.attachment_ids, message__isnull=True
+    )
+    by_id = {str(attachment.pk): attachment for attachment in pending}
+    attachments = [by_id[pk] for pk in draft.attachment_ids if pk in by_id]
+    return DraftView(draft.text, attachments)
 
 
 def attachments_for(user) -> QuerySet[Attachment]:

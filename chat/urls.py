@@ -27,6 +27,8 @@ urlpatterns = [
     path(message + "delete/", views.message_delete, name="message-delete"),
     path(message + "review/", views.answer_review, name="answer-review"),
     path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
+    path("account/stay-signed-in/", views.stay_signed_in, name="stay-signed-in"),
+    path("account/draft/", views.draft_save, name="draft-save"),
     path("setup/<str:token>/", views.first_admin_setup, name="setup"),
     path("account/api-tokens/", views.api_tokens, name="api-tokens"),
     path(

@@ -11,7 +11,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -19,7 +19,16 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from chat import answers, audit, exports, generation_settings, selectors, services, stream_html
+from chat import (
+    answers,
+    audit,
+    exports,
+    generation_settings,
+    limits,
+    selectors,
+    services,
+    stream_html,
+)
 from chat.dicom_windows import WINDOW_CHOICES
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
@@ -27,6 +36,7 @@ from chat.models import ChatSession, Message, Preset
 from chat.setup_link import setup_token_valid
 from inference.hardware import gpu_facts
 from inference.worker import engine_worker
+from medserver_site.middleware import idle_seconds_left, note_activity
 
 PAGE = "chat/session.html"
 SIDEBAR = "chat/sidebar.html"
@@ -66,7 +76,8 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
         "presets": selectors.presets_for(request.user),
         "dicom_windows": WINDOW_CHOICES,
         "streaming": any(m.status == Message.Status.STREAMING for m in path),
-        **_status_context(),
+        "draft": selectors.draft_for(session),
+        **_status_context(request),
     }
     return render(request, PAGE, context)
 
@@ -74,18 +85,42 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
 @require_GET
 def status(request: HttpRequest) -> HttpResponse:
     """The status widget's facts, polled by the page."""
-    return render(request, f"{TOPBAR}#status-update", _status_context())
+    return render(request, f"{TOPBAR}#status-update", _status_context(request))
 
 
-def _status_context() -> dict:
+def _status_context(request: HttpRequest) -> dict:
     worker = engine_worker()
     show_hardware = settings.MEDSERVER.show_hardware_stats
     return {
+        # How long until the idle sign-out: the page warns a minute before.
+        "idle_seconds_left": idle_seconds_left(request.session),
         "engine": worker.state,
         "queue_depth": worker.queue_depth,
         "show_hardware": show_hardware,
         "gpus": gpu_facts() if show_hardware else [],
     }
+
+
+@require_POST
+def stay_signed_in(request: HttpRequest) -> JsonResponse:
+    """The warning's "Stay signed in": this request is the activity that keeps the session."""
+    note_activity(request.session)
+    return JsonResponse({"seconds_left": idle_seconds_left(request.session)})
+
+
+@require_POST
+def draft_save(request: HttpRequest) -> HttpResponse:
+    """Keep what the composer of a chat holds (text, pending images) on the server.
+
+    Saved as the clinician types, which is activity: typing keeps the session.
+    """
+    session = _session(request, request.POST.get("session", ""))
+    services.draft_save(
+        session=session,
+        text=request.POST.get("content", ""),
+        attachment_ids=request.POST.getlist("attachments"),
+    )
+    return HttpResponse(status=204)
 
 
 @require_GET
@@ -321,11 +356,20 @@ def answer_review(request: HttpRequest, session_id, message_id: int) -> HttpResp
     audit.record(audit.Action.ANSWER_REVIEW, request=request, target=message, detail=detail)
     if not request.htmx:
         return redirect("chat:session", session_id=message.session_id)
-    return render(request, "chat/review.html#answer-review", {"message": message, "review": review})
+    response = render(
+        request, "chat/review.html#answer-review", {"message": message, "review": review}
+    )
+    # The verdict shows above the answer and travels with what Copy takes.
+    verdict = render_to_string("chat/review.html#answer-verdict", {"message": message, "oob": True})
+    response.content += verdict.encode()
+    return response
 
 
 def _session(request: HttpRequest, session_id) -> ChatSession:
-    return get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
+    try:
+        return get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
+    except ValidationError:  # not a session id at all
+        raise Http404 from None
 
 
 def _current(request: HttpRequest) -> ChatSession | None:
@@ -448,6 +492,7 @@ def preset_delete(request: HttpRequest, preset_id: int) -> HttpResponse:
     return redirect("chat:presets")
 
 
+@limits.generates
 @require_POST
 async def message_post(request: HttpRequest, session_id) -> HttpResponse:
     """Send a message without the chat socket, for networks that block WebSockets.

@@ -1,14 +1,17 @@
 """Small display helpers for the chat page."""
 
 from django import template
+from django.conf import settings
 
-from chat import provenance
+from chat import answer_notices, provenance
 from chat.disclaimer import CLINICAL_DISCLAIMER, stamp_copied
 
 register = template.Library()
 
 register.filter("engine_label", provenance.engine_label)
 register.filter("provenance_facts", provenance.provenance_facts)
+register.filter("cut_off_notice", answer_notices.cut_off_notice)
+register.filter("rejection_lines", answer_notices.rejection_lines)
 
 
 @register.filter
@@ -29,6 +32,20 @@ def thousands(number: int) -> str:
 
 
 @register.simple_tag
+def session_timeout() -> int:
+    """Minutes without activity before the sign-out (--session-timeout)."""
+    return settings.MEDSERVER.session_timeout
+
+
+@register.simple_tag
+def served_model() -> str:
+    """The name of the model this server answers with ("MedServer demo (tiny, random weights)")."""
+    from inference.worker import engine_worker
+
+    return engine_worker().state.model or "MedServer"
+
+
+@register.simple_tag
 def clinical_disclaimer() -> str:
     """The clinical disclaimer (chat.disclaimer), as the page shows it."""
     return CLINICAL_DISCLAIMER
@@ -38,4 +55,9 @@ def clinical_disclaimer() -> str:
 def copied_answer(message) -> str:
     """What the Copy button puts on the clipboard: the answer, stamped (chat.disclaimer)."""
     written_at = message.completed_at or message.created_at
-    return stamp_copied(message.content, model_name=message.model_name, written_at=written_at)
+    notices = [*answer_notices.rejection_lines(message)]
+    if cut_off := answer_notices.cut_off_notice(message):
+        notices.append(cut_off)
+    return stamp_copied(
+        message.content, model_name=message.model_name, written_at=written_at, notices=notices
+    )

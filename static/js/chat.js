@@ -140,6 +140,7 @@
   body.addEventListener("htmx:wsConnecting", () => setSocket("connecting"));
   body.addEventListener("htmx:wsOpen", () => setSocket("open"));
   body.addEventListener("htmx:wsClose", (event) => {
+    if (!document.getElementById("chat")) return; // signed out: the chat left the screen
     setSocket("closed");
     const code = event.detail.event.code;
     if (code === 4401) window.location.reload(); // signed out: the page goes to the login
