@@ -38,6 +38,49 @@ def sessions_search(user, query: str) -> QuerySet[ChatSession]:
     return sessions_for(user).filter(pk__in=ids)
 
 
+@dataclass(frozen=True)
+class Snippet:
+    """A bit of a message around a search's match, to show under the chat's title."""
+
+    before: str
+    match: str
+    after: str
+
+
+SNIPPET_BEFORE, SNIPPET_AFTER = 30, 60
+
+
+def search_snippets(sessions, query: str) -> dict:
+    """For each of `sessions` with a message containing `query`: the first such
+    message's words around the match (session id -> Snippet)."""
+    query = query.strip()
+    if not query:
+        return {}
+    found: dict = {}
+    messages = Message.objects.filter(
+        session__in=[s.pk for s in sessions], content__icontains=query
+    ).order_by("id")
+    for session_id, content in messages.values_list("session_id", "content").iterator():
+        if session_id in found:
+            continue
+        start = content.lower().find(query.lower())
+        if start < 0:
+            continue
+        end = start + len(query)
+        before = " ".join(content[max(0, start - SNIPPET_BEFORE) : start].split())
+        after = " ".join(content[end : end + SNIPPET_AFTER].split())
+        found[session_id] = Snippet(
+            ("…" if start > SNIPPET_BEFORE else "")
+            + before
+            + (" " if content[start - 1 : start].isspace() else ""),
+            content[start:end],
+            (" " if content[end : end + 1].isspace() else "")
+            + after
+            + ("…" if end + SNIPPET_AFTER < len(content) else ""),
+        )
+    return found
+
+
 def session_for(user, session_id) -> ChatSession:
     """Return the user's session; raise ChatSession.DoesNotExist for anyone else's."""
     return ChatSession.objects.select_related("preset").get(owner=user, pk=session_id)

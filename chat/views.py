@@ -127,8 +127,13 @@ def draft_save(request: HttpRequest) -> HttpResponse:
 def session_list(request: HttpRequest) -> HttpResponse:
     """The sidebar's chats, those matching `q` (title or any message) when given."""
     query = request.GET.get("q", "")
+    sessions = list(selectors.sessions_search(request.user, query)[:200])
+    # Under each chat found by its messages, the words around the match.
+    snippets = selectors.search_snippets(sessions, query)
+    for item in sessions:
+        item.snippet = snippets.get(item.pk)
     context = {
-        "sessions": selectors.sessions_search(request.user, query)[:200],
+        "sessions": sessions,
         "query": query,
         "session": _current(request),
     }

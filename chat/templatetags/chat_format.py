@@ -2,6 +2,7 @@
 
 from django import template
 from django.conf import settings
+from django.utils import timezone
 
 from chat import answer_notices, provenance
 from chat.disclaimer import CLINICAL_DISCLAIMER, stamp_copied
@@ -29,6 +30,21 @@ def gigabytes(megabytes: int) -> str:
 def thousands(number: int) -> str:
     """12345 -> "12,345"."""
     return f"{number:,}"
+
+
+@register.filter
+def date_group(moment) -> str:
+    """Which group of the chat list a chat last used at `moment` belongs to."""
+    days = (timezone.localdate() - timezone.localtime(moment).date()).days
+    if days <= 0:
+        return "Today"
+    if days == 1:
+        return "Yesterday"
+    if days < 7:
+        return "Previous 7 days"
+    if days < 30:
+        return "Previous 30 days"
+    return f"{timezone.localtime(moment):%B %Y}"
 
 
 @register.simple_tag
