@@ -220,6 +220,8 @@ def session_settings(request: HttpRequest, session_id) -> HttpResponse:
         "presets": selectors.presets_for(request.user),
         "settings_error": error,
         "saved": error is None,
+        "limits": settings.MEDSERVER,
+        "dicom_windows": WINDOW_CHOICES,
     }
     response = render(request, f"{TOPBAR}#settings-form", context)
     return response if error else _with_toast(response, "Settings saved.")
