@@ -67,17 +67,19 @@
 
   // --- the clock
 
+  // Each poll swaps in a new #idle-clock: a new element is a fresh reading.
+  let clockRead = null;
   function readClock() {
     const clock = document.getElementById("idle-clock");
-    if (!clock || clock.dataset.secondsLeft === "") return;
+    if (!clock || clock === clockRead) return;
+    clockRead = clock;
+    if (clock.dataset.secondsLeft === "") return;
     deadline = Date.now() + Number(clock.dataset.secondsLeft) * 1000;
   }
-  body.addEventListener("htmx:oobAfterSwap", (event) => {
-    if (event.detail.target && event.detail.target.id === "idle-clock") readClock();
-  });
 
   const seconds = warning.querySelector("[data-idle-seconds]");
   function tick() {
+    readClock();
     if (signedOut || deadline === null) return;
     const left = Math.ceil((deadline - Date.now()) / 1000);
     if (left <= 0) {

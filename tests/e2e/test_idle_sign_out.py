@@ -45,6 +45,13 @@ def test_idle_sign_out_warns_blanks_the_chat_and_gives_the_draft_back(idle_serve
     warning = page.get_by_role("alertdialog")
     expect(warning).to_be_visible(timeout=45_000)
     expect(warning).to_contain_text(re.compile(r"Signing out in \d+ s"))
+    # Activity in another tab of the same sign-in counts: the server's clock says so.
+    other = page.context.new_page()
+    other.goto(page.url)
+    other.close()
+    expect(warning).to_be_hidden(timeout=8_000)
+
+    expect(warning).to_be_visible(timeout=45_000)
     warning.get_by_role("button", name="Stay signed in").click()
     expect(warning).to_be_hidden()
 
