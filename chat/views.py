@@ -115,11 +115,14 @@ def draft_save(request: HttpRequest) -> HttpResponse:
     Saved as the clinician types, which is activity: typing keeps the session.
     """
     session = _session(request, request.POST.get("session", ""))
-    services.draft_save(
-        session=session,
-        text=request.POST.get("content", ""),
-        attachment_ids=request.POST.getlist("attachments"),
-    )
+    try:
+        services.draft_save(
+            session=session,
+            text=request.POST.get("content", ""),
+            attachment_ids=request.POST.getlist("attachments"),
+        )
+    except MessageRejected as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
     return HttpResponse(status=204)
 
 

@@ -96,3 +96,14 @@ async def test_a_question_sent_after_the_idle_timeout_is_kept_as_the_draft(
     assert "not sent" in alert and "comes back after you sign in" in alert
     draft = await database_sync_to_async(Draft.objects.get)(session=chat)
     assert draft.text == "Dictated after lunch"
+
+
+def test_a_draft_far_over_the_message_limit_is_refused_and_the_last_one_kept(
+    client, user, chat, medserver_settings
+):
+    medserver_settings(max_text_length=10)
+    client.force_login(user)
+    client.post("/account/draft/", {"session": str(chat.pk), "content": "a" * 40})  # 4 x: kept
+    refused = client.post("/account/draft/", {"session": str(chat.pk), "content": "b" * 41})
+    assert refused.status_code == 400 and "it can keep 40" in refused.content.decode()
+    assert Draft.objects.get().text == "a" * 40
