@@ -121,7 +121,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(attachment_ids, str):
             attachment_ids = [attachment_ids]
         if isinstance(text, str) and isinstance(attachment_ids, list):
-            services.draft_save(session=self.session, text=text, attachment_ids=attachment_ids)
+            try:
+                services.draft_save(session=self.session, text=text, attachment_ids=attachment_ids)
+            except MessageRejected:
+                pass  # far over any limit: the draft saved as it was typed stays
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if text_data is None:  # a binary frame: the page only ever sends JSON text

@@ -67,17 +67,18 @@ def search_snippets(sessions, query: str) -> dict:
         if start < 0:
             continue
         end = start + len(query)
+        # Whitespace folded; a space kept where the match meets a word; … where text is cut.
         before = " ".join(content[max(0, start - SNIPPET_BEFORE) : start].split())
         after = " ".join(content[end : end + SNIPPET_AFTER].split())
-        found[session_id] = Snippet(
-            ("…" if start > SNIPPET_BEFORE else "")
-            + before
-            + (" " if content[start - 1 : start].isspace() else ""),
-            content[start:end],
-            (" " if content[end : end + 1].isspace() else "")
-            + after
-            + ("…" if end + SNIPPET_AFTER < len(content) else ""),
-        )
+        if content[start - 1 : start].isspace():
+            before += " "
+        if content[end : end + 1].isspace():
+            after = " " + after
+        if start > SNIPPET_BEFORE:
+            before = "…" + before
+        if end + SNIPPET_AFTER < len(content):
+            after += "…"
+        found[session_id] = Snippet(before, content[start:end], after)
     return found
 
 
