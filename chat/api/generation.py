@@ -83,7 +83,9 @@ async def start_generation(user, call: ChatCall) -> Generation:
         slot = limits.reserve_stream(user)
     except LimitExceeded as error:
         raise ApiError(429, str(error), retry_after=error.retry_after) from None
-    request = GenerationRequest(call.turns, call.sampling, call.thinking)
+    request = GenerationRequest(
+        call.turns, call.sampling, call.thinking, continue_answer=call.continue_answer
+    )
     try:
         handle = worker.submit(request)
     except EngineBusy as error:

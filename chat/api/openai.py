@@ -63,10 +63,13 @@ async def chat_completions(request):
     sampling = parsing.sampling_from(data, max_tokens_names=("max_tokens", "max_completion_tokens"))
     stream = parsing.flag(data, "stream", False)
     window = message_images.dicom_window(data.get("dicom_window"))
+    go_on = parsing.continue_final_message(data)
     turns, notices = await sync_to_async(parsing.check_turns, thread_sensitive=False)(
-        raw_turns, answer_tokens=sampling.max_new_tokens, window=window
+        raw_turns, answer_tokens=sampling.max_new_tokens, window=window, continue_answer=go_on
     )
-    call = parsing.ChatCall(turns, sampling, _thinking_wanted(data), stream, notices)
+    # Continuing an answer goes on from its text: past any thinking.
+    thinking = _thinking_wanted(data) and not go_on
+    call = parsing.ChatCall(turns, sampling, thinking, stream, notices, continue_answer=go_on)
     include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage")
     generation = await start_generation(request.user, call)
     completion = {

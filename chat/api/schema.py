@@ -143,7 +143,9 @@ _SCHEMAS = {
         "description": "OpenAI's chat completion request: model, messages (content as a "
         "string or text/image_url parts with data URIs), max_tokens or "
         "max_completion_tokens, temperature, top_p, stop, stream, stream_options; "
-        "ignore_eos as in vLLM and SGLang. DICOM files and zips of them go as image_url "
+        "ignore_eos, continue_final_message and add_generation_prompt (false, to write on "
+        "from a last assistant message cut off at max_tokens) as in vLLM and SGLang. "
+        "DICOM files and zips of them go as image_url "
         "data URIs (application/dicom, application/zip) or as file parts with file_data; "
         "dicom_window (auto, file, lung, mediastinum, bone, brain) picks their window.",
         "required": ["model", "messages"],

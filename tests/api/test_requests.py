@@ -362,3 +362,29 @@ def test_rate_limit_answers_429_with_retry_after(api, medserver_settings):
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert error_of(refused)["type"] == "rate_limit_error"
     assert "the limit is 30 a minute" in error_of(refused)["message"]
+
+
+def test_openai_completions_continue_a_cut_off_answer_as_vllm_does(api):
+    question = {"role": "user", "content": "Causes of acute chest pain?"}
+    body = {"model": "medserver-demo", "messages": [question], "max_tokens": 6}
+    first = api.post("/v1/chat/completions", body).json()
+    assert first["choices"][0]["finish_reason"] == "length"
+    part = first["choices"][0]["message"]["content"]
+    whole = api.post("/v1/chat/completions", {**body, "max_tokens": 12}).json()
+    go_on = {
+        **body,
+        "messages": [question, {"role": "assistant", "content": part}],
+        "continue_final_message": True,
+        "add_generation_prompt": False,
+    }
+    rest = api.post("/v1/chat/completions", go_on)
+    assert rest.status_code == 200, rest.content
+    assert (
+        part + rest.json()["choices"][0]["message"]["content"]
+        == (whole["choices"][0]["message"]["content"])
+    )
+    refused = api.post("/v1/chat/completions", {**go_on, "add_generation_prompt": True})
+    assert refused.status_code == 422
+    assert "add_generation_prompt: false" in error_of(refused)["message"]
+    ends_with_user = api.post("/v1/chat/completions", {**go_on, "messages": [question]})
+    assert "last message must be from the assistant" in error_of(ends_with_user)["message"]
