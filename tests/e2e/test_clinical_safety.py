@@ -127,3 +127,6 @@ def test_the_model_is_named_at_any_width_and_a_phone_keeps_the_chats_context(cli
     expect(page.get_by_role("button", name="Chat settings")).to_be_in_viewport(ratio=1)
     times = page.locator(".message-meta time")
     expect(times.first).to_have_attribute("title", re.compile(r" IST$"))
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.locator(".status-widget > summary").click()
+    expect(page.locator("#status-facts")).to_contain_text("Asia/Kolkata")
