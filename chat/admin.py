@@ -1,10 +1,24 @@
-"""Django admin: where staff review sessions, messages and attachments."""
+"""Django admin: where staff review sessions, messages and attachments.
 
+Nothing a clinician wrote or was shown can be added or changed here: a chat
+opens as a read-only transcript, as the clinician saw it, and reading it is
+recorded in the audit trail.
+"""
+
+from django import forms
 from django.contrib import admin, messages
-from django.http import StreamingHttpResponse
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserCreationForm
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
-from chat import audit, services
+from chat import audit, selectors, services
 from chat.models import (
     AnswerReview,
     ApiToken,
@@ -18,46 +32,40 @@ from chat.review_export import reviews_csv_lines
 from lifecycle.holds import session_hold, session_release
 
 
-class MessageInline(admin.StackedInline):
-    model = Message
-    extra = 0
-    # Every version of every turn, the ones not on show included (active is False).
-    fields = (
-        "role",
-        "status",
-        "active",
-        "parent",
-        "content",
-        "thinking",
-        "error",
-        "model_name",
-        "engine",
-        "quantization",
-        "sampling",
-        "preset_name",
-        "preset_version",
-    )
-    readonly_fields = fields
-    can_delete = False
-    show_change_link = True
+class ValuesListFilter(admin.AllValuesFieldListFilter):
+    """Filter by the values a field holds, naming the empty one: Django's own
+    gives it a link with no text, which a screen reader cannot name."""
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            if choice["display"] in ("", None):
+                choice = {**choice, "display": "(none)"}
+            yield choice
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Staff read these records; they are written only by the app itself."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
+class ChatSessionAdmin(ReadOnlyAdmin):
     list_display = ("__str__", "owner", "model_name", "created_at", "updated_at", "held_at")
-    list_filter = ("model_name", "created_at", ("held_at", admin.EmptyFieldListFilter))
-    search_fields = ("title", "owner__username")
-    readonly_fields = (
-        "id",
-        "owner",
-        "model_name",
+    list_filter = (
+        ("model_name", ValuesListFilter),
         "created_at",
-        "updated_at",
-        "held_at",
-        "held_by",
-        "hold_reason",
+        ("held_at", admin.EmptyFieldListFilter),
     )
-    inlines = [MessageInline]
+    search_fields = ("title", "owner__username")
+    # A hold (legal or clinical review) is not the clinician's content: staff place it here.
     actions = ["place_hold", "release_hold"]
 
     @admin.action(description="Place a hold (legal or clinical review): kept from retention")
@@ -73,12 +81,43 @@ class ChatSessionAdmin(admin.ModelAdmin):
         self.message_user(request, f"{queryset.count()} chat(s) released.")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The chat as its clinician saw it: the branch on show, answers rendered,
+        thinking folded, images, provenance and reviews. Read-only; audited."""
+        session = get_object_or_404(
+            ChatSession.objects.select_related("owner", "preset"), pk=object_id
+        )
+        if not self.has_view_permission(request, session):
+            raise PermissionDenied
         # Staff reading a clinician's chat is itself on the record.
-        if request.method == "GET":
-            audit.record(
-                audit.Action.ADMIN_SESSION_VIEW, request=request, target=f"chatsession:{object_id}"
-            )
-        return super().change_view(request, object_id, form_url, extra_context)
+        audit.record(audit.Action.ADMIN_SESSION_VIEW, request=request, target=session)
+        path_ = selectors.active_path(session)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Transcript: {session}",
+            "subtitle": None,
+            "session": session,
+            "messages_on_show": path_,
+            "other_versions": session.messages.count() - len(path_),
+            "image_url": f"admin:{self.opts.app_label}_{self.opts.model_name}_image",
+        }
+        return TemplateResponse(request, "admin/chat/chatsession/transcript.html", context)
+
+    def get_urls(self):
+        image = self.admin_site.admin_view(self.image_view)
+        name = f"{self.opts.app_label}_{self.opts.model_name}_image"
+        route = path("<uuid:session_id>/images/<uuid:attachment_id>/", image, name=name)
+        return [route, *super().get_urls()]
+
+    def image_view(self, request, session_id, attachment_id):
+        """An image of the chat, for staff who may review it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        attachment = get_object_or_404(Attachment, pk=attachment_id, message__session_id=session_id)
+        response = FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
+        response["Cache-Control"] = "private, no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 class AnswerReviewInline(admin.TabularInline):
@@ -93,7 +132,7 @@ class AnswerReviewInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = (
         "__str__",
         "session",
@@ -107,21 +146,19 @@ class MessageAdmin(admin.ModelAdmin):
         "role",
         "status",
         "active",
-        "model_name",
-        "engine",
-        "quantization",
-        "preset_name",
+        ("model_name", ValuesListFilter),
+        ("engine", ValuesListFilter),
+        ("quantization", ValuesListFilter),
+        ("preset_name", ValuesListFilter),
         "reviews__verdict",
     )
     search_fields = ("content", "session__title", "session__owner__username")
-    readonly_fields = [f.name for f in Message._meta.fields]
     inlines = [AnswerReviewInline]
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(ReadOnlyAdmin):
     list_display = ("id", "owner", "message", "content_type", "width", "height", "created_at")
-    readonly_fields = [f.name for f in Attachment._meta.fields]
 
 
 @admin.register(AuditEvent)
@@ -147,24 +184,24 @@ class AuditEventAdmin(admin.ModelAdmin):
 class AnswerReviewAdmin(admin.ModelAdmin):
     """Clinicians' reviews of answers, for quality review; exported as CSV."""
 
+    # Few, short columns: the list fits a laptop's screen; the answer opens in its transcript.
     list_display = (
         "updated_at",
         "reviewer_name",
         "verdict",
         "rating",
         "short_comment",
-        "message",
-        "model",
-        "engine",
+        "answer",
+        "answer_model",
     )
     list_filter = (
         "verdict",
         "rating",
         "updated_at",
         "reviewer",
-        "message__model_name",
-        "message__engine",
-        "message__preset_name",
+        ("message__model_name", ValuesListFilter),
+        ("message__engine", ValuesListFilter),
+        ("message__preset_name", ValuesListFilter),
     )
     search_fields = ("comment", "reviewer_name", "message__content")
     date_hierarchy = "updated_at"
@@ -175,16 +212,20 @@ class AnswerReviewAdmin(admin.ModelAdmin):
     def short_comment(self, review: AnswerReview) -> str:
         return review.comment if len(review.comment) <= 80 else review.comment[:79] + "…"
 
+    # Not `model`: that name is the ModelAdmin's own (the model class), and a
+    # column called so showed "Feedback by  on answer #None" on every row.
     @admin.display(description="Model", ordering="message__model_name")
-    def model(self, review: AnswerReview) -> str:
+    def answer_model(self, review: AnswerReview) -> str:
         return review.message.model_name
 
-    @admin.display(description="Engine", ordering="message__engine")
-    def engine(self, review: AnswerReview) -> str:
-        return review.message.engine
+    @admin.display(description="Answer")
+    def answer(self, review: AnswerReview):
+        session = review.message.session
+        url = reverse("admin:chat_chatsession_change", args=[session.pk])
+        return format_html('<a href="{}#message-{}">{}</a>', url, review.message_id, session)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("message")
+        return super().get_queryset(request).select_related("message__session")
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -217,6 +258,58 @@ class PresetAdmin(admin.ModelAdmin):
         # Built-in presets follow the code and users change their own in the
         # app, where each change raises the version that answers record.
         return False
+
+
+class ClinicianCreationForm(UserCreationForm):
+    """A clinician's account in one short form: name, email, password, staff or not."""
+
+    is_staff = forms.BooleanField(
+        label="Staff", required=False, help_text="May open this administration site."
+    )
+
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ("username", "first_name", "last_name", "email")
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class ClinicianAdmin(UserAdmin):
+    """Adding a clinician is a short form; the stock one (groups, permissions) is
+    one click away (?full=1), and every account opens in the stock change form."""
+
+    add_form = ClinicianCreationForm
+    add_fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "username",
+                    "first_name",
+                    "last_name",
+                    "email",
+                    "password1",
+                    "password2",
+                    "is_staff",
+                ),
+                "description": 'Or use the <a href="?full=1">full form, with groups and '
+                "permissions</a>.",
+            },
+        ),
+    )
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None and request.GET.get("full"):
+            kwargs["form"] = AdminUserCreationForm
+            kwargs["fields"] = None
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None and request.GET.get("full"):
+            return UserAdmin.add_fieldsets
+        return super().get_fieldsets(request, obj)
 
 
 @admin.register(ApiToken)

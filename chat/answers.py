@@ -140,6 +140,10 @@ def start_answer(answer: Message, slot: StreamSlot, started: GenerationHandle | 
     The answer keeps `slot` (from chat.limits.reserve_stream) until it ends.
     """
     live = _LiveAnswer(slot, slot.owner_id, answer.session_id)
+    # A continued answer goes on from its text so far (chat.services.answer_continue).
+    live.text["answer"].feed(answer.content)
+    live.text["thinking"].feed(answer.thinking)
+    live.thinking_ms = answer.thinking_ms
     if isinstance(started, GenerationHandle):
         live.handle = started
     _running[answer.pk] = live
@@ -179,10 +183,17 @@ def _request_for(answer: Message) -> GenerationRequest:
     turns = selectors.conversation_before(answer)
     if system_prompt := generation_settings.system_prompt_for(session):
         turns = (ChatTurn("system", system_prompt), *turns)
+    # An answer that has text before it starts is one cut off and continued
+    # (chat.services.answer_continue): the model goes on from its last word,
+    # past its thinking, with the same settings it was written with.
+    continuing = bool(answer.content)
+    if continuing:
+        turns = (*turns, ChatTurn("assistant", answer.content))
     return GenerationRequest(
         turns=turns,
         sampling=generation_settings.sampling_for(session),
-        thinking=generation_settings.thinking_for(session),
+        thinking=generation_settings.thinking_for(session) and not continuing,
+        continue_answer=continuing,
     )
 
 

@@ -26,8 +26,13 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 SIGNED_OUT = "You are signed out; reload the page to sign in."
+# A question sent after the sign-in ended is never dropped: it becomes the draft.
+SIGNED_OUT_KEPT = (
+    "You were signed out after a while without activity. Your message was not sent: "
+    "it is kept, and comes back after you sign in."
+)
 NOT_UNDERSTOOD = "That request was not understood."
-WRITES = ("send", "edit", "regenerate")
+WRITES = ("send", "edit", "regenerate", "continue")
 # Message ids are SQLite integers: anything else a frame names is not one.
 _MAX_ID = 2**63 - 1
 
@@ -92,7 +97,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             await database_sync_to_async(self._check_frame)(writes=action in WRITES)
         except SignedOut:
-            await self._sign_out()
+            if action == "send":  # never dropped: the composer gets it back after sign-in
+                await database_sync_to_async(self._keep_draft)(content)
+                await self._sign_out(SIGNED_OUT_KEPT)
+            else:
+                await self._sign_out()
             return
         except LimitExceeded as error:
             await self._alert(str(error))
@@ -103,6 +112,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._edit(content)
         elif action == "regenerate":
             await self._regenerate(content)
+        elif action == "continue":
+            await self._continue(content)
         elif action == "stop":
             answers.stop_answers(self.session.pk, self.scope["user"])
         else:
@@ -111,16 +122,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     def _check_frame(self, *, writes: bool) -> None:
         """Raise SignedOut once the sign-in that opened the socket has ended
         (chat.account_sockets); for `writes`, raise LimitExceeded past the
-        --rate-limit budget (the same as the pages' and the API's) and note the
-        message as activity. One database hop."""
+        generations' budget (--rate-limit, the same as the pages' and the API's;
+        every write asks for an answer) and note the message as activity. One
+        database hop."""
         user = self.scope["user"]
         if not account_sockets.socket_signed_in(self.session_key, user.pk, activity=writes):
             raise SignedOut
         if writes:
             client = self.scope.get("client") or (None,)
-            limits.check_socket_rate(user, client[0])
+            limits.check_socket_generation_rate(user, client[0])
 
-    async def _sign_out(self) -> None:
+    async def _sign_out(self, message: str = SIGNED_OUT) -> None:
         """Say so, and close with 4401: the page reloads to the sign-in form."""
         if self.signed_out:
             return
@@ -128,8 +140,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Nothing more of the chat reaches this socket, answers being written included.
         await self.disconnect(CLOSE_UNAUTHENTICATED)
         self.group = self.account_group = None
-        await self._alert(SIGNED_OUT)
+        await self._alert(message)
         await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    def _keep_draft(self, content: dict) -> None:
+        """Keep a question refused after the idle timeout as the chat's draft."""
+        text = content.get("content", "")
+        attachment_ids = content.get("attachments") or []
+        if isinstance(attachment_ids, str):
+            attachment_ids = [attachment_ids]
+        if isinstance(text, str) and isinstance(attachment_ids, list):
+            try:
+                services.draft_save(session=self.session, text=text, attachment_ids=attachment_ids)
+            except MessageRejected:
+                pass  # far over any limit: the draft saved as it was typed stays
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if self.signed_out:  # frames already on the way when the socket closed
@@ -205,6 +229,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return answer, lambda: stream_html.conversation(self.session)
 
         await self._start_answer(regenerate, alert=self._toast)
+
+    async def _continue(self, content: dict) -> None:
+        message = await self._message(content)
+        if message is None:
+            await self._toast(NOT_UNDERSTOOD)
+            return
+
+        def go_on() -> tuple[Message, Callable[[], str]]:
+            answer = services.answer_continue(answer=message)
+            return answer, lambda: stream_html.message_streaming(answer)
+
+        await self._start_answer(go_on, alert=self._toast)
 
     async def _start_answer(self, save, *, alert) -> bool:
         """Start an answer (see chat.answers.begin_answer); a refusal is told to

@@ -16,8 +16,14 @@ CLINICAL_DISCLAIMER = (
 )
 
 
-def stamp_copied(text: str, *, model_name: str, written_at) -> str:
-    """An answer as the Copy button puts it on the clipboard: who wrote it, when, the disclaimer."""
-    when = f"{timezone.localtime(written_at):%Y-%m-%d %H:%M}"
+def stamp_copied(text: str, *, model_name: str, written_at, notices: list[str] = ()) -> str:
+    """An answer as the Copy button puts it on the clipboard: what a reader must
+    know first (`notices`: rejected, cut off), the text, who wrote it, when,
+    the disclaimer."""
+    when = f"{timezone.localtime(written_at):%Y-%m-%d %H:%M %Z}"
     author = model_name or "the model"
-    return f"{text.rstrip()}\n\n— Written by {author} on {when} (MedServer). {CLINICAL_DISCLAIMER}"
+    head = "".join(f"{notice}\n\n" for notice in notices)
+    return (
+        f"{head}{text.rstrip()}\n\n— Written by {author} on {when} (MedServer). "
+        f"{CLINICAL_DISCLAIMER}"
+    )

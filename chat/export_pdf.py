@@ -19,7 +19,7 @@ import font_source_sans_pro
 from fpdf import FPDF, FontFace, TextStyle
 from fpdf.enums import XPos, YPos
 
-from chat import selectors
+from chat import answer_notices, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER
 from chat.exports import (
     ChatRecord,
@@ -255,6 +255,8 @@ def _thumbnails(pdf: _ChartPdf, attachments) -> None:
 def _answer(pdf: _ChartPdf, number: int, message: Message, include_thinking: bool) -> None:
     pdf.ln(4)
     _label(pdf, f"Answer {number} · {when(message.completed_at or message.created_at)}")
+    for line in answer_notices.rejection_lines(message):
+        pdf.paragraph(line, size=12, style="B", color=DANGER)
     notice = status_notice(message)
     if notice:
         pdf.paragraph(notice, size=10, style="B", color=DANGER)

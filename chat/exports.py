@@ -27,7 +27,7 @@ from django.utils.text import slugify
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from chat import localization, provenance, selectors
+from chat import answer_notices, localization, provenance, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER
 from chat.export_markdown_safety import inert
 from chat.models import Attachment, ChatSession, Message
@@ -77,6 +77,7 @@ class ChatRecord:
         facts = [
             ("Clinician", f"{name} ({username})" if name else username),
             ("Exported", when(self.exported_at)),
+            ("Time zone", timezone.get_current_timezone_name()),
             ("Chat started", when(self.session.created_at)),
             ("Model", ", ".join(self.models())),
         ]
@@ -163,7 +164,7 @@ def status_notice(message: Message) -> str:
         return f"This answer failed: {message.error or 'it could not be written.'}"
     if message.status == Message.Status.STREAMING:
         return "Still being written when this was exported: the text may be incomplete."
-    return ""
+    return answer_notices.cut_off_notice(message)
 
 
 def answer_facts(message: Message) -> list[tuple[str, str]]:
@@ -279,6 +280,12 @@ def _markdown_answer(
     number: int, message: Message, include_thinking: bool, images: list[tuple[str, bytes]]
 ) -> list[str]:
     lines = [f"## Answer {number} · {when(message.completed_at or message.created_at)}", ""]
+    # A clinician's rejection comes first, in the text a chart would take in.
+    lines += [
+        item
+        for line in answer_notices.rejection_lines(message)
+        for item in (f"**{inert(line)}**", "")
+    ]
     notice = status_notice(message)
     if notice:
         lines += [f"**{inert(notice)}**", ""]

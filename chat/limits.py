@@ -10,14 +10,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage
 
 from chat.errors import LimitExceeded
 from medserver_site.config import rate_period_seconds
-
-RATE_GROUP = "medserver"
-ANONYMOUS_RATE_GROUP = "medserver-anonymous"
-
 
 # A stream slot frees as soon as an answer ends, often within a second: a
 # client told to wait longer (SDKs obey Retry-After) would wait for nothing.
@@ -94,59 +90,104 @@ def release_stream(slot: StreamSlot) -> None:
     _active.discard(slot)
 
 
-def check_rate(request) -> None:
-    """Count one request against its budget (see `rate_budget`).
-
-    Raise LimitExceeded (with the seconds to wait) when it is spent.
-    """
-    token = getattr(request, "api_token", None)
-    if token is not None and token.service:
-        _check_service_rate(request, token)
-        return
-    rate = settings.MEDSERVER.rate_limit
-    budget = rate_budget(request)
-    if budget is None:
-        return
-    group, key = budget
-    if is_ratelimited(request, group=group, key=key, rate=rate, increment=True):
-        raise LimitExceeded(
-            f"Too many requests: the limit is {rate}. Try again shortly.",
-            retry_after=rate_period_seconds(rate),
-        )
+# Two budgets. Generations (a question sent, edited, regenerated or continued;
+# an API completion) cost the engine real work and spend --rate-limit.
+# Everything else (reviews, renames, settings, drafts, sign-ins, other API
+# calls) is cheap, and has its own, larger budget: a clinician's clicks never
+# leave them unable to ask. Each budget is a signed-in user's own, across their
+# pages, socket and API; requests without a sign-in (the sign-in form) spend
+# their address's anonymous share, apart, so that many people signing in behind
+# one address (a NAT, a terminal server) never lock out those signed in there.
+# A service token's requests spend the token's own budget.
+GENERATION_GROUP = "medserver-generation"
+OTHER_GROUP = "medserver-other"
+ANONYMOUS = "-anonymous"  # the suffix of a budget's anonymous share
+SERVICE_GROUP = "medserver-service"
+OTHER_BUDGET_FACTOR = 10
 
 
-def rate_budget(request) -> tuple[str, str] | None:
-    """The (group, key) of the budget a request spends: a signed-in user's own,
-    else its address's anonymous one (the sign-in form). Apart, so that many
-    people signing in behind one address (a NAT, a terminal server) never lock
-    out those already signed in there. None for an anonymous request without an
-    address (a Unix socket, a test)."""
-    if request.user.is_authenticated:
-        return RATE_GROUP, "user"
-    if request.META.get("REMOTE_ADDR"):
-        return ANONYMOUS_RATE_GROUP, "ip"
-    return None
+def generates(view):
+    """Mark a page view that asks the model for an answer: it spends --rate-limit."""
+    view.medserver_generates = True
+    return view
 
 
-def _check_service_rate(request, token) -> None:
-    """A service token's budget is its own: its front end's many users share one
-    address and one key, so neither the address's nor the owner's budget applies."""
-    rate = service_rate(token)
-    key = f"service-token:{token.pk}"
-    if is_ratelimited(
-        request, group=RATE_GROUP, key=lambda group, r: key, rate=rate, increment=True
-    ):
-        raise LimitExceeded(
-            f"Too many requests on the service token {token.name!r}: its limit is {rate}. "
-            "Try again shortly.",
-            retry_after=rate_period_seconds(rate),
-        )
+def is_generation(view) -> bool:
+    return getattr(view, "medserver_generates", False)
 
 
-def check_socket_rate(user, address: str | None) -> None:
-    """Count one WebSocket message against the same budget as HTTP requests."""
+def generation_rate() -> str:
+    """The budget of generations: --rate-limit."""
+    return settings.MEDSERVER.rate_limit
+
+
+def other_rate() -> str:
+    """The budget of every other request: ten times --rate-limit, over the same period."""
+    count, _, period = settings.MEDSERVER.rate_limit.partition("/")
+    return f"{int(count) * OTHER_BUDGET_FACTOR}/{period}"
+
+
+def check_generation_rate(request) -> None:
+    """Count one generation; raise LimitExceeded (saying when one is free) when spent."""
+    _check(request, GENERATION_GROUP, generation_rate(), "questions")
+
+
+def check_other_rate(request) -> None:
+    """Count one request that writes no answer; raise LimitExceeded when spent."""
+    _check(request, OTHER_GROUP, other_rate(), "clicks (reviews, renames, settings)")
+
+
+def check_socket_generation_rate(user, address: str | None) -> None:
+    """Count a generation asked for over the chat socket, against the same budget."""
     request = HttpRequest()
     request.method = "POST"
     request.user = user
     request.META["REMOTE_ADDR"] = address or ""
-    check_rate(request)
+    check_generation_rate(request)
+
+
+def rate_budget(request) -> tuple[str, str] | None:
+    """The share of a budget a request spends, as (group suffix, django-ratelimit key):
+    a signed-in user's own, else its address's anonymous one. None for an anonymous
+    request without an address (a Unix socket, a test)."""
+    if request.user.is_authenticated:
+        return "", "user"
+    if request.META.get("REMOTE_ADDR"):
+        return ANONYMOUS, "ip"
+    return None
+
+
+def _check(request, group: str, rate: str, what: str) -> None:
+    token = getattr(request, "api_token", None)
+    if token is not None and token.service:
+        # Its front end's many users share one address and one key: neither the
+        # address's nor the owner's budget applies, the token's own does.
+        key = f"service-token:{token.pk}"
+        rate = service_rate(token)
+        _spend(request, SERVICE_GROUP, lambda group, r: key, rate, f"requests on {token.name!r}")
+        return
+    budget = rate_budget(request)
+    if budget is not None:
+        suffix, key = budget
+        _spend(request, group + suffix, key, rate, what)
+
+
+def _spend(request, group: str, key, rate: str, what: str) -> None:
+    """Count one request against `group`'s share `key`; raise LimitExceeded naming
+    the budget and the seconds until it frees."""
+    usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
+    if usage and usage["should_limit"]:
+        wait = max(1, int(usage["time_left"]))
+        raise LimitExceeded(
+            f"Too many {what}: the limit is {_per(rate)}. The next is allowed in {wait} s.",
+            retry_after=wait,
+        )
+
+
+def _per(rate: str) -> str:
+    """'20/minute' -> '20 a minute'; '5/10s' -> '5 per 10 s'."""
+    return (
+        f"{rate.split('/')[0]} per {rate_period_seconds(rate)} s".replace(" per 60 s", " a minute")
+        .replace(" per 3600 s", " an hour")
+        .replace(" per 1 s", " a second")
+    )

@@ -14,9 +14,11 @@ _API_PREFIXES = ("/api/", "/v1/")
 
 
 class RateLimitMiddleware:
-    """Counts every POST of the pages (sign-in included) against --rate-limit.
+    """Counts every POST of the pages (sign-in included) against a budget.
 
-    Per user and per address, the same budget as the API and the chat socket.
+    Per user and per address, the same budgets as the API and the chat socket:
+    a view marked `limits.generates` (it asks the model for an answer) spends
+    --rate-limit; any other POST spends the larger budget of other requests.
     A refusal is a 429 with Retry-After; for htmx, also a toast in the page.
     """
 
@@ -24,13 +26,20 @@ class RateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.method == "POST" and not request.path.startswith(_API_PREFIXES):
-            try:
-                limits.check_rate(request)
-            except LimitExceeded as error:
-                response = HttpResponse(str(error), status=429, content_type="text/plain")
-                response["Retry-After"] = str(error.retry_after)
-                toast = {"medserver:toast": {"text": str(error), "kind": "error"}}
-                response["HX-Trigger"] = json.dumps(toast)
-                return response
         return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.method != "POST" or request.path.startswith(_API_PREFIXES):
+            return None
+        try:
+            if limits.is_generation(view_func):
+                limits.check_generation_rate(request)
+            else:
+                limits.check_other_rate(request)
+        except LimitExceeded as error:
+            response = HttpResponse(str(error), status=429, content_type="text/plain")
+            response["Retry-After"] = str(error.retry_after)
+            toast = {"medserver:toast": {"text": str(error), "kind": "error"}}
+            response["HX-Trigger"] = json.dumps(toast)
+            return response
+        return None

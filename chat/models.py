@@ -93,6 +93,9 @@ class Message(models.Model):
     thinking = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     error = models.TextField(blank=True, help_text="What went wrong, as shown to the user.")
+    # Why the engine ended the answer ("stop", "length", ...): "length" means it
+    # was cut off at its token budget, and the page offers to continue it.
+    finish_reason = models.CharField(max_length=16, blank=True)
     # Provenance and timings of an answer (empty on user messages).
     # Provenance: what wrote the answer. The engine can change between answers
     # (fallback, -q), so each answer keeps its own.
@@ -261,6 +264,30 @@ class AnswerReview(models.Model):
     def __str__(self) -> str:
         verdict = self.get_verdict_display() or "Feedback"
         return f"{verdict} by {self.reviewer_name} on answer #{self.message_id}"
+
+
+class Draft(models.Model):
+    """What a clinician has typed (and attached) in a chat's composer but not sent.
+
+    Kept on the server as it is typed, so an idle sign-out, a closed tab or a
+    send refused after the timeout loses nothing: the composer gets it back.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts"
+    )
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="drafts")
+    text = models.TextField(blank=True)
+    attachment_ids = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "session"], name="draft_one_per_chat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Draft of {self.owner_id} in {self.session_id}"
 
 
 class ApiToken(models.Model):

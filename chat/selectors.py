@@ -10,7 +10,7 @@ from pathlib import Path
 from django.db.models import F, Q, QuerySet
 
 from chat import localization
-from chat.models import ApiToken, Attachment, ChatSession, Message, Preset
+from chat.models import ApiToken, Attachment, ChatSession, Draft, Message, Preset
 from inference.engine import ChatTurn
 
 
@@ -37,6 +37,50 @@ def sessions_search(user, query: str) -> QuerySet[ChatSession]:
     matching = Q(title__icontains=query) | Q(messages__content__icontains=query)
     ids = ChatSession.objects.filter(matching, owner=user).values("pk")
     return sessions_for(user).filter(pk__in=ids)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A bit of a message around a search's match, to show under the chat's title."""
+
+    before: str
+    match: str
+    after: str
+
+
+SNIPPET_BEFORE, SNIPPET_AFTER = 30, 60
+
+
+def search_snippets(sessions, query: str) -> dict:
+    """For each of `sessions` with a message containing `query`: the first such
+    message's words around the match (session id -> Snippet)."""
+    query = query.strip()
+    if not query:
+        return {}
+    found: dict = {}
+    messages = Message.objects.filter(
+        session__in=[s.pk for s in sessions], content__icontains=query
+    ).order_by("id")
+    for session_id, content in messages.values_list("session_id", "content").iterator():
+        if session_id in found:
+            continue
+        start = content.lower().find(query.lower())
+        if start < 0:
+            continue
+        end = start + len(query)
+        # Whitespace folded; a space kept where the match meets a word; … where text is cut.
+        before = " ".join(content[max(0, start - SNIPPET_BEFORE) : start].split())
+        after = " ".join(content[end : end + SNIPPET_AFTER].split())
+        if content[start - 1 : start].isspace():
+            before += " "
+        if content[end : end + 1].isspace():
+            after = " " + after
+        if start > SNIPPET_BEFORE:
+            before = "…" + before
+        if end + SNIPPET_AFTER < len(content):
+            after += "…"
+        found[session_id] = Snippet(before, content[start:end], after)
+    return found
 
 
 def session_for(user, session_id) -> ChatSession:
@@ -97,6 +141,27 @@ def conversation_stamp(path: list[Message]) -> str:
     """A short fingerprint of what a page shows: which messages, in which state."""
     shown = ",".join(f"{message.pk}:{message.status}" for message in path)
     return hashlib.sha256(shown.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DraftView:
+    """A chat's unsent composer: its text and the images still waiting to be sent."""
+
+    text: str
+    attachments: list[Attachment]
+
+
+def draft_for(session: ChatSession) -> DraftView | None:
+    """The owner's draft of `session`, with its images not sent since; None if none."""
+    draft = Draft.objects.filter(owner=session.owner, session=session).first()
+    if draft is None:
+        return None
+    pending = Attachment.objects.filter(
+        owner=session.owner, pk__in=draft.attachment_ids, message__isnull=True
+    )
+    by_id = {str(attachment.pk): attachment for attachment in pending}
+    attachments = [by_id[pk] for pk in draft.attachment_ids if pk in by_id]
+    return DraftView(draft.text, attachments)
 
 
 def attachments_for(user) -> QuerySet[Attachment]:

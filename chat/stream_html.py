@@ -68,6 +68,12 @@ def _html(text: str) -> str:
     return mark_safe(render_markdown(text)) if text else ""  # noqa: S308 - sanitized
 
 
+def message_streaming(message: Message) -> str:
+    """An answer being written again in place (continued), with its text so far."""
+    message.versions = selectors.versions_of(message)
+    return render_to_string(f"{PAGE}#message", {"message": message, "oob": True})
+
+
 def message_final(message_id: int) -> str | None:
     """The finished message, replacing its streaming version in place (None if deleted)."""
     message = Message.objects.filter(pk=message_id).select_related("session").first()

@@ -11,7 +11,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -25,6 +25,7 @@ from chat import (
     audit,
     exports,
     generation_settings,
+    limits,
     selectors,
     services,
     stream_html,
@@ -36,6 +37,7 @@ from chat.models import ChatSession, Message, Preset
 from chat.setup_link import first_admin_create, setup_token_valid
 from inference.hardware import gpu_facts
 from inference.worker import engine_worker
+from medserver_site.middleware import idle_seconds_left, note_activity
 
 PAGE = "chat/session.html"
 SIDEBAR = "chat/sidebar.html"
@@ -75,7 +77,8 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
         "presets": selectors.presets_for(request.user),
         "dicom_windows": WINDOW_CHOICES,
         "streaming": any(m.status == Message.Status.STREAMING for m in path),
-        **_status_context(),
+        "draft": selectors.draft_for(session),
+        **_status_context(request),
     }
     return render(request, PAGE, context)
 
@@ -83,13 +86,15 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
 @require_GET
 def status(request: HttpRequest) -> HttpResponse:
     """The status widget's facts, polled by the page."""
-    return render(request, f"{TOPBAR}#status-update", _status_context())
+    return render(request, f"{TOPBAR}#status-update", _status_context(request))
 
 
-def _status_context() -> dict:
+def _status_context(request: HttpRequest) -> dict:
     worker = engine_worker()
     show_hardware = settings.MEDSERVER.show_hardware_stats
     return {
+        # How long until the idle sign-out: the page warns a minute before.
+        "idle_seconds_left": idle_seconds_left(request.session),
         "engine": worker.state,
         "queue_depth": worker.queue_depth,
         "show_hardware": show_hardware,
@@ -97,12 +102,42 @@ def _status_context() -> dict:
     }
 
 
+@require_POST
+def stay_signed_in(request: HttpRequest) -> JsonResponse:
+    """The warning's "Stay signed in": this request is the activity that keeps the session."""
+    note_activity(request.session)
+    return JsonResponse({"seconds_left": idle_seconds_left(request.session)})
+
+
+@require_POST
+def draft_save(request: HttpRequest) -> HttpResponse:
+    """Keep what the composer of a chat holds (text, pending images) on the server.
+
+    Saved as the clinician types, which is activity: typing keeps the session.
+    """
+    session = _session(request, request.POST.get("session", ""))
+    try:
+        services.draft_save(
+            session=session,
+            text=request.POST.get("content", ""),
+            attachment_ids=request.POST.getlist("attachments"),
+        )
+    except MessageRejected as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
+    return HttpResponse(status=204)
+
+
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:
     """The sidebar's chats, those matching `q` (title or any message) when given."""
     query = request.GET.get("q", "")
+    sessions = list(selectors.sessions_search(request.user, query)[:200])
+    # Under each chat found by its messages, the words around the match.
+    snippets = selectors.search_snippets(sessions, query)
+    for item in sessions:
+        item.snippet = snippets.get(item.pk)
     context = {
-        "sessions": selectors.sessions_search(request.user, query)[:200],
+        "sessions": sessions,
         "query": query,
         "session": _current(request),
     }
@@ -189,6 +224,8 @@ def session_settings(request: HttpRequest, session_id) -> HttpResponse:
         "presets": selectors.presets_for(request.user),
         "settings_error": error,
         "saved": error is None,
+        "limits": settings.MEDSERVER,
+        "dicom_windows": WINDOW_CHOICES,
     }
     response = render(request, f"{TOPBAR}#settings-form", context)
     return response if error else _with_toast(response, "Settings saved.")
@@ -360,11 +397,20 @@ def answer_review(request: HttpRequest, session_id, message_id: int) -> HttpResp
     audit.record(audit.Action.ANSWER_REVIEW, request=request, target=message, detail=detail)
     if not request.htmx:
         return redirect("chat:session", session_id=message.session_id)
-    return render(request, "chat/review.html#answer-review", {"message": message, "review": review})
+    response = render(
+        request, "chat/review.html#answer-review", {"message": message, "review": review}
+    )
+    # The verdict shows above the answer and travels with what Copy takes.
+    verdict = render_to_string("chat/review.html#answer-verdict", {"message": message, "oob": True})
+    response.content += verdict.encode()
+    return response
 
 
 def _session(request: HttpRequest, session_id) -> ChatSession:
-    return get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
+    try:
+        return get_object_or_404(selectors.sessions_for(request.user), pk=session_id)
+    except ValidationError:  # not a session id at all
+        raise Http404 from None
 
 
 def _current(request: HttpRequest) -> ChatSession | None:
@@ -489,6 +535,7 @@ def preset_delete(request: HttpRequest, preset_id: int) -> HttpResponse:
     return redirect("chat:presets")
 
 
+@limits.generates
 @require_POST
 async def message_post(request: HttpRequest, session_id) -> HttpResponse:
     """Send a message without the chat socket, for networks that block WebSockets.

@@ -54,6 +54,9 @@ class GenerationRequest:
     turns: tuple[ChatTurn, ...]
     sampling: Sampling = field(default_factory=Sampling)
     thinking: bool = False
+    # The last turn is the assistant's unfinished answer (cut off at its token
+    # budget): the model goes on from its last word instead of starting a new turn.
+    continue_answer: bool = False
 
 
 @dataclass(frozen=True)

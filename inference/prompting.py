@@ -26,8 +26,11 @@ def build_messages(
     `image_part(source, number)` renders one image the way the engine takes
     it. An image's label follows it as a text part, as Google's MedGemma CT
     notebook follows each slice with "SLICE n". Raise EngineError for images
-    sent to a text-only model.
+    sent to a text-only model, or for `continue_answer` without an assistant
+    turn last (the engines leave that turn open: see `generation_prompt`).
     """
+    if request.continue_answer and (not request.turns or request.turns[-1].role != "assistant"):
+        raise EngineError("There is no unfinished answer to continue.")
     if not spec.multimodal and any(turn.images for turn in request.turns):
         raise EngineError(
             f"{spec.label} reads text only; remove the images or serve a "
@@ -66,3 +69,15 @@ def _with_thinking_instruction(messages: list[dict]) -> list[dict]:
         system = f"{THINKING_INSTRUCTION} {messages[0]['content']}"
         return [{"role": "system", "content": system}, *messages[1:]]
     return [{"role": "system", "content": THINKING_INSTRUCTION}, *messages]
+
+
+def generation_prompt(request: GenerationRequest) -> dict[str, bool]:
+    """How the chat template ends the prompt: a new model turn, or (to continue
+    an unfinished answer) the last assistant turn left open, without end-of-turn.
+
+    The keywords of transformers' apply_chat_template, which vLLM's and SGLang's
+    OpenAI-compatible servers take as request fields too.
+    """
+    if request.continue_answer:
+        return {"add_generation_prompt": False, "continue_final_message": True}
+    return {"add_generation_prompt": True}

@@ -37,7 +37,7 @@ from inference.engine import (
     Job,
     Sampling,
 )
-from inference.prompting import build_messages
+from inference.prompting import build_messages, generation_prompt
 from inference.registry import ModelSpec
 from inference.thinking import ThoughtSplitter
 from inference.tokenizing import PromptEncoder
@@ -281,6 +281,14 @@ class RemoteEngine(Engine):
                     "(it does not take ignore_eos)."
                 )
             body["ignore_eos"] = True
+        if request.continue_answer:
+            if "continue_final_message" not in self.extensions:
+                raise EngineError(
+                    f"The engine at {self.base_url} cannot go on from an unfinished answer "
+                    "(it does not take continue_final_message)."
+                )
+            # vLLM's and SGLang's extension: go on from the unfinished assistant turn.
+            body.update(generation_prompt(request))
         return RemoteCall(body, prompt_tokens)
 
     def run_one(self, job: Job) -> None:
@@ -354,6 +362,7 @@ _EXTENSIONS = {
     "top_k": 64,
     "chat_template_kwargs": {"enable_thinking": False},
     "ignore_eos": False,
+    "continue_final_message": False,
 }
 _PROBE_SYSTEM = "You are MedServer's start-up check."
 _PROBE_QUESTION = "Reply with one word."

@@ -16,7 +16,7 @@ from PIL import Image
 from transformers import AutoProcessor, AutoTokenizer
 
 from inference.engine import EngineError, GenerationRequest, ImageSource
-from inference.prompting import build_messages
+from inference.prompting import build_messages, generation_prompt
 from inference.registry import ModelSpec
 
 
@@ -54,7 +54,7 @@ class PromptEncoder:
         template_owner = self.processor or self.tokenizer
         inputs = template_owner.apply_chat_template(
             messages,
-            add_generation_prompt=True,
+            **generation_prompt(request),
             tokenize=True,
             return_dict=True,
             return_tensors="pt",

@@ -246,6 +246,12 @@ def build_parser() -> OneLineParser:
         help="minutes without activity after which a user is signed out",
     )
     add(
+        "--time-zone",
+        **typed("time_zone"),
+        help="the clinic's time zone for times in the page, exports and admin, such as "
+        "Europe/Berlin (default: the system's, from $TZ or /etc/localtime)",
+    )
+    add(
         "--no-auth",
         action="store_true",
         help="no sign-in (one local user); only with a loopback bind such as -ip 127.0.0.1",

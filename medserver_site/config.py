@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medserver_site.time_zone import parse_time_zone
+
 MODEL_KEYS = ("4", "27", "27t", "demo")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _RATE_RE = re.compile(r"^(\d+)/(\d*)(s|sec|second|m|min|minute|h|hour|d|day)s?$")
@@ -250,6 +252,8 @@ class ServerConfig:
     loop_guard: int = _opt(10, _int_in(0, 1000, "loop guard"))
     # Accounts and transport security.
     session_timeout: int = _opt(30, _int_in(1, 43_200, "session timeout (minutes)"))
+    # The clinic's time zone for the page, exports and admin; "" = the system's.
+    time_zone: str = _opt("", parse_time_zone)
     no_auth: bool = _opt(False, parse_bool)
     ssl_certfile: str = _opt("", parse_existing_file)
     ssl_keyfile: str = _opt("", parse_existing_file)

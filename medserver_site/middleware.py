@@ -4,6 +4,7 @@ the Content-Security-Policy, no caching of patient content, and compression."""
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
@@ -32,11 +33,15 @@ class IdleSignOutMiddleware:
             last = request.session.get(_ACTIVITY_KEY, now)
             if _idle_too_long(last, now):
                 logout(request)
+                if request.path == settings.LOGIN_URL_PATH:
+                    # Signing in again (the page's sign-in card): let it through.
+                    return self.get_response(request)
                 if request.headers.get("HX-Request"):
+                    page = urlsplit(request.headers.get("HX-Current-URL", "")).path or "/"
                     response = self.get_response(request)
-                    response["HX-Redirect"] = settings.LOGIN_URL_PATH
+                    response["HX-Redirect"] = signed_out_url(page)
                     return response
-                return redirect(f"{settings.LOGIN_URL_PATH}?next={request.path}")
+                return redirect(signed_out_url(request.path))
             if (
                 not _is_polling(request)
                 and now - last >= _ACTIVITY_RESOLUTION
@@ -61,6 +66,30 @@ def session_still_active(session, *, note: bool = True) -> bool:
         session[_ACTIVITY_KEY] = now
         session.save()
     return True
+
+
+def idle_seconds_left(session) -> int | None:
+    """Seconds until the session signs out for inactivity (None: it never does).
+
+    Reading it is not activity: the page polls it to warn before the sign-out.
+    """
+    if settings.MEDSERVER.no_auth:
+        return None
+    now = time.time()
+    last = session.get(_ACTIVITY_KEY, now)
+    return max(0, round(last + settings.MEDSERVER.session_timeout * 60 - now))
+
+
+def note_activity(session) -> None:
+    """Count now as activity, at once (the middleware rounds to half a minute)."""
+    session[_ACTIVITY_KEY] = time.time()
+
+
+def signed_out_url(next_path: str) -> str:
+    """The sign-in page, saying the user was signed out for inactivity, then back to `next_path`."""
+    if not next_path.startswith("/") or next_path.startswith("//"):
+        next_path = "/"
+    return f"{settings.LOGIN_URL_PATH}?{urlencode({'next': next_path, 'reason': 'idle'})}"
 
 
 def _idle_too_long(last_activity: float, now: float) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from medserver_site.config import ServerConfig
 from medserver_site.dotenv import load_env_files
 from medserver_site.network import allowed_hosts_for
+from medserver_site.time_zone import system_time_zone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -141,7 +142,8 @@ LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.environ.get("TZ", "UTC")
+# The clinic's clock: --time-zone, else the machine's ($TZ, /etc/localtime).
+TIME_ZONE = MEDSERVER.time_zone or system_time_zone()
 USE_I18N = True
 USE_TZ = True
 

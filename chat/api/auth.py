@@ -51,12 +51,16 @@ async def authenticate(request) -> None:
             raise ApiError(403, "CSRF check failed: send the X-CSRFToken header.")
 
 
-def api_endpoint(*methods: str, public: bool = False, counted: bool = True):
+def api_endpoint(
+    *methods: str, public: bool = False, counted: bool = True, generates: bool = False
+):
     """Make an async view a JSON API endpoint.
 
     It answers only `methods`, authenticates the caller (unless `public`),
-    counts the request against the rate limit (if `counted`), and turns every
-    refusal into a JSON error. Unexpected errors are logged, never shown.
+    counts the request (if `counted`) against the budget of generations
+    (--rate-limit) when it `generates` an answer, else against the budget of
+    other requests, and turns every refusal into a JSON error. Unexpected
+    errors are logged, never shown.
     """
 
     def decorate(view):
@@ -74,7 +78,10 @@ def api_endpoint(*methods: str, public: bool = False, counted: bool = True):
                 if not public:
                     await authenticate(request)
                     if counted:
-                        await sync_to_async(limits.check_rate)(request)
+                        check = (
+                            limits.check_generation_rate if generates else limits.check_other_rate
+                        )
+                        await sync_to_async(check)(request)
                 return _logged_quietly_while_loading(request, await view(request, *args, **kwargs))
             except ApiError as error:
                 return _logged_quietly_while_loading(request, error.response())

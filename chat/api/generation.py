@@ -93,7 +93,9 @@ async def start_generation(request, call: ChatCall) -> Generation:
         slot = limits.reserve_stream(user, token)
     except LimitExceeded as error:
         raise ApiError(429, str(error), retry_after=error.retry_after) from None
-    job = GenerationRequest(call.turns, call.sampling, call.thinking)
+    job = GenerationRequest(
+        call.turns, call.sampling, call.thinking, continue_answer=call.continue_answer
+    )
     try:
         handle = worker.submit(job)
     except EngineBusy as error:

@@ -56,7 +56,7 @@ async def list_models(request) -> JsonResponse:
     return JsonResponse({"object": "list", "data": [model]})
 
 
-@api_endpoint("POST")
+@api_endpoint("POST", generates=True)
 async def chat_completions(request):
     data = await parsing.read_json_off_loop(request)
     check_model(data.get("model"))
@@ -70,11 +70,16 @@ async def chat_completions(request):
     sampling = parsing.sampling_from(data, max_tokens_names=("max_tokens", "max_completion_tokens"))
     stream = parsing.flag(data, "stream", False)
     window = message_images.dicom_window(data.get("dicom_window", "auto"), blank_allowed=False)
+    go_on = parsing.continue_final_message(data)
     turns, notices = await sync_to_async(parsing.check_turns, thread_sensitive=False)(
-        raw_turns, answer_tokens=sampling.max_new_tokens, window=window
+        raw_turns, answer_tokens=sampling.max_new_tokens, window=window, continue_answer=go_on
     )
     end_user = end_user_of(request, data)
-    call = parsing.ChatCall(turns, sampling, thinking_wanted(data), stream, notices, end_user)
+    # Continuing an answer goes on from its text: past any thinking.
+    thinking = thinking_wanted(data) and not go_on
+    call = parsing.ChatCall(
+        turns, sampling, thinking, stream, notices, end_user, continue_answer=go_on
+    )
     include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage")
     generation = await start_generation(request, call)
     completion = {

@@ -36,6 +36,8 @@ class ChatCall:
     stream: bool
     notices: tuple[str, ...] = ()  # what the client should know (a series sampled)
     end_user: EndUser | None = None  # who asked, when a front end says so
+    # The last message is the assistant's unfinished answer, to be written on from.
+    continue_answer: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,10 +91,15 @@ def _body_too_large() -> ApiError:
 
 
 def check_turns(
-    raw_turns: list[RawTurn], *, answer_tokens: int, window: str = AUTO
+    raw_turns: list[RawTurn],
+    *,
+    answer_tokens: int,
+    window: str = AUTO,
+    continue_answer: bool = False,
 ) -> tuple[tuple[ChatTurn, ...], tuple[str, ...]]:
     """Check a conversation and decode its images; return it as engine turns,
-    with the notices about its DICOM images.
+    with the notices about its DICOM images. It ends with a user message, or,
+    to `continue_answer`, with the assistant's unfinished answer.
 
     DICOM is rendered with `window` and sampled to what fits beside an answer
     of `answer_tokens` (chat.api.message_images). It decodes every image, so
@@ -109,8 +116,9 @@ def check_turns(
         )
     spec = model_spec_for(limits.model)
     turns, notices = [], []
+    last_role = "assistant" if continue_answer else "user"
     for index, raw in enumerate(raw_turns):
-        _check_role(raw, index, raw_turns)
+        _check_role(raw, index, raw_turns, last_role)
         if len(raw.text) > limits.max_text_length:
             raise ApiError(
                 413,
@@ -128,12 +136,27 @@ def check_turns(
         images = message_images(parts, where=raw.where, answer_tokens=answer_tokens, window=window)
         turns.append(ChatTurn(raw.role, raw.text, images.images, images.labels))
         notices += images.notices
-    if raw_turns[-1].role != "user":  # a lone system message asks nothing
-        raise ApiError(422, "The last message must be from the user.", param=raw_turns[-1].where)
+    if raw_turns[-1].role != last_role:  # a lone system message asks nothing
+        raise ApiError(
+            422, f"The last message must be from the {last_role}.", param=raw_turns[-1].where
+        )
     return tuple(turns), tuple(notices)
 
 
-def _check_role(raw: RawTurn, index: int, raw_turns: list[RawTurn]) -> None:
+def continue_final_message(data: dict) -> bool:
+    """vLLM's and SGLang's continue_final_message: write on from the last
+    (assistant) message, which needs add_generation_prompt false."""
+    go_on = flag(data, "continue_final_message", False)
+    if go_on and flag(data, "add_generation_prompt", True):
+        raise ApiError(
+            422,
+            "continue_final_message needs add_generation_prompt: false.",
+            param="add_generation_prompt",
+        )
+    return go_on
+
+
+def _check_role(raw: RawTurn, index: int, raw_turns: list[RawTurn], last_role: str) -> None:
     if raw.role not in ("system", "user", "assistant"):
         raise ApiError(
             422, f"{raw.where}: role must be system, user or assistant.", param=raw.where
@@ -151,8 +174,8 @@ def _check_role(raw: RawTurn, index: int, raw_turns: list[RawTurn]) -> None:
             f"user… ({raw.where} should be {expected}).",
             param=raw.where,
         )
-    if index == len(raw_turns) - 1 and raw.role != "user":
-        raise ApiError(422, "The last message must be from the user.", param=raw.where)
+    if index == len(raw_turns) - 1 and raw.role != last_role:
+        raise ApiError(422, f"The last message must be from the {last_role}.", param=raw.where)
 
 
 def sampling_from(data: dict, *, max_tokens_names: Iterable[str] = ("max_tokens",)) -> Sampling:

@@ -374,6 +374,12 @@ def component_schemas() -> dict:
                 "stream_options": {},
                 "reasoning_effort": {},
                 "chat_template_kwargs": {},
+                "continue_final_message": {
+                    "type": "boolean",
+                    "description": "As in vLLM and SGLang: with add_generation_prompt false, "
+                    "write on from a last assistant message (one cut off at max_tokens).",
+                },
+                "add_generation_prompt": {"type": "boolean"},
                 "tools": {},
                 "user": _END_USER,
                 **_unsupported(CHAT_COMPLETIONS),

@@ -109,7 +109,7 @@ async def model_info(request) -> JsonResponse:
     )
 
 
-@api_endpoint("POST")
+@api_endpoint("POST", generates=True)
 async def chat(request):
     """Chat completion: `{"messages": [...], "stream": true}` streams Server-Sent Events."""
     data = await parsing.read_json_off_loop(request)
@@ -144,7 +144,7 @@ async def chat(request):
     return await _respond(request, call)
 
 
-@api_endpoint("POST")
+@api_endpoint("POST", generates=True)
 async def analyze(request):
     """Image analysis: a multipart form with one or more `images` (or `image`) and a `prompt`."""
     if request.content_type != "multipart/form-data":

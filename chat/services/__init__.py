@@ -21,8 +21,10 @@ from chat.services.api_tokens import (
     api_token_user,
 )
 from chat.services.attachments import attachment_create, attachments_upload
+from chat.services.drafts import draft_clear, draft_save
 from chat.services.messages import (
     TITLE_LENGTH,
+    answer_continue,
     answer_regenerate,
     message_delete,
     message_edit,
@@ -44,6 +46,7 @@ __all__ = [
     "API_TOKEN_PREFIX",
     "INTERRUPTED",
     "TITLE_LENGTH",
+    "answer_continue",
     "answer_fail",
     "answer_finish",
     "answer_regenerate",
@@ -57,6 +60,8 @@ __all__ = [
     "api_token_user",
     "attachment_create",
     "attachments_upload",
+    "draft_clear",
+    "draft_save",
     "message_delete",
     "message_edit",
     "message_select",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chat.models import Message
@@ -38,6 +40,8 @@ def answer_finish(
     answers: a fallback, -q). `thinking_ms` is how long the model thought
     before it began to answer.
     An answer the loop guard cut off is kept as stopped, with the reason.
+    A continued answer (chat.services.answer_continue) adds this part's tokens
+    and time to those of the part before; its first token time stays the first.
     """
     status = (
         Message.Status.STOPPED
@@ -51,12 +55,13 @@ def answer_finish(
         thinking_ms=thinking_ms,
         status=status,
         error=note,
+        finish_reason=finished.reason,
         engine=engine,
         quantization=quantization,
-        prompt_tokens=finished.prompt_tokens,
-        completion_tokens=finished.completion_tokens,
-        first_token_ms=_ms(finished.first_token_seconds),
-        duration_ms=_ms(finished.total_seconds),
+        prompt_tokens=Coalesce(F("prompt_tokens"), finished.prompt_tokens),
+        completion_tokens=Coalesce(F("completion_tokens"), 0) + finished.completion_tokens,
+        first_token_ms=Coalesce(F("first_token_ms"), _ms(finished.first_token_seconds)),
+        duration_ms=Coalesce(F("duration_ms"), 0) + (_ms(finished.total_seconds) or 0),
         completed_at=timezone.now(),
     )
 

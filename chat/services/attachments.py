@@ -78,10 +78,13 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
         except MessageRejected as rejected:
             result.errors.append(str(rejected))
     if len(images) > limits.max_image_count:
-        result.errors.append(
-            f"{len(images)} images chosen; at most {limits.max_image_count} per message."
+        # The first ones are attached, and the clinician is told which were left out.
+        kept = limits.max_image_count
+        result.notices.append(
+            f"{len(images)} images chosen: the first {kept} are attached (at most {kept} a "
+            f"message); send the other {len(images) - kept} with the next one."
         )
-        return result
+        images = images[:kept]
     for name, raw in images:
         try:
             result.attachments.append(_image_create(owner, session, raw, name))

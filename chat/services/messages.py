@@ -9,7 +9,7 @@ from django.db import transaction
 
 from chat import generation_settings, selectors
 from chat.errors import MessageRejected
-from chat.models import Attachment, ChatSession, Message
+from chat.models import Attachment, ChatSession, Draft, Message
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
 
 TITLE_LENGTH = 60
@@ -110,6 +110,8 @@ def message_send(
         attachment.message, attachment.session = question, session
         attachment.save(update_fields=["message", "session"])
     answer = _answer_placeholder(session, question, model_name)
+    # Sent: the composer's draft of this chat is done with.
+    Draft.objects.filter(owner=session.owner, session=session).delete()
     if not session.title:
         session.title = _title_from(content) or "Image analysis"
     session.save(update_fields=["title", "updated_at"])
@@ -169,6 +171,26 @@ def answer_regenerate(*, answer: Message, model_name: str = "") -> Message:
     new = _answer_placeholder(answer.session, question, model_name)
     answer.session.save(update_fields=["updated_at"])
     return new
+
+
+@transaction.atomic
+def answer_continue(*, answer: Message) -> Message:
+    """Mark an answer cut off at its token budget as being written again, from
+    where it stopped: the model goes on and the text is appended to the same
+    answer, which keeps its provenance.
+
+    Raise MessageRejected for anything but an answer that was cut off, or while
+    an answer is being written.
+    """
+    if answer.role != Message.Role.ASSISTANT or answer.finish_reason != "length":
+        raise MessageRejected("Only an answer cut off at its token limit can be continued.")
+    if answer.status != Message.Status.COMPLETE or not answer.content:
+        raise MessageRejected("Only an answer cut off at its token limit can be continued.")
+    check_idle(answer.session)
+    Message.objects.filter(pk=answer.pk).update(status=Message.Status.STREAMING, error="")
+    answer.status = Message.Status.STREAMING
+    answer.session.save(update_fields=["updated_at"])
+    return answer
 
 
 @transaction.atomic

@@ -15,10 +15,16 @@ def session_create(*, owner, model_name: str) -> ChatSession:
 
 
 def session_start(*, owner, model_name: str) -> ChatSession:
-    """Return a fresh session for a new chat, reusing the newest one if it is still empty."""
-    newest = ChatSession.objects.filter(owner=owner).order_by("-updated_at").first()
-    if newest is not None and not newest.messages.exists():
-        return newest
+    """Return a fresh session for a new chat, reusing one still empty (brought to
+    the top of the list) rather than piling up empty "New chat" entries."""
+    empty = (
+        ChatSession.objects.filter(owner=owner, messages__isnull=True, title="")
+        .order_by("-updated_at")
+        .first()
+    )
+    if empty is not None:
+        empty.save(update_fields=["updated_at"])
+        return empty
     return session_create(owner=owner, model_name=model_name)
 
 

@@ -1,14 +1,18 @@
 """Small display helpers for the chat page."""
 
 from django import template
+from django.conf import settings
+from django.utils import timezone
 
-from chat import answer_tables, documents, localization, provenance, selectors
+from chat import answer_notices, answer_tables, documents, localization, provenance, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER, stamp_copied
 
 register = template.Library()
 
 register.filter("engine_label", provenance.engine_label)
 register.filter("provenance_facts", provenance.provenance_facts)
+register.filter("cut_off_notice", answer_notices.cut_off_notice)
+register.filter("rejection_lines", answer_notices.rejection_lines)
 
 
 @register.filter
@@ -28,6 +32,35 @@ def thousands(number: int) -> str:
     return f"{number:,}"
 
 
+@register.filter
+def date_group(moment) -> str:
+    """Which group of the chat list a chat last used at `moment` belongs to."""
+    days = (timezone.localdate() - timezone.localtime(moment).date()).days
+    if days <= 0:
+        return "Today"
+    if days == 1:
+        return "Yesterday"
+    if days < 7:
+        return "Previous 7 days"
+    if days < 30:
+        return "Previous 30 days"
+    return f"{timezone.localtime(moment):%B %Y}"
+
+
+@register.simple_tag
+def session_timeout() -> int:
+    """Minutes without activity before the sign-out (--session-timeout)."""
+    return settings.MEDSERVER.session_timeout
+
+
+@register.simple_tag
+def served_model() -> str:
+    """The name of the model this server answers with ("MedServer demo (tiny, random weights)")."""
+    from inference.worker import engine_worker
+
+    return engine_worker().state.model or "MedServer"
+
+
 @register.simple_tag
 def clinical_disclaimer() -> str:
     """The clinical disclaimer (chat.disclaimer), as the page shows it."""
@@ -38,7 +71,12 @@ def clinical_disclaimer() -> str:
 def copied_answer(message) -> str:
     """What the Copy button puts on the clipboard: the answer, stamped (chat.disclaimer)."""
     written_at = message.completed_at or message.created_at
-    return stamp_copied(message.content, model_name=message.model_name, written_at=written_at)
+    notices = [*answer_notices.rejection_lines(message)]
+    if cut_off := answer_notices.cut_off_notice(message):
+        notices.append(cut_off)
+    return stamp_copied(
+        message.content, model_name=message.model_name, written_at=written_at, notices=notices
+    )
 
 
 register.filter("located_findings", selectors.located_findings)
@@ -46,9 +84,9 @@ register.filter("located_findings", selectors.located_findings)
 
 @register.filter
 def box_colour(index: int) -> str:
-    """The CSS colour of the `index`th localization box, as drawn on the image."""
-    red, green, blue = localization.colour(index)
-    return f"rgb({red}, {green}, {blue})"
+    """The CSS class of the `index`th localization box's colour, as drawn on the
+    image (static/css/medserver.css: no style attribute, which the CSP forbids)."""
+    return f"box-colour-{index % len(localization.PALETTE)}"
 
 
 @register.simple_tag

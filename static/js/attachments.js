@@ -27,14 +27,30 @@
   }
   function problemWith(files) {
     const images = files.filter((file) => !expandsServerSide(file));
-    if (images.length + pending() > maxCount) return `At most ${maxCount} images per message.`;
+    if (images.length && pending() >= maxCount) return `At most ${maxCount} images per message.`;
     const tooBig = files.find((file) => file.size > maxBytes);
     if (tooBig) return `${tooBig.name} is larger than ${maxBytes / 1048576} MB.`;
     return null;
   }
+  // More images than there is room for: the first ones go, and a note says which.
+  function keepWhatFits(files) {
+    const room = maxCount - pending();
+    const images = files.filter((file) => !expandsServerSide(file));
+    if (images.length <= room) return;
+    const kept = images.slice(0, room);
+    const transfer = new DataTransfer();
+    files.filter((file) => expandsServerSide(file) || kept.includes(file)).forEach((file) => transfer.items.add(file));
+    imageInput.files = transfer.files;
+    document.dispatchEvent(new CustomEvent("medserver:toast", { detail: {
+      text: `${images.length} images chosen: the first ${room} are attached (at most ${maxCount} a message); ` +
+        `send the other ${images.length - room} with the next one.`,
+      kind: "info",
+    } }));
+  }
 
   // Check before htmx uploads what the input holds.
   uploadForm.addEventListener("htmx:confirm", (event) => {
+    keepWhatFits(Array.from(imageInput.files));
     const problem = problemWith(Array.from(imageInput.files));
     if (problem) {
       event.preventDefault();

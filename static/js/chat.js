@@ -67,6 +67,7 @@
     tokenEstimate.textContent = number.format(Math.ceil(length / 4));
     const over = length > maxLength;
     form.toggleAttribute("data-over-limit", over);
+    form.toggleAttribute("data-has-text", length > 0);
     input.setAttribute("aria-invalid", String(over));
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight, window.innerHeight * 0.4) + "px";
@@ -140,6 +141,7 @@
   body.addEventListener("htmx:wsConnecting", () => setSocket("connecting"));
   body.addEventListener("htmx:wsOpen", () => setSocket("open"));
   body.addEventListener("htmx:wsClose", (event) => {
+    if (!document.getElementById("chat")) return; // signed out: the chat left the screen
     setSocket("closed");
     const code = event.detail.event.code;
     if (code === 4401) window.location.reload(); // signed out: the page goes to the login
@@ -257,6 +259,31 @@
         () => toast("Copying is not allowed here; select the text instead.", "error"),
       );
     }
+  });
+
+  // --- a Copy button on every code block of an answer (added here, so the
+  // server's markdown stays plain); what it copies is the code alone.
+  function addCodeCopyButtons(root) {
+    root.querySelectorAll(".message-content pre:not([data-copy-ready])").forEach((pre) => {
+      pre.setAttribute("data-copy-ready", "");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "code-copy";
+      button.textContent = "Copy";
+      button.setAttribute("aria-label", "Copy code");
+      pre.append(button);
+    });
+  }
+  new MutationObserver(() => addCodeCopyButtons(messages)).observe(messages, { childList: true, subtree: true });
+  addCodeCopyButtons(messages);
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest(".code-copy");
+    if (!button) return;
+    const code = button.closest("pre").querySelector("code") || button.closest("pre");
+    copyText(code.textContent).then(
+      () => toast("Code copied."),
+      () => toast("Copying is not allowed here; select the text instead.", "error"),
+    );
   });
 
   // Text selected in the conversation and copied by hand carries the

@@ -379,9 +379,37 @@ async def test_a_stream_the_engine_refuses_fails_before_it_starts(async_api):
 
 
 def test_rate_limit_answers_429_with_retry_after(api, medserver_settings):
+    # Calls that write no answer have ten times --rate-limit (chat.limits).
     medserver_settings(rate_limit="3/minute")
-    statuses = [api.get("/api/models").status_code for _ in range(4)]
-    assert statuses == [200, 200, 200, 429]
+    statuses = [api.get("/api/models").status_code for _ in range(31)]
+    assert statuses == [200] * 30 + [429]
     refused = api.get("/api/models")
-    assert refused["Retry-After"] == "60"
+    assert 1 <= int(refused["Retry-After"]) <= 60
     assert error_of(refused)["type"] == "rate_limit_error"
+    assert "the limit is 30 a minute" in error_of(refused)["message"]
+
+
+def test_openai_completions_continue_a_cut_off_answer_as_vllm_does(api):
+    question = {"role": "user", "content": "Causes of acute chest pain?"}
+    body = {"model": "medserver-demo", "messages": [question], "max_tokens": 6}
+    first = api.post("/v1/chat/completions", body).json()
+    assert first["choices"][0]["finish_reason"] == "length"
+    part = first["choices"][0]["message"]["content"]
+    whole = api.post("/v1/chat/completions", {**body, "max_tokens": 12}).json()
+    go_on = {
+        **body,
+        "messages": [question, {"role": "assistant", "content": part}],
+        "continue_final_message": True,
+        "add_generation_prompt": False,
+    }
+    rest = api.post("/v1/chat/completions", go_on)
+    assert rest.status_code == 200, rest.content
+    assert (
+        part + rest.json()["choices"][0]["message"]["content"]
+        == (whole["choices"][0]["message"]["content"])
+    )
+    refused = api.post("/v1/chat/completions", {**go_on, "add_generation_prompt": True})
+    assert refused.status_code == 422
+    assert "add_generation_prompt: false" in error_of(refused)["message"]
+    ends_with_user = api.post("/v1/chat/completions", {**go_on, "messages": [question]})
+    assert "last message must be from the assistant" in error_of(ends_with_user)["message"]

@@ -614,7 +614,10 @@ def test_the_page_shows_each_slice_label_under_its_thumbnail(signed_in, session)
 def test_the_composer_offers_the_ct_windows_for_the_upload(signed_in, session):
     page = _shown(signed_in.get(f"/chat/{session.pk}/"))
 
-    assert '<select name="window" form="upload-form">' in page
+    # In the chat settings, not under the composer (most chats never need it).
+    assert '<select id="dicom-window" name="window" form="upload-form">' in page
+    composer_footer = page.split('class="composer-footer"')[1].split("</footer>")[0]
+    assert 'name="window"' not in composer_footer
     for value in ("auto", "file", "lung", "mediastinum", "bone", "brain"):
         assert f'<option value="{value}">' in page
 

@@ -12,16 +12,20 @@ from tests.chat.test_consumer import socket_headers
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_page_posts_get_exactly_the_budget_then_429(client, user, medserver_settings):
+def test_page_posts_that_ask_nothing_of_the_model_get_ten_times_the_budget(
+    client, user, medserver_settings
+):
     medserver_settings(rate_limit="5/minute")
     codes = [
         client.post("/accounts/login/", {"username": user.username, "password": "x"}).status_code
-        for _ in range(7)
+        for _ in range(52)
     ]
-    assert codes == [200] * 5 + [429, 429]
+    assert codes == [200] * 50 + [429, 429]
     refused = client.post("/accounts/login/", {"username": user.username, "password": "x"})
-    assert refused["Retry-After"] == "60"
-    assert "Too many requests" in refused.content.decode()
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    text = refused.content.decode()
+    assert "Too many clicks" in text and "the limit is 50 a minute" in text
+    assert f"allowed in {refused['Retry-After']} s" in text
     assert "medserver:toast" in refused["HX-Trigger"]
 
 
@@ -35,8 +39,13 @@ def chat_and_key(user, engine, medserver_settings):
 @pytest.mark.asyncio
 async def test_socket_messages_share_the_budget_with_http(async_client, user, chat_and_key):
     session, key = chat_and_key
-    api = await async_client.get("/api/models", headers={"Authorization": f"Bearer {key}"})
-    assert api.status_code == 200  # one of the three
+    api = await async_client.post(
+        "/api/chat",
+        {"messages": [{"role": "user", "content": "Hi"}], "stream": False},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert api.status_code == 200  # an API completion: one of the three
     socket = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/")
     socket.scope["client"] = ("127.0.0.1", 50000)
     socket.scope["headers"] = await socket_headers(user)
@@ -46,9 +55,33 @@ async def test_socket_messages_share_the_budget_with_http(async_client, user, ch
     frames = []
     while not await socket.receive_nothing(timeout=3):
         frames.append(await socket.receive_from())
-    refused = [frame for frame in frames if "Too many requests" in frame]
+    refused = [frame for frame in frames if "Too many questions" in frame]
     assert len(refused) == 1
+    assert "the limit is 3 a minute" in refused[0] and "The next is allowed in" in refused[0]
     await socket.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_review_clicks_leave_the_next_question_answered(async_client, user, chat_and_key):
+    from channels.db import database_sync_to_async
+
+    from chat.models import Message
+
+    session, key = chat_and_key
+    _, answer = await database_sync_to_async(services.message_send)(session=session, content="Q")
+    await database_sync_to_async(Message.objects.filter(pk=answer.pk).update)(status="complete")
+    await async_client.aforce_login(user)
+    url = f"/chat/{session.pk}/messages/{answer.pk}/review/"
+    for n in range(30):  # ten times the budget of questions, in well under a minute
+        rating = "up" if n % 2 == 0 else ""
+        assert (await async_client.post(url, {"rating": rating})).status_code in (200, 302)
+    api = await async_client.post(
+        "/api/chat",
+        {"messages": [{"role": "user", "content": "Still there?"}], "stream": False},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert api.status_code == 200, api.content
 
 
 def test_a_chat_at_the_history_limit_refuses_more(user, medserver_settings):

@@ -357,15 +357,20 @@ def test_upload_of_a_text_file_is_refused_with_a_message_and_stores_nothing(
     assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
 
 
-def test_upload_of_more_images_than_allowed_is_refused(signed_in, session, medserver_settings):
-    medserver_settings(max_image_count=1)
+def test_upload_of_more_images_than_allowed_attaches_the_first_with_a_note(
+    signed_in, session, medserver_settings
+):
+    medserver_settings(max_image_count=10)
 
     response = signed_in.post(
-        f"/chat/{session.pk}/attachments/", {"images": [_png_upload(), _png_upload()]}
+        f"/chat/{session.pk}/attachments/", {"images": [_png_upload() for _ in range(11)]}
     )
 
-    assert b"2 images chosen; at most 1 per message." in response.content
-    assert Attachment.objects.count() == 0
+    html = response.content.decode()
+    assert "11 images chosen: the first 10 are attached" in html
+    assert "send the other 1 with the next one" in html
+    assert html.count('name="attachments"') == 10
+    assert Attachment.objects.count() == 10
 
 
 # --- first-run setup

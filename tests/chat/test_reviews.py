@@ -81,8 +81,9 @@ def test_a_verdict_with_a_comment_shows_on_the_answer_after_reload(client, user,
     page = client.get(f"/chat/{answer.session_id}/").content.decode()
     assert 'data-verdict="rejected"' in page
     assert "Rejected</span> by clinician" in page
-    # The form, with the comment, comes when the review is opened.
-    assert "Missed the pneumothorax." not in page
+    # The rejection's comment is in its banner; the form comes when the review is opened.
+    assert "REJECTED by clinician" in page and "Missed the pneumothorax.</p>" in page
+    assert "Missed the pneumothorax.</textarea>" not in page
     form = client.get(_url(answer), **HTMX).content.decode()
     assert "Missed the pneumothorax.</textarea>" in form
     assert 'value="rejected" checked' in form

@@ -411,7 +411,7 @@ def test_settings_thinking_switch_copy_and_status_are_kept_per_chat(server, page
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == answer.locator("template.copy-source").evaluate("t => t.content.textContent")
 
-    page.get_by_label("Model status").click()
+    page.locator(".status-widget > summary").click()  # named by its text: state and model
     facts = page.locator("#status-facts")
     expect(facts).to_be_visible()
     expect(facts).to_contain_text("Transformers")

@@ -25,7 +25,9 @@ def test_a_zipped_ct_series_is_sampled_to_the_limit_labelled_and_sent(server, pa
     series = tmp_path / "chest-ct.zip"
     series.write_bytes(zip_of({f"CT/IM{n:04d}.dcm": raw for n, raw in enumerate(ct_series(30))}))
 
+    page.get_by_role("button", name="Chat settings").click()
     page.get_by_label("CT window").select_option(label="Lung (-600/1500)")
+    page.locator("#settings-dialog").get_by_role("button", name="Close").click()
     page.locator("#image-input").set_input_files(str(series))
 
     pending = page.locator("#pending-attachments .pending-attachment")

@@ -233,6 +233,27 @@ async def test_engine_url_streams_the_same_answers_as_the_local_engine(served, e
         remote.stop()
 
 
+@pytest.mark.asyncio
+async def test_engine_url_continues_a_cut_off_answer_as_the_local_engine_does(served, engine):
+    # continue_final_message / add_generation_prompt, as vLLM and SGLang take them.
+    question = "Causes of acute chest pain?"
+    first_part, cut = await answer(engine, ask(question, tokens=6))
+    assert cut.reason == "length"
+    turns = (ChatTurn("user", question), ChatTurn("assistant", first_part))
+    go_on = GenerationRequest(turns, Sampling(6, 0.0, 1.0), continue_answer=True)
+    config = ServerConfig(model="demo", engine_url=served.url, engine_api_key=served.api_key)
+    remote = EngineWorker(lambda: load_engine(config), "remote").start()
+    try:
+        assert remote.wait_ready(30), remote.state.reason
+        over_the_wire, end = await answer(remote, go_on)
+        here, _ = await answer(engine, go_on)
+        whole, _ = await answer(engine, ask(question, tokens=12))
+        assert isinstance(end, Finished) and over_the_wire == here
+        assert first_part + over_the_wire == whole
+    finally:
+        remote.stop()
+
+
 def medserver_child(data_dir):
     def command(port: int, key: str) -> list[str]:
         return [

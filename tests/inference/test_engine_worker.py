@@ -147,3 +147,29 @@ async def test_requests_sent_while_the_model_loads_wait_and_are_served(settings)
     finally:
         gate.set()
         worker.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_cut_off_answer_continued_reads_as_if_written_whole(engine):
+    question = "Describe a normal chest X-ray."
+    whole = await collect(engine, ask(question, sampling=GREEDY))
+    half = await collect(engine, ask(question, sampling=Sampling(max_new_tokens=6, temperature=0)))
+    assert half[-1].reason == "length"
+    first_part = "".join(e.text for e in half if isinstance(e, Delta))
+    turns = (ChatTurn("user", question), ChatTurn("assistant", first_part))
+    rest = await collect(
+        engine,
+        GenerationRequest(turns, Sampling(max_new_tokens=6, temperature=0), continue_answer=True),
+    )
+    assert isinstance(rest[-1], Finished), rest[-1]
+    # The model went on from its last word: no end of turn and no new model turn in between.
+    assert rest[-1].prompt_tokens == half[-1].prompt_tokens + half[-1].completion_tokens
+    text = lambda events: "".join(e.text for e in events if isinstance(e, Delta))  # noqa: E731
+    assert first_part + text(rest) == text(whole)
+
+
+@pytest.mark.asyncio
+async def test_continuing_without_an_unfinished_answer_is_refused(engine):
+    request = dataclasses.replace(ask("Hello"), continue_answer=True)
+    events = await collect(engine, request)
+    assert isinstance(events[-1], Failed) and "no unfinished answer" in events[-1].message

@@ -316,6 +316,7 @@ def test_config_survives_the_trip_through_the_environment(model_folder, tmp_path
         max_queued_requests=5,
         loop_guard=0,
         session_timeout=5,
+        time_zone="Europe/Berlin",
         no_auth=True,
         ssl_certfile=str(tmp_path / "cert.pem"),
         ssl_keyfile=str(tmp_path / "key.pem"),

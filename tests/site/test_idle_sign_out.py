@@ -53,5 +53,54 @@ def test_htmx_requests_are_sent_to_the_login_page(client, user, engine, medserve
     client.force_login(user)
     client.get("/", follow=True)
     idle_for(client, 120)
-    response = client.get("/", HTTP_HX_REQUEST="true")
-    assert response["HX-Redirect"] == "/accounts/login/"
+    response = client.get(
+        "/chat/status/", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="http://testserver/chat/x/"
+    )
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fchat%2Fx%2F&reason=idle"
+
+
+def test_the_sign_in_page_says_the_user_was_signed_out_for_inactivity(
+    client, user, engine, medserver_settings
+):
+    medserver_settings(session_timeout=1)
+    client.force_login(user)
+    client.get("/", follow=True)
+    idle_for(client, 120)
+    page = client.get("/", follow=True)
+    assert "signed out after 1 minute without activity" in page.content.decode()
+    assert "signed out after" not in client.get("/accounts/login/").content.decode()
+
+
+def test_the_page_is_told_how_long_until_the_sign_out_without_that_counting(
+    client, user, engine, medserver_settings
+):
+    medserver_settings(session_timeout=30)
+    client.force_login(user)
+    client.get("/", follow=True)
+    idle_for(client, 10 * 60)
+    status = client.get("/chat/status/").content.decode()
+    assert 'data-seconds-left="1200"' in status or 'data-seconds-left="1199"' in status
+    assert time.time() - client.session[ACTIVITY] >= 10 * 60 - 5
+
+
+def test_stay_signed_in_restarts_the_count(client, user, engine, medserver_settings):
+    medserver_settings(session_timeout=30)
+    client.force_login(user)
+    client.get("/", follow=True)
+    idle_for(client, 29 * 60 + 50)
+    answer = client.post("/account/stay-signed-in/").json()
+    assert answer["seconds_left"] >= 30 * 60 - 2
+
+
+def test_signing_in_again_from_an_idle_session_goes_through(
+    client, user, engine, medserver_settings
+):
+    medserver_settings(session_timeout=1)
+    client.force_login(user)
+    client.get("/", follow=True)
+    idle_for(client, 120)
+    response = client.post(
+        "/accounts/login/",
+        {"username": user.username, "password": "a-long-passphrase", "next": "/chat/new/"},
+    )
+    assert response.status_code == 302 and response["Location"] == "/chat/new/"
