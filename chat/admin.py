@@ -281,6 +281,17 @@ class ClinicianAdmin(UserAdmin):
     one click away (?full=1), and every account opens in the stock change form."""
 
     add_form = ClinicianCreationForm
+
+    def get_deleted_objects(self, objs, request):
+        """A clinician's chats, messages, images, reviews, tokens and presets go
+        with their account (the files too, chat.attachment_files): staff who may
+        delete the account need no right to delete those records one by one,
+        which admin never grants."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        owned = (ChatSession, Message, Attachment, AnswerReview, ApiToken, Preset)
+        theirs = {model._meta.verbose_name for model in owned}
+        return deleted, counts, perms_needed - theirs, protected
+
     add_fieldsets = (
         (
             None,

@@ -156,6 +156,8 @@ ROUTES |= {
     "chat:message-select": (MESSAGE_IDS, {"POST"}),
     "chat:message-delete": (MESSAGE_IDS, {"POST"}),
     "chat:answer-review": (MESSAGE_IDS, {"GET", "POST"}),
+    "chat:answer-boxes": (MESSAGE_IDS, {"GET"}),
+    "chat:answer-table-csv": (MESSAGE_IDS, {"GET"}),
 }
 # Routes with a parameter that is not an owned object, and why.
 NOT_OWNED = {
