@@ -161,7 +161,9 @@ def session_rename(request: HttpRequest, session_id) -> HttpResponse:
         services.session_rename(session=item, title=request.POST.get("title", ""))
     except SettingsRejected as error:
         return render(request, f"{SIDEBAR}#session-rename", {**context, "error": str(error)})
-    audit.record(audit.Action.SESSION_RENAME, request=request, target=item, detail=item.title)
+    # The new title is not recorded: titles come from questions, and the audit trail,
+    # which nothing may change, must hold no patient content (erase_user relies on it).
+    audit.record(audit.Action.SESSION_RENAME, request=request, target=item)
     if not request.htmx:
         return redirect("chat:session", session_id=item.pk)
     response = render(request, f"{SIDEBAR}#session-item", context)
@@ -511,9 +513,7 @@ def _presets_page(request: HttpRequest, *, editing: Preset | None) -> HttpRespon
         except MessageRejected as rejected:
             error = str(rejected)
         else:
-            audit.record(
-                audit.Action.PRESET_SAVE, request=request, target=preset, detail=preset.name
-            )
+            audit.record(audit.Action.PRESET_SAVE, request=request, target=preset)
             return redirect(f"{reverse('chat:presets')}#preset-{preset.pk}")
     context = {
         "builtin": selectors.presets_for(request.user).filter(owner__isnull=True),
@@ -531,7 +531,7 @@ def preset_delete(request: HttpRequest, preset_id: int) -> HttpResponse:
     preset = get_object_or_404(selectors.own_presets(request.user), pk=preset_id)
     services.preset_delete(owner=request.user, preset=preset)
     target = f"preset:{preset_id}"
-    audit.record(audit.Action.PRESET_DELETE, request=request, target=target, detail=preset.name)
+    audit.record(audit.Action.PRESET_DELETE, request=request, target=target)
     return redirect("chat:presets")
 
 

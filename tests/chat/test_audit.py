@@ -71,7 +71,8 @@ def test_chats_opened_renamed_and_deleted_are_recorded(client, user, engine):
         (Action.SESSION_RENAME, f"chatsession:{session.pk}"),
         (Action.SESSION_DELETE, f"chatsession:{session.pk}"),
     ]
-    assert events[1].detail == "Ward 3 review"
+    # The title is not kept: titles come from questions, and nothing may change the trail.
+    assert "Ward 3" not in events[1].detail
 
 
 def test_deleting_a_message_and_managing_tokens_are_recorded(client, user, engine):
