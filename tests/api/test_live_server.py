@@ -20,16 +20,7 @@ from tests.e2e.conftest import start_server, stop_server
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     running = start_server(tmp_path_factory.mktemp("api-server"))
-    running.manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        "pacs",
-        "--email",
-        "pacs@clinic.example",
-        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-    )
-    running.api_key = running.manage("create_api_token", "pacs").strip().splitlines()[-1]
+    running.api_key = running.admin_token("pacs")
     yield running
     stop_server(running)
 

@@ -52,6 +52,19 @@ class RunningServer:
                 return match.group(1)
         raise AssertionError("no setup link printed:\n" + "".join(self.output))
 
+    def admin_token(self, username: str) -> str:
+        """Create the administrator `username` and an API token of theirs; return its key."""
+        self.manage(
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            username,
+            "--email",
+            f"{username}@clinic.example",
+            DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
+        )
+        return self.manage("create_api_token", username).strip().splitlines()[-1]
+
     def manage(self, *args: str, **env: str) -> str:
         """Run manage.py against this server's data dir, as an admin would."""
         result = subprocess.run(

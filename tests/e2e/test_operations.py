@@ -37,16 +37,7 @@ def server(tmp_path_factory):
     deadline = time.monotonic() + 90
     while running.health()["status"] != "ready" and time.monotonic() < deadline:
         time.sleep(0.2)
-    running.manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        "it",
-        "--email",
-        "it@clinic.example",
-        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-    )
-    running.api_key = running.manage("create_api_token", "it").strip().splitlines()[-1]
+    running.api_key = running.admin_token("it")
     yield running
     stop_server(running)
 

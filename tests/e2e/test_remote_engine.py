@@ -88,16 +88,7 @@ def transformers_serve(tmp_path_factory):
 
 
 def _with_token(server):
-    server.manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        "radiology",
-        "--email",
-        "radiology@clinic.example",
-        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-    )
-    server.api_key = server.manage("create_api_token", "radiology").strip().splitlines()[-1]
+    server.api_key = server.admin_token("radiology")
     return server
 
 
