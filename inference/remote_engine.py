@@ -168,7 +168,15 @@ class RemoteEngine(Engine):
         probe = (ChatTurn("system", _PROBE_SYSTEM), ChatTurn("user", _PROBE_QUESTION))
         request = GenerationRequest(probe, Sampling(1, 0.0, 1.0))
         local = self.encoder.count(request, 1 << 30)
-        remote = self._prompt_tokens(probe)
+        try:
+            remote = self._prompt_tokens(probe)
+        except _ProbeRefused as refused:
+            if not named:
+                raise EngineError(
+                    self._mismatch(served, f"its prompts cannot be counted ({refused})")
+                ) from None
+            self.checks["model"] = f"named as -m; prompts not compared ({refused})"
+            return
         if remote == local:
             self.checks["model"] = f"prompts render as -m's ({local} tokens for the probe)"
             return
