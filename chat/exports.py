@@ -27,10 +27,11 @@ from django.utils.text import slugify
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from chat import answer_notices, localization, provenance, selectors
+from chat import answer_notices, provenance, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER
 from chat.export_markdown_safety import inert
 from chat.models import Attachment, ChatSession, Message
+from imaging import localization
 
 KINDS = ("md", "pdf")
 # Finds the answer's headings as the page's renderer (chat.markdown) sees them.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from django.db.models import F, Q, QuerySet
 
-from chat import localization
 from chat.models import ApiToken, Attachment, ChatSession, Draft, Message, Preset
+from imaging import localization
 from inference.engine import ChatTurn
 
 

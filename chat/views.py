@@ -30,11 +30,11 @@ from chat import (
     services,
     stream_html,
 )
-from chat.dicom_windows import WINDOW_CHOICES
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
 from chat.models import ChatSession, Message, Preset
 from chat.setup_link import first_admin_create, setup_token_valid
+from imaging.dicom.windows import WINDOW_CHOICES
 from inference.hardware import gpu_facts
 from inference.worker import engine_worker
 from medserver_site.middleware import idle_seconds_left, note_activity

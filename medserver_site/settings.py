@@ -163,7 +163,7 @@ WHITENOISE_ALLOW_ALL_ORIGINS = False  # the pages of this server are their only 
 MEDIA_ROOT = DATA_DIR / "uploads"
 DATA_UPLOAD_MAX_MEMORY_SIZE = MEDSERVER.max_request_bytes
 # A CT series may be chosen file by file: hundreds of .dcm files in one upload
-# (as many as a zip of them may hold, chat.archives.MAX_MEMBERS).
+# (as many as a zip of them may hold, imaging.archives.MAX_MEMBERS).
 DATA_UPLOAD_MAX_NUMBER_FILES = 5000
 FILE_UPLOAD_PERMISSIONS = 0o600
 

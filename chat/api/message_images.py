@@ -6,9 +6,9 @@ uploaded file (/api/analyze). What it is comes from its bytes: "DICM" at byte
 upload named .dcm) is read as DICOM even without the preamble. The DICOM parts
 of one message are read together, as the chat page reads one upload: a series
 may come as a zip or as one part per file, and becomes the slices that fit
-(chat.dicom_slices), rendered with the window asked for, each with its label
+(imaging.dicom.slices), rendered with the window asked for, each with its label
 for the model. A PDF becomes its pages as images ("Document page 1 of 3") in its
-place, as many as fit (chat.document_pages), nothing else of the file kept.
+place, as many as fit (imaging.documents), nothing else of the file kept.
 Other images are cleaned as the page cleans them.
 
 Nothing of a DICOM header reaches a response: labels and notices are built from
@@ -28,12 +28,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat import dicom, dicom_slices, document_pages, documents
+from chat import serving
 from chat.api.errors import ApiError
-from chat.archives import MAX_MEMBERS, ArchiveTooLarge, is_zip, zip_members
-from chat.dicom_windows import AUTO, WINDOW_CHOICES
-from chat.errors import MessageRejected
-from chat.images import ImageTooLarge, ImageUnsupported, clean_image
+from imaging import ImageRejected, dicom, documents
+from imaging.archives import MAX_MEMBERS, ArchiveTooLarge, is_zip, zip_members
+from imaging.dicom.slices import slices_for_message
+from imaging.dicom.windows import AUTO, WINDOW_CHOICES
+from imaging.images import ImageTooLarge, ImageUnsupported, clean_image
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,", re.I)
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp"}
@@ -164,8 +165,12 @@ def message_images(
     added = 0
     for at, part in pdfs:
         with _refusals(param):
-            document, said = document_pages.pages_for_message(
-                part.raw, name=part.where, answer_tokens=answer_tokens, other_images=len(cleaned)
+            document, said = documents.pages_for_message(
+                part.raw,
+                name=part.where,
+                budget=serving.image_budget(),
+                answer_tokens=answer_tokens,
+                other_images=len(cleaned),
             )
         place = at + added
         cleaned[place:place] = [page.png for page in document.pages]
@@ -177,8 +182,12 @@ def message_images(
     if not files:
         return MessageImages(tuple(cleaned), tuple(labels), tuple(notices))
     with _refusals(param):
-        slices = dicom_slices.slices_for_message(
-            files, answer_tokens=answer_tokens, other_images=len(cleaned), window=window
+        slices = slices_for_message(
+            files,
+            budget=serving.image_budget(),
+            answer_tokens=answer_tokens,
+            other_images=len(cleaned),
+            window=window,
         )
     cleaned[slices_at:slices_at] = [piece.png for piece in slices.rendered]
     labels[slices_at:slices_at] = [piece.label for piece in slices.rendered]
@@ -213,7 +222,7 @@ def _clean(part: Part) -> bytes:
         raise ApiError(413, str(error)) from None
     except ImageUnsupported as error:
         raise ApiError(415, str(error)) from None
-    except MessageRejected as error:
+    except ImageRejected as error:
         raise ApiError(422, str(error)) from None
 
 
@@ -228,5 +237,5 @@ def _refusals(param: str) -> Iterator[None]:
         raise ApiError(422, str(error), param=param, code="dicom_rejected") from None
     except documents.DocumentRejected as error:
         raise ApiError(422, str(error), param=param, code="document_rejected") from None
-    except MessageRejected as error:  # a damaged or encrypted zip
+    except ImageRejected as error:  # a damaged or encrypted zip
         raise ApiError(422, str(error), param=param, code="invalid_archive") from None

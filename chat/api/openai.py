@@ -18,13 +18,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
 
-from chat import dicom
 from chat.api import message_images, parsing, unsupported
 from chat.api.auth import api_endpoint
 from chat.api.end_users import end_user_of
 from chat.api.errors import ApiError
 from chat.api.generation import Generation, failure_error, start_generation, usage
 from chat.api.sse import EventStreamResponse, sse_frame
+from imaging import dicom
 from inference.engine import Delta, Failed, Finished
 from inference.registry import model_spec_for
 

@@ -18,8 +18,8 @@ from django.core.exceptions import RequestDataTooBig
 from chat.api.end_users import EndUser
 from chat.api.errors import ApiError
 from chat.api.message_images import message_images, part_from_data_uri
-from chat.dicom_windows import AUTO
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
+from imaging.dicom.windows import AUTO
 from inference.engine import DEFAULT_TOP_K, ChatTurn, Sampling
 from inference.registry import model_spec_for
 

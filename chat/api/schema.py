@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from chat.api.schema_bodies import DICOM_WINDOW, component_schemas
-from chat.dicom_windows import WINDOW_CHOICES
+from imaging.dicom.windows import WINDOW_CHOICES
 from inference.registry import model_spec_for
 from medserver_site import __version__
 

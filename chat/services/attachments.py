@@ -3,10 +3,10 @@ see chat.attachment_files).
 
 An upload is an image (PNG, JPEG, WebP), a PDF, a DICOM file, or a zip of DICOM
 files. Images are stored cleaned; a PDF becomes one PNG per page ("Document page 1
-of 3"), nothing else of it kept (chat.documents); DICOM becomes one PNG per slice,
+of 3"), nothing else of it kept (imaging.documents); DICOM becomes one PNG per slice,
 labelled ("CT slice 12 of 120 (lung window)") and with its de-identified facts, a
 long series sampled evenly to as many slices as one message can carry
-(chat.dicom_slices). Uploads are named in messages by their place ("Upload 2",
+(imaging.dicom.slices). Uploads are named in messages by their place ("Upload 2",
 "upload 2, file 4"), never by their file name, which often holds the patient's.
 """
 
@@ -18,12 +18,14 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from chat import dicom, dicom_slices, document_pages, documents, generation_settings
-from chat.archives import is_zip, zip_members
-from chat.dicom_windows import AUTO
+from chat import generation_settings, serving
 from chat.errors import MessageRejected
-from chat.images import clean_image
 from chat.models import Attachment, ChatSession
+from imaging import ImageRejected, dicom, documents
+from imaging.archives import is_zip, zip_members
+from imaging.dicom.slices import slices_for_message
+from imaging.dicom.windows import AUTO
+from imaging.images import clean_image
 
 
 @dataclass
@@ -50,7 +52,7 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
     """Store `uploads` (images, PDFs, DICOM files, zips of DICOM files) as pending
     attachments of `owner` for a message in `session`.
 
-    DICOM series are rendered with `window` (chat.dicom_windows.WINDOW_CHOICES) and, when
+    DICOM series are rendered with `window` (imaging.dicom.windows.WINDOW_CHOICES) and, when
     longer than `images_that_fit(session)` allows, sampled evenly. What can be
     stored is stored; the rest is said in `errors`, and sampling in `notices`.
     """
@@ -75,7 +77,7 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
                 pdfs.append((name, raw))
             else:
                 images.append((name, raw))
-        except MessageRejected as rejected:
+        except (MessageRejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
     if len(images) > limits.max_image_count:
         # The first ones are attached, and the clinician is told which were left out.
@@ -88,31 +90,34 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
     for name, raw in images:
         try:
             result.attachments.append(_image_create(owner, session, raw, name))
-        except MessageRejected as rejected:
+        except (MessageRejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
     for name, raw in pdfs:
         try:
             _pages_create(owner, session, name, raw, result)
-        except MessageRejected as rejected:
+        except (MessageRejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
     if files:
         try:
             _series_create(owner, session, files, window, result)
-        except MessageRejected as rejected:
+        except (MessageRejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
     return result
 
 
 def images_that_fit(session: ChatSession) -> int:
     """How many images one message of `session` can show the model, with room
-    for its answer (chat.dicom_slices.images_that_fit)."""
-    return dicom_slices.images_that_fit(generation_settings.sampling_for(session).max_new_tokens)
+    for its answer (imaging.ImageBudget.images_that_fit)."""
+    return serving.image_budget().images_that_fit(
+        generation_settings.sampling_for(session).max_new_tokens
+    )
 
 
 def _series_create(owner, session, files, window: str, result: Upload) -> None:
     """Render the DICOM `files` as the slices that fit beside the images stored, and store them."""
-    slices = dicom_slices.slices_for_message(
+    slices = slices_for_message(
         files,
+        budget=serving.image_budget(),
         answer_tokens=generation_settings.sampling_for(session).max_new_tokens,
         other_images=len(result.attachments),
         window=window,
@@ -137,8 +142,9 @@ def _series_create(owner, session, files, window: str, result: Upload) -> None:
 
 def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None:
     """Render the pages of the PDF `raw` that fit beside what is stored, and store them."""
-    document, notices = document_pages.pages_for_message(
+    document, notices = documents.pages_for_message(
         raw,
+        budget=serving.image_budget(),
         name=name,
         answer_tokens=generation_settings.sampling_for(session).max_new_tokens,
         other_images=len(result.attachments),

@@ -4,8 +4,9 @@ from django import template
 from django.conf import settings
 from django.utils import timezone
 
-from chat import answer_notices, answer_tables, documents, localization, provenance, selectors
+from chat import answer_notices, answer_tables, provenance, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER, stamp_copied
+from imaging import documents, localization
 
 register = template.Library()
 
@@ -97,7 +98,7 @@ def locate_findings_prompt() -> str:
 
 @register.simple_tag
 def extract_lab_values_prompt() -> str:
-    """The "Extract lab values" quick prompt (chat.documents)."""
+    """The "Extract lab values" quick prompt (imaging.documents)."""
     return documents.EXTRACT_LAB_VALUES_PROMPT
 
 

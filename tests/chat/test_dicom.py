@@ -19,11 +19,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from chat import dicom, selectors, services
-from chat.archives import MAX_MEMBERS, ArchiveRejected, zip_members
-from chat.dicom_windows import MEDGEMMA_CT_WINDOWS, PRESETS
+from chat import selectors, services
 from chat.models import Attachment
 from chat.services.attachments import images_that_fit
+from imaging import dicom
+from imaging.archives import MAX_MEMBERS, ArchiveRejected, zip_members
+from imaging.dicom.windows import MEDGEMMA_CT_WINDOWS, PRESETS
 from inference.engine import Finished, GenerationRequest
 from inference.prompting import build_messages
 from inference.registry import MODELS

@@ -18,9 +18,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from pydicom.uid import MPEG2MPML, JPEG2000Lossless, RLELossless
 
-from chat import dicom, services
-from chat.dicom_windows import MEDGEMMA_CT_WINDOWS, PRESETS
+from chat import services
 from chat.models import Attachment
+from imaging import dicom
+from imaging.dicom.windows import MEDGEMMA_CT_WINDOWS, PRESETS
 from tests.dicom_files import (
     PATIENT_TAGS,
     compressed,

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from chat.errors import MessageRejected
-from chat.images import MAX_PIXELS, clean_image
+from imaging import ImageRejected
+from imaging.images import MAX_PIXELS, clean_image
 
 MB = 1024 * 1024
 ARTIST = 0x013B
@@ -158,21 +158,21 @@ def test_jpeg_comment_is_gone_after_cleaning():
 def test_other_image_formats_are_refused_by_name(image_format):
     raw = _encode(_picture(), image_format)
 
-    with pytest.raises(MessageRejected) as refused:
+    with pytest.raises(ImageRejected) as refused:
         clean_image(raw, name="old-scan.img", max_bytes=MB)
 
     assert str(refused.value) == "old-scan.img is not a PNG, JPEG or WebP image."
 
 
 def test_text_file_is_refused():
-    with pytest.raises(MessageRejected) as refused:
+    with pytest.raises(ImageRejected) as refused:
         clean_image(b"Patient notes, not an image\n", name="notes.txt", max_bytes=MB)
 
     assert str(refused.value) == "notes.txt could not be read as an image."
 
 
 def test_empty_file_is_refused():
-    with pytest.raises(MessageRejected, match="could not be read as an image"):
+    with pytest.raises(ImageRejected, match="could not be read as an image"):
         clean_image(b"", name="empty.png", max_bytes=MB)
 
 
@@ -180,7 +180,7 @@ def test_truncated_png_is_refused():
     noise = Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3))
     raw = _encode(noise, "PNG")
 
-    with pytest.raises(MessageRejected) as refused:
+    with pytest.raises(ImageRejected) as refused:
         clean_image(raw[: len(raw) * 2 // 3], name="cut.png", max_bytes=MB)
 
     assert str(refused.value) == "cut.png could not be read as an image."
@@ -190,7 +190,7 @@ def test_truncated_jpeg_is_refused():
     noise = Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3))
     raw = _encode(noise, "JPEG", quality=95)
 
-    with pytest.raises(MessageRejected, match="could not be read as an image"):
+    with pytest.raises(ImageRejected, match="could not be read as an image"):
         clean_image(raw[: len(raw) // 2], name="cut.jpg", max_bytes=MB)
 
 
@@ -199,7 +199,7 @@ def test_file_over_max_bytes_is_refused_with_its_size_and_the_limit():
     raw = _encode(noise, "PNG", compress_level=0)
     assert len(raw) > MB
 
-    with pytest.raises(MessageRejected) as refused:
+    with pytest.raises(ImageRejected) as refused:
         clean_image(raw, name="huge.png", max_bytes=MB)
 
     message = str(refused.value)
@@ -218,7 +218,7 @@ def test_decompression_bomb_is_refused_from_its_header_without_decoding():
     raw = _png_with_size(side, side)
     assert Image.open(io.BytesIO(raw)).size == (side, side)
 
-    with pytest.raises(MessageRejected) as refused:
+    with pytest.raises(ImageRejected) as refused:
         clean_image(raw, name="bomb.png", max_bytes=MB)
 
     # Decoding would have failed on the missing data with another message.
@@ -229,7 +229,7 @@ def test_giant_declared_dimensions_are_refused_quickly():
     raw = _png_with_size(60_000, 60_000)
     started = time.monotonic()
 
-    with pytest.raises(MessageRejected):
+    with pytest.raises(ImageRejected):
         clean_image(raw, name="bomb.png", max_bytes=MB)
 
     assert time.monotonic() - started < 1

@@ -15,9 +15,10 @@ from django.core.files.base import ContentFile
 from PIL import Image
 from pypdf import PdfReader
 
-from chat import exports, localization, services
-from chat.localization import PALETTE, Box
+from chat import exports, services
 from chat.models import Attachment, Message
+from imaging import localization
+from imaging.localization import PALETTE, Box
 
 GRAY = 90
 WIDTH, HEIGHT = 800, 600

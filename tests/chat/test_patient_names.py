@@ -18,8 +18,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import strip_tags
 from pypdf import PdfReader
 
-from chat import person_names, selectors, services
+from chat import selectors, services
 from chat.models import Attachment, AuditEvent
+from imaging import person_names
 from tests.chat.conversation import finish_answer
 from tests.dicom_files import ct_slice, zip_of
 
@@ -132,7 +133,7 @@ def test_no_name_reaches_any_output(
 
 
 def test_a_description_naming_nobody_is_kept_beside_a_patient_name():
-    from chat import dicom
+    from imaging import dicom
 
     raw = ct_slice(np.zeros((8, 8)), PatientName="Li^Wu", SeriesDescription="AX LUNG 1.25")
     (series,), _ = dicom.read_series([dicom.DicomFile("upload 1", lambda: raw)])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from chat.errors import MessageRejected
+from imaging.errors import ImageRejected
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
@@ -16,11 +16,11 @@ EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 MAX_PIXELS = 80_000_000
 
 
-class ImageTooLarge(MessageRejected):
+class ImageTooLarge(ImageRejected):
     """An image over the byte or pixel limit."""
 
 
-class ImageUnsupported(MessageRejected):
+class ImageUnsupported(ImageRejected):
     """A file that is not a PNG, JPEG or WebP image."""
 
 
@@ -36,7 +36,7 @@ class CleanImage:
 def clean_image(raw: bytes, *, name: str, max_bytes: int) -> CleanImage:
     """Return the image re-encoded without EXIF or other metadata.
 
-    Raise MessageRejected when it is too large, not a PNG/JPEG/WebP, or broken.
+    Raise ImageRejected when it is too large, not a PNG/JPEG/WebP, or broken.
     """
     if len(raw) > max_bytes:
         raise ImageTooLarge(
@@ -53,7 +53,7 @@ def clean_image(raw: bytes, *, name: str, max_bytes: int) -> CleanImage:
             icc_profile = image.info.get("icc_profile")
             clean = _to_display_mode(image)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError):
-        raise MessageRejected(f"{name} could not be read as an image.") from None
+        raise ImageRejected(f"{name} could not be read as an image.") from None
     # Only pixels (and the colour profile) travel on: EXIF, XMP, comments and
     # text chunks, where patient names hide, are left behind.
     clean.info = {}

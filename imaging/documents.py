@@ -17,7 +17,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from chat.errors import MessageRejected
+from imaging.budget import ImageBudget
+from imaging.errors import ImageRejected
 
 PAGE_LONGEST_PX = 1600  # an A4 page at about 136 dpi
 MAX_PAGES = 200  # a longer file is no lab report; refused before anything is rendered
@@ -34,7 +35,7 @@ EXTRACT_LAB_VALUES_PROMPT = (
 )
 
 
-class DocumentRejected(MessageRejected):
+class DocumentRejected(ImageRejected):
     """A PDF that cannot be attached as it is."""
 
 
@@ -112,3 +113,30 @@ def pages_notice(name: str, document: Document, why: str) -> str:
     if len(document.pages) == document.page_count:
         return ""
     return f"{name}: {document.page_count} pages, the first {len(document.pages)} attached ({why})."
+
+
+def pages_for_message(
+    raw: bytes, *, name: str, budget: ImageBudget, answer_tokens: int, other_images: int = 0
+) -> tuple[Document, list[str]]:
+    """Render the pages of the PDF `raw` that fit one message beside its
+    `other_images` (what the context holds with room for `answer_tokens`, and the
+    `budget`'s per-message cap); return them and the notices to show. A document
+    longer than fits is cut to its first pages, and the notice says so.
+
+    Raise DocumentRejected when the file cannot be read or no page fits.
+    """
+    fit = budget.images_that_fit(answer_tokens)
+    most = min(fit, budget.max_images)
+    room = most - other_images
+    if room <= 0:
+        raise DocumentRejected(
+            f"No page of {name} fits in this message: it already carries the most images "
+            f"that fit ({most})."
+        )
+    document = render_pdf(raw, name=name, limit=room)
+    if fit < budget.max_images:
+        why = f"what fits in the model's {budget.context_tokens:,}-token context with the answer"
+    else:
+        why = f"the most one message may carry, with its other images ({budget.max_images})"
+    notice = pages_notice(name, document, why)
+    return document, [notice] if notice else []

@@ -1,6 +1,6 @@
 """DICOM uploads: single images, whole series and multi-frame files, read with pydicom.
 
-Two steps, each a plain function:
+Two steps, each a plain function (this module reads; imaging.dicom.render renders):
 
 - `read_series(files)` reads the headers, groups the frames into series (by
   SeriesInstanceUID) and puts each series in order: by InstanceNumber when every
@@ -38,18 +38,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
-from PIL import Image
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_modality_lut
 
-from chat import person_names
-from chat.dicom_codecs import PixelDataUndecodable, decode_frame
-from chat.dicom_windows import AUTO, MEDGEMMA_CT_WINDOWS, PRESETS, Window, window_label
-from chat.errors import MessageRejected
-from chat.images import MAX_PIXELS
+from imaging import person_names
+from imaging.errors import ImageRejected
+from imaging.images import MAX_PIXELS
 
 
-class DicomRejected(MessageRejected):
+class DicomRejected(ImageRejected):
     """A DICOM file or series that cannot be attached as it is."""
 
 
@@ -66,7 +62,7 @@ _FUNCTIONAL_GROUP = {
     "RescaleIntercept": "PixelValueTransformationSequence",
 }
 # Values that identify someone; a series description (or body part) holding any
-# part of one is dropped (chat.person_names).
+# part of one is dropped (imaging.person_names).
 _IDENTIFYING = (
     "PatientName",
     "OtherPatientNames",
@@ -89,7 +85,6 @@ _IDENTIFYING = (
     "OperatorsName",
 )
 _LONG_NUMBER = re.compile(r"\d{6,}")  # a date, a record or accession number
-_LABEL_LENGTH = 200  # Attachment.label's max_length
 SUFFIXES = (".dcm", ".dicom")  # a file so named is read as DICOM even without "DICM"
 
 
@@ -135,15 +130,6 @@ class Series:
         return f"{what} ({description})" if description else what
 
 
-@dataclass(frozen=True)
-class RenderedSlice:
-    png: bytes
-    width: int
-    height: int
-    label: str
-    facts: dict
-
-
 def is_dicom(raw: bytes) -> bool:
     """Whether `raw` starts as a DICOM file does (128 bytes, then "DICM")."""
     return raw[128:132] == b"DICM"
@@ -156,7 +142,7 @@ def read_series(files: Iterable[DicomFile]) -> tuple[list[Series], list[str]]:
     problems = []
     for file in files:
         try:
-            dataset = _read(file)
+            dataset = read_dataset(file)
             _check_image(dataset, file.name)
         except DicomRejected as rejected:
             problems.append(str(rejected))
@@ -198,51 +184,10 @@ def sample_evenly(count: int, limit: int) -> list[int]:
     return [(i * (count - 1) + steps // 2) // steps for i in range(limit)]
 
 
-def render_series(series: Series, picked: list[int], window: str = AUTO) -> list[RenderedSlice]:
-    """Decode and window the frames of `series` at the indexes `picked`.
-
-    `window` is AUTO, FILE or a key of PRESETS; presets apply to CT only (other
-    modalities use their own window). Raise DicomRejected for pixel data that
-    cannot be decoded.
-    """
-    is_ct = series.modality == "CT"
-    fixed = PRESETS.get(window) if is_ct else None
-    rgb = is_ct and window == AUTO
-    fallback = None
-    if not (fixed or rgb) and not all(series.frames[i].windowed for i in picked):
-        # Frames without a window of their own share one over the series' range.
-        fallback = _range_window(series, picked)
-    total = len(series.frames)
-    rendered = []
-    for position, (frame, pixels) in zip(picked, _decoded(series, picked), strict=True):
-        if pixels.colour:
-            image, used = pixels.values, {"name": "colour"}
-        elif rgb:
-            image = np.stack([w.apply(pixels.values) for w in MEDGEMMA_CT_WINDOWS], axis=-1)
-            used = {"name": "medgemma-ct-rgb", "channels": [w.facts() for w in MEDGEMMA_CT_WINDOWS]}
-        else:
-            chosen = fixed or pixels.file_window or fallback
-            image, used = chosen.apply(pixels.values), chosen.facts()
-            if pixels.inverted:  # MONOCHROME1: low values are shown white
-                image = 255 - image
-        facts = dict(series.facts, window=used, slice=position + 1, slices=total)
-        if frame.instance_number is not None:
-            facts["instance_number"] = frame.instance_number
-        if frame.frames_in_file > 1:
-            facts["frame"] = frame.index + 1
-        picture = Image.fromarray(image)
-        out = io.BytesIO()
-        picture.save(out, format="PNG")  # pixels only: no text chunks, nothing of the header
-        rendered.append(
-            RenderedSlice(out.getvalue(), picture.width, picture.height, _label(facts), facts)
-        )
-    return rendered
-
-
 # --- reading headers
 
 
-def _read(file: DicomFile) -> pydicom.Dataset:
+def read_dataset(file: DicomFile) -> pydicom.Dataset:
     try:
         raw = file.read()
         dataset = pydicom.dcmread(io.BytesIO(raw), force=file.force)
@@ -271,9 +216,9 @@ def _frames(dataset: pydicom.Dataset, file: DicomFile) -> Iterator[Frame]:
     count = max(1, _int(dataset.get("NumberOfFrames")) or 1)
     instance = _int(dataset.get("InstanceNumber"))
     for index in range(count):
-        position = _floats(_value(dataset, "ImagePositionPatient", index), 3)
-        orientation = _floats(_value(dataset, "ImageOrientationPatient", index), 6)
-        windowed = _value(dataset, "WindowWidth", index) is not None
+        position = floats(tag_value(dataset, "ImagePositionPatient", index), 3)
+        orientation = floats(tag_value(dataset, "ImageOrientationPatient", index), 6)
+        windowed = tag_value(dataset, "WindowWidth", index) is not None
         yield Frame(file, index, count, instance, position, _normal(orientation), windowed)
 
 
@@ -289,13 +234,13 @@ def _facts(dataset: pydicom.Dataset) -> dict:
     description = _series_description(dataset)
     if description:
         facts["series_description"] = description
-    thickness = _floats(_value(dataset, "SliceThickness"), 1)
+    thickness = floats(tag_value(dataset, "SliceThickness"), 1)
     if thickness:
         facts["slice_thickness_mm"] = round(thickness[0], 3)
-    spacing = _floats(_value(dataset, "PixelSpacing"), 2)
+    spacing = floats(tag_value(dataset, "PixelSpacing"), 2)
     if spacing:
         facts["pixel_spacing_mm"] = [round(v, 4) for v in spacing]
-    between = _floats(_value(dataset, "SpacingBetweenSlices"), 1)
+    between = floats(tag_value(dataset, "SpacingBetweenSlices"), 1)
     if between:
         facts["spacing_between_slices_mm"] = round(between[0], 3)
     return facts
@@ -318,7 +263,7 @@ def _names_anyone(text: str, dataset: pydicom.Dataset) -> bool:
     return person_names.mentions_any(text, (str(v) for v in values if v not in (None, "")))
 
 
-def _value(dataset: pydicom.Dataset, keyword: str, frame: int = 0):
+def tag_value(dataset: pydicom.Dataset, keyword: str, frame: int = 0):
     """A tag's value for one frame: from the frame's own functional group, the
     shared one, or the top level (an enhanced multi-frame file keeps them apart)."""
     group = _FUNCTIONAL_GROUP.get(keyword)
@@ -336,7 +281,7 @@ def _value(dataset: pydicom.Dataset, keyword: str, frame: int = 0):
     return None if value in (None, "") else value
 
 
-def _floats(value, count: int) -> tuple[float, ...] | None:
+def floats(value, count: int) -> tuple[float, ...] | None:
     if value is None:
         return None
     values = list(value) if isinstance(value, list | tuple | MultiValue) else [value]
@@ -360,92 +305,3 @@ def _normal(orientation: tuple[float, ...] | None) -> tuple[float, float, float]
     normal = np.cross(orientation[:3], orientation[3:])
     length = float(np.linalg.norm(normal))
     return tuple(float(v) for v in normal / length) if length > 1e-6 else None
-
-
-# --- decoding pixels
-
-
-@dataclass(frozen=True)
-class _Pixels:
-    values: np.ndarray  # grayscale: float32 after the modality LUT; colour: uint8 RGB
-    colour: bool
-    inverted: bool  # MONOCHROME1
-    file_window: Window | None
-
-
-def _decoded(series: Series, picked: list[int]) -> Iterator[tuple[Frame, _Pixels]]:
-    """Decode the picked frames one by one, reading each file once."""
-    current: tuple[DicomFile, pydicom.Dataset] | None = None
-    for position in picked:
-        frame = series.frames[position]
-        if current is None or current[0] is not frame.file:
-            current = (frame.file, _read(frame.file))
-        yield frame, _pixels(current[1], frame)
-
-
-def _pixels(dataset: pydicom.Dataset, frame: Frame) -> _Pixels:
-    index = frame.index if frame.frames_in_file > 1 else None
-    try:
-        array = decode_frame(dataset, index, frame.file.name)
-    except PixelDataUndecodable as undecodable:
-        raise DicomRejected(str(undecodable)) from None
-    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric == "PALETTE COLOR":
-        array = apply_color_lut(array, dataset)
-        return _Pixels(_to_8_bits(array, 16 if array.dtype.itemsize > 1 else 8), True, False, None)
-    if array.ndim == 3:  # RGB (YBR is converted to RGB as it is decoded)
-        return _Pixels(_to_8_bits(array, int(dataset.get("BitsStored", 8))), True, False, None)
-    if "ModalityLUTSequence" in dataset:
-        values = apply_modality_lut(array, dataset).astype(np.float32)
-    else:
-        slope = _floats(_value(dataset, "RescaleSlope", frame.index), 1) or (1.0,)
-        intercept = _floats(_value(dataset, "RescaleIntercept", frame.index), 1) or (0.0,)
-        values = array.astype(np.float32) * slope[0] + intercept[0]
-    return _Pixels(values, False, photometric == "MONOCHROME1", _file_window(dataset, frame))
-
-
-def _file_window(dataset: pydicom.Dataset, frame: Frame) -> Window | None:
-    center = _first_float(_value(dataset, "WindowCenter", frame.index))
-    width = _first_float(_value(dataset, "WindowWidth", frame.index))
-    if center is None or width is None or width <= 0:
-        return None
-    return Window.centred("file", center, width)
-
-
-def _first_float(value) -> float | None:
-    if isinstance(value, list | tuple | MultiValue):
-        value = value[0] if len(value) else None  # several windows: the first is the default
-    numbers = _floats(value, 1)
-    return numbers[0] if numbers else None
-
-
-def _range_window(series: Series, picked: list[int]) -> Window:
-    """A window over the values of the picked frames (0.5th to 99.5th percentile),
-    so that slices of one series are shown alike."""
-    lows, highs = [], []
-    for _, pixels in _decoded(series, picked):
-        if not pixels.colour:
-            low, high = np.percentile(pixels.values, (0.5, 99.5))
-            lows.append(float(low))
-            highs.append(float(high))
-    low, high = (min(lows), max(highs)) if lows else (0.0, 1.0)
-    return Window("range", low, high if high > low else low + 1.0)
-
-
-def _to_8_bits(array: np.ndarray, bits: int) -> np.ndarray:
-    if bits <= 8:
-        return array.astype(np.uint8)
-    return np.round(array.astype(np.float32) * (255.0 / (2**bits - 1))).astype(np.uint8)
-
-
-def _label(facts: dict) -> str:
-    """What the clinician and the model read with a slice: "CT slice 12 of 120, AX
-    LUNG (lung window)"."""
-    modality = facts.get("modality", "DICOM")
-    if facts["slices"] > 1:
-        text = f"{modality} slice {facts['slice']} of {facts['slices']}"
-    else:
-        text = f"{modality} image"
-    if facts.get("series_description"):
-        text += f", {facts['series_description']}"
-    return f"{text} ({window_label(facts)})"[:_LABEL_LENGTH]

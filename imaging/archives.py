@@ -12,7 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from chat.errors import MessageRejected
+from imaging.errors import ImageRejected
 
 MAX_MEMBERS = 5000  # more files than any CT or MR series on a disc
 # The unpacked size allowed, as a multiple of the upload limit: CT pixel data
@@ -21,7 +21,7 @@ MAX_EXPANSION = 20
 _IGNORED_NAMES = {"DICOMDIR", "Thumbs.db", "desktop.ini"}
 
 
-class ArchiveRejected(MessageRejected):
+class ArchiveRejected(ImageRejected):
     """A zip file that cannot be unpacked safely or at all."""
 
 

@@ -15,7 +15,7 @@ import pydicom
 from pydicom.pixels import get_decoder, pixel_array
 from pydicom.uid import UID, ImplicitVRLittleEndian
 
-from chat.errors import MessageRejected
+from imaging.errors import ImageRejected
 
 # Syntaxes newer than the pydicom MedServer requires, named here so a refusal can say which.
 _NAMES = {
@@ -25,7 +25,7 @@ _NAMES = {
 }
 
 
-class PixelDataUndecodable(MessageRejected):
+class PixelDataUndecodable(ImageRejected):
     """Pixel data in a transfer syntax that cannot be decoded here, or damaged."""
 
 
