@@ -73,11 +73,11 @@ class InProcessEngine:
     @classmethod
     def load(cls, model: str, data_dir: Path, *, batch: int = 8) -> InProcessEngine:
         """Load `model` as `medserver -m MODEL --force-transformers --loop-guard 0` does."""
+        from inference.config import EngineConfig
         from inference.engine_select import load_engine
         from inference.worker import EngineWorker, WorkerLimits
-        from medserver_site.config import ServerConfig
 
-        config = ServerConfig(
+        config = EngineConfig(
             model=model,
             data_dir=data_dir,
             force_transformers=True,

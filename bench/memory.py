@@ -31,8 +31,8 @@ ENGINE_ALONE = """
 import json, sys
 from pathlib import Path
 from inference.engine_select import load_engine
-from medserver_site.config import ServerConfig
-engine = load_engine(ServerConfig(model=sys.argv[1], data_dir=Path(sys.argv[2]),
+from inference.config import EngineConfig
+engine = load_engine(EngineConfig(model=sys.argv[1], data_dir=Path(sys.argv[2]),
                                   force_transformers=True))
 weights = sum(p.numel() * p.element_size() for p in engine.model.parameters())
 rss = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")

@@ -23,8 +23,9 @@ from chat import generation_settings, selectors, services, stream_html
 from chat.limits import StreamSlot, release_stream, reserve_stream
 from chat.markdown import MarkdownStream
 from chat.models import ChatSession, Message
+from chat.serving import engine_worker
 from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest
-from inference.worker import EngineUnavailable, GenerationHandle, engine_worker
+from inference.worker import EngineUnavailable, GenerationHandle
 
 log = logging.getLogger(__name__)
 

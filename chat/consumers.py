@@ -18,8 +18,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from chat import account_sockets, answers, audit, limits, selectors, services, stream_html
 from chat.errors import LimitExceeded, MessageRejected
 from chat.models import ChatSession, Message
+from chat.serving import engine_worker
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
-from inference.worker import engine_worker
 
 log = logging.getLogger(__name__)
 

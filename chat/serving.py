@@ -16,6 +16,8 @@ from functools import lru_cache
 from django.conf import settings
 
 from imaging import ImageBudget
+from inference import worker
+from inference.config import EngineConfig
 from inference.registry import ModelSpec, model_spec_for
 
 
@@ -42,3 +44,13 @@ def image_budget() -> ImageBudget:
         image_tokens=served_model().image_tokens,
         max_images=current.max_image_count,
     )
+
+
+def engine_config() -> EngineConfig:
+    """What the engine worker is started with."""
+    return config().engine_config()
+
+
+def engine_worker() -> worker.EngineWorker:
+    """The process's engine worker, started from this configuration if it is not yet."""
+    return worker.running_engine_worker() or worker.start_engine_worker(engine_config())

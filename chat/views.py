@@ -33,10 +33,10 @@ from chat import (
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
 from chat.models import ChatSession, Message, Preset
+from chat.serving import engine_worker
 from chat.setup_link import first_admin_create, setup_token_valid
 from imaging.dicom.windows import WINDOW_CHOICES
 from inference.hardware import gpu_facts
-from inference.worker import engine_worker
 from medserver_site.middleware import idle_seconds_left, note_activity
 
 PAGE = "chat/session.html"

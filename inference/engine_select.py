@@ -15,6 +15,7 @@ import platform
 import threading
 from dataclasses import dataclass
 
+from inference.config import EngineConfig
 from inference.engine import Engine, EngineError
 from inference.model_files import local_model, locate_model
 from inference.registry import ModelSpec, model_spec_for
@@ -27,7 +28,6 @@ from inference.sglang_engine import (
     sglang_command,
     tensor_parallel_size,
 )
-from medserver_site.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class EngineChoice:
     reason: str
 
 
-def choose_engine(config: ServerConfig, facts: Platform) -> EngineChoice:
+def choose_engine(config: EngineConfig, facts: Platform) -> EngineChoice:
     """Decide the engine from the flags and the platform facts."""
     if config.engine_url:
         return EngineChoice("remote", f"--engine-url {config.engine_url}")
@@ -123,7 +123,7 @@ def choose_engine(config: ServerConfig, facts: Platform) -> EngineChoice:
 ENGINE_LABELS = {"remote": "remote server", "sglang": "SGLang", "transformers": "Transformers"}
 
 
-def planned_engine(config: ServerConfig, facts: Platform | None = None) -> str:
+def planned_engine(config: EngineConfig, facts: Platform | None = None) -> str:
     """The start banner's line: the engine that will load first, and why.
 
     'Engine: SGLang (Linux, NVIDIA H200 (compute 9.0), SGLang 0.5.23 (/srv/…/bin/python))'
@@ -137,7 +137,7 @@ def sglang_description(facts: Platform) -> str:
     return f"SGLang {facts.sglang_version or '?'} ({facts.sglang_python or '?'})"
 
 
-def load_engine(config: ServerConfig, facts: Platform | None = None) -> Engine:
+def load_engine(config: EngineConfig, facts: Platform | None = None) -> Engine:
     """Build and load the chosen engine; fall back to Transformers if SGLang fails."""
     facts = facts or Platform.detect(config.sglang_python)
     choice = choose_engine(config, facts)
@@ -186,7 +186,7 @@ def load_engine(config: ServerConfig, facts: Platform | None = None) -> Engine:
     return transformers_engine(config, model_dir, spec, choice.reason)
 
 
-def _remote_settings(config: ServerConfig, model_dir) -> dict:
+def _remote_settings(config: EngineConfig, model_dir) -> dict:
     """What a remote engine needs beyond its address: the model's files (to count
     prompts and check the server's), the context and how many answers at once."""
     return {
@@ -196,7 +196,7 @@ def _remote_settings(config: ServerConfig, model_dir) -> dict:
     }
 
 
-def transformers_engine(config: ServerConfig, model_dir, spec: ModelSpec, reason: str) -> Engine:
+def transformers_engine(config: EngineConfig, model_dir, spec: ModelSpec, reason: str) -> Engine:
     from inference.transformers_engine import TransformersEngine
 
     engine = TransformersEngine(
@@ -205,7 +205,7 @@ def transformers_engine(config: ServerConfig, model_dir, spec: ModelSpec, reason
     return _loaded(engine, reason)
 
 
-def fallback_engine(config: ServerConfig, reason: str) -> Engine:
+def fallback_engine(config: EngineConfig, reason: str) -> Engine:
     """The Transformers engine, for when the running engine gave up."""
     spec = model_spec_for(config.model)
     model_dir = locate_model(spec, config.data_dir, config.hf_token)

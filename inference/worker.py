@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from inference.config import EngineConfig
 from inference.engine import (
     Delta,
     Engine,
@@ -506,8 +507,8 @@ _worker: EngineWorker | None = None
 _worker_lock = threading.Lock()
 
 
-def start_engine_worker(config=None) -> EngineWorker:
-    """Start the process's engine worker for `config` (settings.MEDSERVER by default).
+def start_engine_worker(config: EngineConfig) -> EngineWorker:
+    """Start the process's engine worker for `config`.
 
     Calling it again returns the running worker. The heavy imports (torch,
     transformers) happen on the worker thread, so the server listens at once.
@@ -515,10 +516,6 @@ def start_engine_worker(config=None) -> EngineWorker:
     global _worker
     with _worker_lock:
         if _worker is None:
-            if config is None:
-                from django.conf import settings
-
-                config = settings.MEDSERVER
 
             def load() -> Engine:
                 from inference.engine_select import load_engine
@@ -540,9 +537,9 @@ def start_engine_worker(config=None) -> EngineWorker:
         return _worker
 
 
-def engine_worker() -> EngineWorker:
-    """Return the running engine worker, starting it from settings if needed."""
-    return _worker or start_engine_worker()
+def running_engine_worker() -> EngineWorker | None:
+    """The process's engine worker, or None before start_engine_worker."""
+    return _worker
 
 
 def stop_engine_worker() -> None:

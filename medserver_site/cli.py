@@ -507,7 +507,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
         log.warning(
             "%d answer(s) cut off by the last shutdown were marked as interrupted", interrupted
         )
-    metrics.install(start_engine_worker(config))
+    metrics.install(start_engine_worker(config.engine_config()))
     retention = retention_start(config.retention_days)
     # Built here: the database is not for the server's loop thread.
     banner = _banner(config, behind_proxy=behind_proxy)
@@ -588,7 +588,7 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
         ]
     else:
         lines += ["Open it in a browser on this network:", *(f"    {url}" for url in urls)]
-    lines.append(planned_engine(config))
+    lines.append(planned_engine(config.engine_config()))
     lines.append(
         "The model loads in the background; /api/health says when it is ready "
         "and which engine serves it."

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference.config import EngineConfig
 from medserver_site.time_zone import parse_time_zone
 
 MODEL_KEYS = ("4", "27", "27t", "demo")
@@ -311,6 +312,12 @@ class ServerConfig:
             )
         return env
 
+    def engine_config(self) -> EngineConfig:
+        """The part of this configuration the inference library needs."""
+        return EngineConfig(
+            **{name: getattr(self, name) for name in _ENGINE_FIELDS},
+        )
+
     @property
     def max_payload_bytes(self) -> int:
         """The largest image (or other upload) accepted, in bytes."""
@@ -321,3 +328,6 @@ class ServerConfig:
         """The largest request body: a message's images base64-encoded, plus its text."""
         images = self.max_payload_bytes * max(1, self.max_image_count) * 4 // 3
         return images + 4 * self.max_text_length + 1024 * 1024
+
+
+_ENGINE_FIELDS = tuple(f.name for f in dataclasses.fields(EngineConfig))

@@ -88,7 +88,7 @@ class _ServerState:
 
     def collect(self):
         from chat import limits
-        from inference.worker import engine_worker
+        from chat.serving import engine_worker
 
         worker = engine_worker()
         engine = worker.state.engine or "none"

@@ -59,7 +59,6 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "chat",
-    "inference",
     "lifecycle",
 ]
 

@@ -58,7 +58,7 @@ def engine() -> EngineWorker:
     from django.conf import settings
 
     config = dataclasses.replace(settings.MEDSERVER, model="demo")
-    worker = start_engine_worker(config)
+    worker = start_engine_worker(config.engine_config())
     assert worker.wait_ready(timeout=120), worker.state.reason
     return worker
 

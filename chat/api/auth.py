@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from chat import audit, limits, services
 from chat.api.errors import ApiError
 from chat.errors import LimitExceeded
-from inference.worker import engine_worker
+from chat.serving import engine_worker
 
 log = logging.getLogger(__name__)
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

@@ -13,9 +13,10 @@ from chat.api.end_users import EndUser
 from chat.api.errors import ApiError
 from chat.api.parsing import ChatCall
 from chat.errors import LimitExceeded
+from chat.serving import engine_worker
 from inference.engine import Delta, Event, Failed, Finished, GenerationRequest
 from inference.registry import model_spec_for
-from inference.worker import EngineBusy, EngineUnavailable, GenerationHandle, engine_worker
+from inference.worker import EngineBusy, EngineUnavailable, GenerationHandle
 
 _FAILED_STATUS = {"invalid_request": 400, "unavailable": 503, "engine_error": 500}
 

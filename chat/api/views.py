@@ -15,10 +15,10 @@ from chat.api.errors import ApiError
 from chat.api.generation import Generation, failure_error, start_generation, timings, usage
 from chat.api.schema import openapi_document
 from chat.api.sse import EventStreamResponse, sse_frame
+from chat.serving import engine_worker
 from inference.engine import ChatTurn, Delta, Failed, Finished
 from inference.hardware import gpu_facts
 from inference.registry import MODELS, model_spec_for
-from inference.worker import engine_worker
 from medserver_site import __version__
 
 

@@ -57,7 +57,7 @@ def session_timeout() -> int:
 @register.simple_tag
 def served_model() -> str:
     """The name of the model this server answers with ("MedServer demo (tiny, random weights)")."""
-    from inference.worker import engine_worker
+    from chat.serving import engine_worker
 
     return engine_worker().state.model or "MedServer"
 

@@ -138,7 +138,10 @@ async def test_a_crash_inside_a_batch_fails_only_the_request_that_causes_it(tmp_
     image = tmp_path / "x.png"
     Image.new("RGB", (60, 60)).save(image)
     worker = EngineWorker(
-        lambda: load_engine(dataclasses.replace(settings.MEDSERVER, model=str(folder))), "broken"
+        lambda: load_engine(
+            dataclasses.replace(settings.MEDSERVER, model=str(folder)).engine_config()
+        ),
+        "broken",
     ).start()
     try:
         assert worker.wait_ready(60), worker.state.reason
@@ -153,7 +156,7 @@ async def test_a_crash_inside_a_batch_fails_only_the_request_that_causes_it(tmp_
 
 
 async def test_a_full_queue_answers_busy(settings):
-    config = dataclasses.replace(settings.MEDSERVER, model="demo")
+    config = dataclasses.replace(settings.MEDSERVER, model="demo").engine_config()
     worker = EngineWorker(
         lambda: load_engine(config), "demo", WorkerLimits(max_batch_size=2, max_queued=2)
     ).start()
@@ -175,7 +178,7 @@ async def test_a_full_queue_answers_busy(settings):
 async def test_a_request_takes_the_place_of_the_first_answer_to_end_in_a_full_batch(settings):
     """Head-of-line: with every place taken, a newcomer waits for the first answer
     to end, not for the longest."""
-    config = dataclasses.replace(settings.MEDSERVER, model="demo")
+    config = dataclasses.replace(settings.MEDSERVER, model="demo").engine_config()
     worker = EngineWorker(
         lambda: load_engine(config), "demo", WorkerLimits(max_batch_size=2, loop_guard=0)
     ).start()

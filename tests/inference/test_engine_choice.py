@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from inference.config import EngineConfig
 from inference.demo_model import ensure_demo_model
 from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest, Sampling
 from inference.engine_select import Platform, choose_engine, load_engine, planned_engine
@@ -24,7 +25,6 @@ from inference.sglang_engine import (
     tensor_parallel_size,
 )
 from inference.worker import EngineWorker
-from medserver_site.config import ServerConfig
 from tests.e2e.conftest import MEDSERVER, start_server, stop_server
 
 LINUX_H100 = Platform("Linux", (9, 0), "NVIDIA H100", sglang_installed=True)
@@ -36,16 +36,16 @@ NO_SGLANG = dataclasses.replace(LINUX_H100, sglang_installed=False)
 @pytest.mark.parametrize(
     ("config", "facts", "engine", "words"),
     [
-        (ServerConfig(), LINUX_H100, "sglang", "H100"),
-        (ServerConfig(force_transformers=True), LINUX_H100, "transformers", "--force"),
-        (ServerConfig(), WINDOWS, "transformers", "Linux only"),
-        (ServerConfig(), MAC, "transformers", "Darwin"),
-        (ServerConfig(), Platform("Linux", None), "transformers", "no NVIDIA GPU"),
-        (ServerConfig(), Platform("Linux", (7, 5), "T4", True), "transformers", "7.5 is below 8.0"),
-        (ServerConfig(), NO_SGLANG, "transformers", "not installed"),
-        (ServerConfig(quantize=True), LINUX_H100, "transformers", "-q: 4-bit NF4 runs on"),
-        (ServerConfig(), dataclasses.replace(LINUX_H100, gpu_count=2), "sglang", "2 × NVIDIA H100"),
-        (ServerConfig(engine_url="http://gpu-box:30000"), LINUX_H100, "remote", "gpu-box"),
+        (EngineConfig(), LINUX_H100, "sglang", "H100"),
+        (EngineConfig(force_transformers=True), LINUX_H100, "transformers", "--force"),
+        (EngineConfig(), WINDOWS, "transformers", "Linux only"),
+        (EngineConfig(), MAC, "transformers", "Darwin"),
+        (EngineConfig(), Platform("Linux", None), "transformers", "no NVIDIA GPU"),
+        (EngineConfig(), Platform("Linux", (7, 5), "T4", True), "transformers", "7.5 is below 8.0"),
+        (EngineConfig(), NO_SGLANG, "transformers", "not installed"),
+        (EngineConfig(quantize=True), LINUX_H100, "transformers", "-q: 4-bit NF4 runs on"),
+        (EngineConfig(), dataclasses.replace(LINUX_H100, gpu_count=2), "sglang", "2 × NVIDIA H100"),
+        (EngineConfig(engine_url="http://gpu-box:30000"), LINUX_H100, "remote", "gpu-box"),
     ],
 )  # fmt: skip
 def test_engine_is_chosen_from_flags_and_platform(config, facts, engine, words):
@@ -56,7 +56,7 @@ def test_engine_is_chosen_from_flags_and_platform(config, facts, engine, words):
 
 def test_sglang_that_cannot_start_falls_back_to_transformers(tmp_path):
     # This machine has no sglang: its launcher really starts and really fails.
-    config = ServerConfig(model="demo", data_dir=tmp_path)
+    config = EngineConfig(model="demo", data_dir=tmp_path)
     engine = load_engine(config, LINUX_H100)
     assert engine.name == "transformers"
     assert "SGLang could not start" in engine.choice_reason
@@ -127,7 +127,7 @@ def fake_sglang_python(folder: Path, version: str = "0.5.23") -> Path:
 
 def test_medserver_starts_sglang_with_the_configured_interpreter(tmp_path):
     fake = fake_sglang_python(tmp_path)
-    config = ServerConfig(model="demo", data_dir=tmp_path, sglang_python=str(fake))
+    config = EngineConfig(model="demo", data_dir=tmp_path, sglang_python=str(fake))
     # The machine's facts as detected, with an H100 in place of this CPU.
     found = Platform.detect(config.sglang_python)
     assert (found.sglang_version, found.sglang_python) == ("0.5.23", str(fake))
@@ -159,7 +159,7 @@ def test_an_interpreter_without_sglang_is_not_taken_for_an_install(tmp_path):
     missing = find_sglang(tmp_path / "nowhere" / "python")
     assert missing.version == "" and "does not exist" in missing.problem
     facts = dataclasses.replace(LINUX_H100, sglang_installed=False, sglang_problem=missing.problem)
-    reason = choose_engine(ServerConfig(), facts).reason
+    reason = choose_engine(EngineConfig(), facts).reason
     assert "SGLang is not installed" in reason and "--sglang-python" in reason
     assert str(tmp_path / "nowhere") in reason
 
@@ -196,7 +196,7 @@ def test_the_start_banner_says_which_sglang_will_run_or_why_none(served):
     installed = dataclasses.replace(
         LINUX_H100, sglang_version="0.5.23", sglang_python="/srv/medserver/.venv-sglang/bin/python"
     )
-    line = planned_engine(ServerConfig(), installed)
+    line = planned_engine(EngineConfig(), installed)
     assert line.startswith("Engine: SGLang (")
     assert "SGLang 0.5.23 (/srv/medserver/.venv-sglang/bin/python)" in line
     # This machine has no GPU: its own server says so in the banner.
@@ -214,7 +214,7 @@ def test_remote_engine_refuses_a_wrong_key_or_model(served):
 
 @pytest.mark.asyncio
 async def test_engine_url_streams_the_same_answers_as_the_local_engine(served, engine):
-    config = ServerConfig(model="demo", engine_url=served.url, engine_api_key=served.api_key)
+    config = EngineConfig(model="demo", engine_url=served.url, engine_api_key=served.api_key)
     remote = EngineWorker(lambda: load_engine(config), "remote").start()
     try:
         assert remote.wait_ready(30), remote.state.reason
@@ -241,7 +241,7 @@ async def test_engine_url_continues_a_cut_off_answer_as_the_local_engine_does(se
     assert cut.reason == "length"
     turns = (ChatTurn("user", question), ChatTurn("assistant", first_part))
     go_on = GenerationRequest(turns, Sampling(6, 0.0, 1.0), continue_answer=True)
-    config = ServerConfig(model="demo", engine_url=served.url, engine_api_key=served.api_key)
+    config = EngineConfig(model="demo", engine_url=served.url, engine_api_key=served.api_key)
     remote = EngineWorker(lambda: load_engine(config), "remote").start()
     try:
         assert remote.wait_ready(30), remote.state.reason
@@ -277,7 +277,7 @@ async def test_a_child_server_is_watched_restarted_and_finally_replaced(served, 
         api_key=served.api_key,
         restarts=1,
     )
-    config = dataclasses.replace(settings.MEDSERVER, model="demo")
+    config = dataclasses.replace(settings.MEDSERVER, model="demo").engine_config()
 
     def fallback(reason: str):
         from inference.engine_select import fallback_engine

@@ -10,12 +10,12 @@ import threading
 import pytest
 from PIL import Image
 
+from inference.config import EngineConfig
 from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest, Sampling
 from inference.engine_select import load_engine
 from inference.prompting import THINKING_INSTRUCTION
 from inference.thinking import split_trace
 from inference.worker import EngineUnavailable, EngineWorker
-from medserver_site.config import ServerConfig
 
 GREEDY = Sampling(max_new_tokens=12, temperature=0.0)
 
@@ -102,7 +102,7 @@ def test_a_model_folder_that_cannot_load_puts_the_worker_in_error(tmp_path, sett
     folder = tmp_path / "broken-model"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
-    config = dataclasses.replace(settings.MEDSERVER, model=str(folder))
+    config = dataclasses.replace(settings.MEDSERVER, model=str(folder)).engine_config()
     worker = EngineWorker(lambda: load_engine(config), "broken").start()
     assert worker.wait_ready(timeout=60) is False
     assert worker.state.status == "error"
@@ -113,7 +113,7 @@ def test_a_model_folder_that_cannot_load_puts_the_worker_in_error(tmp_path, sett
 
 
 def test_demo_model_loads_through_the_hub_model_code_path(tmp_path):
-    engine = load_engine(ServerConfig(model="demo", data_dir=tmp_path))
+    engine = load_engine(EngineConfig(model="demo", data_dir=tmp_path))
     assert type(engine.model).__name__ == "Gemma3ForConditionalGeneration"
     assert type(engine.processor).__name__ == "Gemma3Processor"
     assert engine.describe() == {"device": "cpu", "dtype": "float32", "quantization": "none"}
@@ -128,7 +128,7 @@ def test_split_trace_of_a_medgemma_style_answer():
 async def test_requests_sent_while_the_model_loads_wait_and_are_served(settings):
     """The server is up before the model: health says loading, requests queue."""
     gate = threading.Event()
-    config = dataclasses.replace(settings.MEDSERVER, model="demo")
+    config = dataclasses.replace(settings.MEDSERVER, model="demo").engine_config()
 
     def slow_load():
         gate.wait(30)

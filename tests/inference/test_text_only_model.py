@@ -6,12 +6,12 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoTokenizer, Gemma3ForCausalLM
 
+from inference.config import EngineConfig
 from inference.demo_model import ensure_demo_model
 from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest, Sampling
 from inference.engine_select import load_engine
 from inference.registry import model_spec_for
 from inference.worker import EngineWorker
-from medserver_site.config import ServerConfig
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,14 @@ def text_model(tmp_path_factory):
 def test_a_folder_without_vision_is_a_text_model(text_model):
     spec = model_spec_for(str(text_model))
     assert not spec.multimodal
-    engine = load_engine(ServerConfig(model=str(text_model)))
+    engine = load_engine(EngineConfig(model=str(text_model)))
     assert type(engine.model).__name__ == "Gemma3ForCausalLM"
     assert engine.processor is None
 
 
 @pytest.mark.asyncio
 async def test_text_model_answers_text_and_refuses_images(text_model, tmp_path):
-    worker = EngineWorker(lambda: load_engine(ServerConfig(model=str(text_model))), "text").start()
+    worker = EngineWorker(lambda: load_engine(EngineConfig(model=str(text_model))), "text").start()
     try:
         assert worker.wait_ready(60), worker.state.reason
         sampling = Sampling(8, 0.0, 1.0)
