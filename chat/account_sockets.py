@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from medserver_site.middleware import session_still_active
+from chat.idle_sign_out import session_still_active
 
 ACCOUNT_CHANGED = "account.changed"
 SIGNED_OUT = "account.signed_out"

@@ -6,30 +6,22 @@ recorded in the audit trail.
 """
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserCreationForm
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.html import format_html
+from django.urls import path
 
-from chat import audit, selectors, services
-from chat.models import (
-    AnswerReview,
-    ApiToken,
-    Attachment,
-    AuditEvent,
-    ChatSession,
-    Message,
-    Preset,
-)
-from chat.review_export import reviews_csv_lines
+from api.models import ApiToken
+from audit import trail
+from chat import selectors
+from chat.models import Attachment, ChatSession, Message, Preset
 from lifecycle.holds import session_hold, session_release
+from reviews.models import AnswerReview
 
 
 class ValuesListFilter(admin.AllValuesFieldListFilter):
@@ -89,7 +81,7 @@ class ChatSessionAdmin(ReadOnlyAdmin):
         if not self.has_view_permission(request, session):
             raise PermissionDenied
         # Staff reading a clinician's chat is itself on the record.
-        audit.record(audit.Action.ADMIN_SESSION_VIEW, request=request, target=session)
+        trail.record(trail.Action.ADMIN_SESSION_VIEW, request=request, target=session)
         path_ = selectors.active_path(session)
         context = {
             **self.admin_site.each_context(request),
@@ -159,89 +151,6 @@ class MessageAdmin(ReadOnlyAdmin):
 @admin.register(Attachment)
 class AttachmentAdmin(ReadOnlyAdmin):
     list_display = ("id", "owner", "message", "content_type", "width", "height", "created_at")
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """The audit trail, read-only: nobody adds, changes or deletes events here."""
-
-    list_display = ("created_at", "username", "action", "target", "address", "detail")
-    list_filter = ("action", "created_at")
-    search_fields = ("username", "target", "detail", "address")
-    date_hierarchy = "created_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(AnswerReview)
-class AnswerReviewAdmin(admin.ModelAdmin):
-    """Clinicians' reviews of answers, for quality review; exported as CSV."""
-
-    # Few, short columns: the list fits a laptop's screen; the answer opens in its transcript.
-    list_display = (
-        "updated_at",
-        "reviewer_name",
-        "verdict",
-        "rating",
-        "short_comment",
-        "answer",
-        "answer_model",
-    )
-    list_filter = (
-        "verdict",
-        "rating",
-        "updated_at",
-        "reviewer",
-        ("message__model_name", ValuesListFilter),
-        ("message__engine", ValuesListFilter),
-        ("message__preset_name", ValuesListFilter),
-    )
-    search_fields = ("comment", "reviewer_name", "message__content")
-    date_hierarchy = "updated_at"
-    readonly_fields = [f.name for f in AnswerReview._meta.fields]
-    actions = ["export_csv"]
-
-    @admin.display(description="Comment")
-    def short_comment(self, review: AnswerReview) -> str:
-        return review.comment if len(review.comment) <= 80 else review.comment[:79] + "…"
-
-    # Not `model`: that name is the ModelAdmin's own (the model class), and a
-    # column called so showed "Feedback by  on answer #None" on every row.
-    @admin.display(description="Model", ordering="message__model_name")
-    def answer_model(self, review: AnswerReview) -> str:
-        return review.message.model_name
-
-    @admin.display(description="Answer")
-    def answer(self, review: AnswerReview):
-        session = review.message.session
-        url = reverse("admin:chat_chatsession_change", args=[session.pk])
-        return format_html('<a href="{}#message-{}">{}</a>', url, review.message_id, session)
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("message__session")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.action(description="Export the selected reviews as CSV")
-    def export_csv(self, request, queryset):
-        audit.record(
-            audit.Action.REVIEWS_EXPORT, request=request, detail=f"{queryset.count()} reviews"
-        )
-        response = StreamingHttpResponse(reviews_csv_lines(queryset), content_type="text/csv")
-        name = f"medserver-reviews-{timezone.localdate():%Y-%m-%d}.csv"
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
 
 
 @admin.register(Preset)
@@ -321,57 +230,3 @@ class ClinicianAdmin(UserAdmin):
         if obj is None and request.GET.get("full"):
             return UserAdmin.add_fieldsets
         return super().get_fieldsets(request, obj)
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    """API tokens: staff make service tokens for front ends here (the key is shown once),
-    set their limits, and revoke any token."""
-
-    list_display = (
-        "name",
-        "prefix",
-        "owner",
-        "service",
-        "max_streams",
-        "rate_limit",
-        "last_used_at",
-        "revoked_at",
-    )
-    list_filter = ("service", "revoked_at")
-    search_fields = ("name", "prefix", "owner__username")
-    fields = (
-        "owner",
-        "name",
-        "service",
-        "max_streams",
-        "rate_limit",
-        "prefix",
-        "created_at",
-        "last_used_at",
-        "revoked_at",
-    )
-    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
-    actions = ["revoke"]
-
-    def get_changeform_initial_data(self, request):
-        return {"owner": request.user.pk, "service": True, "name": "Open WebUI"}
-
-    def save_model(self, request, obj, form, change) -> None:
-        key = None if change else services.api_token_set_key(obj)
-        super().save_model(request, obj, form, change)
-        if key is not None:
-            audit.record(audit.Action.API_TOKEN_CREATE, request=request, target=obj)
-            messages.warning(
-                request,
-                f"The key of {obj.name!r} is {key} — copy it now: it cannot be shown again.",
-            )
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # revoked, never deleted: the audit trail refers to it
-
-    @admin.action(description="Revoke the selected tokens")
-    def revoke(self, request, queryset) -> None:
-        for token in queryset.filter(revoked_at__isnull=True):
-            services.api_token_revoke(owner=token.owner, token_id=token.pk)
-            audit.record(audit.Action.API_TOKEN_REVOKE, request=request, target=token)

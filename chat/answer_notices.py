@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from chat.models import AnswerReview, Message
+from chat.models import Message
+from reviews.models import AnswerReview
 
 
 def is_cut_off(message: Message) -> bool:

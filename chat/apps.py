@@ -26,7 +26,7 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect their signals.
-        from chat import account_sockets, attachment_files, audit, sign_in_lockout  # noqa: F401
+        from chat import account_sockets, attachment_files, sign_in_lockout  # noqa: F401
 
         post_migrate.connect(_sync_builtin_presets, sender=self)
         request_finished.connect(_close_request_connections)

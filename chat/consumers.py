@@ -8,17 +8,16 @@ from the same partials as the page itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from chat import account_sockets, answers, audit, limits, selectors, services, stream_html
+from chat import account_sockets, answers, limits, selectors, services, stream_html
 from chat.errors import LimitExceeded, MessageRejected
 from chat.models import ChatSession, Message
-from chat.serving import engine_worker
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
 
 log = logging.getLogger(__name__)
@@ -182,17 +181,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(text, str) or not isinstance(attachment_ids, list):
             await self._alert(NOT_UNDERSTOOD)
             return
-
-        def send() -> tuple[Message, Callable[[], str]]:
-            question, answer = services.message_send(
-                session=self.session,
-                content=text,
-                attachment_ids=attachment_ids,
-                model_name=engine_worker().state.model,
-            )
-            return answer, lambda: stream_html.messages_added(question, answer)
-
-        if await self._start_answer(send, alert=self._alert):
+        asking = answers.ask(
+            self.scope["user"], self.session, text=text, attachment_ids=attachment_ids
+        )
+        if await self._start_answer(asking, alert=self._alert):
             await self.send(text_data=stream_html.composer_sent())
 
     async def _edit(self, content: dict) -> None:
@@ -201,52 +193,33 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if message is None or not isinstance(text, str):
             await self._toast(NOT_UNDERSTOOD)
             return
-
-        def edit() -> tuple[Message, Callable[[], str]]:
-            _, answer = services.message_edit(
-                message=message, content=text, model_name=engine_worker().state.model
-            )
-            audit.record(
-                audit.Action.MESSAGE_EDIT,
-                user=self.scope["user"],
-                target=message,
-                address=(self.scope.get("client") or (None,))[0],
-            )
-            return answer, lambda: stream_html.conversation(self.session)
-
-        await self._start_answer(edit, alert=self._toast)
+        address = (self.scope.get("client") or (None,))[0]
+        editing = answers.edit(
+            self.scope["user"], self.session, question=message, text=text, address=address
+        )
+        await self._start_answer(editing, alert=self._toast)
 
     async def _regenerate(self, content: dict) -> None:
         message = await self._message(content)
         if message is None:
             await self._toast(NOT_UNDERSTOOD)
             return
-
-        def regenerate() -> tuple[Message, Callable[[], str]]:
-            answer = services.answer_regenerate(
-                answer=message, model_name=engine_worker().state.model
-            )
-            return answer, lambda: stream_html.conversation(self.session)
-
-        await self._start_answer(regenerate, alert=self._toast)
+        regenerating = answers.regenerate(self.scope["user"], self.session, answer=message)
+        await self._start_answer(regenerating, alert=self._toast)
 
     async def _continue(self, content: dict) -> None:
         message = await self._message(content)
         if message is None:
             await self._toast(NOT_UNDERSTOOD)
             return
+        continuing = answers.continue_answer(self.scope["user"], self.session, answer=message)
+        await self._start_answer(continuing, alert=self._toast)
 
-        def go_on() -> tuple[Message, Callable[[], str]]:
-            answer = services.answer_continue(answer=message)
-            return answer, lambda: stream_html.message_streaming(answer)
-
-        await self._start_answer(go_on, alert=self._toast)
-
-    async def _start_answer(self, save, *, alert) -> bool:
-        """Start an answer (see chat.answers.begin_answer); a refusal is told to
-        this page through `alert`. Return whether it started."""
+    async def _start_answer(self, use_case: Awaitable[str], *, alert) -> bool:
+        """Run a use case of chat.answers; a refusal is told to this page through
+        `alert`. Return whether the answer started."""
         try:
-            await answers.begin_answer(self.scope["user"], self.session.pk, save)
+            await use_case
         except (LimitExceeded, MessageRejected) as error:
             await alert(str(error))
             return False

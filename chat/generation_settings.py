@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
-
+from chat import serving
 from chat.models import ChatSession
 from inference.engine import Sampling
-from inference.registry import model_spec_for
 
 TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_P_RANGE = (0.0, 1.0)  # above 0, up to 1
@@ -40,8 +38,8 @@ class Bounds:
 
 
 def bounds() -> Bounds:
-    config = settings.MEDSERVER
-    spec = model_spec_for(config.model)
+    config = serving.config()
+    spec = serving.served_model()
     return Bounds(
         default_temperature=config.default_temperature,
         default_top_p=config.default_top_p,
@@ -66,7 +64,7 @@ def sampling_for(session: ChatSession) -> Sampling:
     tokens = min(session.max_new_tokens or limits.default_max_new_tokens, limits.max_new_tokens)
     if thinking_for(session):
         # The trace is written before the answer: it gets a budget of its own.
-        tokens = min(tokens * THINKING_BUDGET_FACTOR, settings.MEDSERVER.max_model_len)
+        tokens = min(tokens * THINKING_BUDGET_FACTOR, serving.config().max_model_len)
     return Sampling(max_new_tokens=tokens, temperature=temperature, top_p=top_p)
 
 
@@ -83,20 +81,36 @@ def thinking_for(session: ChatSession) -> bool:
 
 def provenance_for(session: ChatSession) -> dict:
     """What an answer records of how it is asked for: sampling and preset version."""
-    sampling = sampling_for(session)
     preset = session.preset
     return {
-        "sampling": {
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_new_tokens": sampling.max_new_tokens,
-            "thinking": thinking_for(session),
-        },
+        "sampling": recorded_sampling(sampling_for(session), thinking=thinking_for(session)),
         "preset_name": preset.name if preset else "",
         "preset_version": preset.version if preset else None,
     }
 
 
+def recorded_sampling(sampling: Sampling, *, thinking: bool) -> dict:
+    """How an answer records the sampling and thinking it is written with."""
+    return {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_new_tokens": sampling.max_new_tokens,
+        "thinking": thinking,
+    }
+
+
+def sampling_recorded(recorded: dict, session: ChatSession) -> Sampling:
+    """The sampling an answer recorded (`recorded_sampling`), to write it on with;
+    `session`'s for an answer saved before answers recorded it."""
+    if not {"max_new_tokens", "temperature", "top_p"} <= recorded.keys():
+        return sampling_for(session)
+    return Sampling(
+        max_new_tokens=recorded["max_new_tokens"],
+        temperature=recorded["temperature"],
+        top_p=recorded["top_p"],
+    )
+
+
 def can_think() -> bool:
     """Whether the served model can show its reasoning (so a thinking switch makes sense)."""
-    return model_spec_for(settings.MEDSERVER.model).can_think
+    return serving.served_model().can_think

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
+from chat import serving
 from chat.errors import LimitExceeded
-from medserver_site.config import rate_period_seconds
+from chat.rates import rate_period_seconds
 
 # A stream slot frees as soon as an answer ends, often within a second: a
 # client told to wait longer (SDKs obey Retry-After) would wait for nothing.
@@ -45,7 +45,7 @@ def reserve_stream(user, token=None) -> StreamSlot:
         busy = sum(1 for slot in _active if slot.token_id == token_id)
         who = f"This service token ({token.name}) has"
     else:
-        limit = settings.MEDSERVER.max_user_streams
+        limit = serving.config().max_user_streams
         busy = sum(1 for slot in _active if slot.owner_id == user.pk and slot.token_id is None)
         who = "You already have"
     if busy >= limit:
@@ -69,14 +69,14 @@ SERVICE_RATE_FACTOR = 10
 def service_stream_cap(token) -> int:
     """A service token's answers at once: its own cap, else SERVICE_STREAMS (at least
     what one person gets)."""
-    return token.max_streams or max(SERVICE_STREAMS, settings.MEDSERVER.max_user_streams)
+    return token.max_streams or max(SERVICE_STREAMS, serving.config().max_user_streams)
 
 
 def service_rate(token) -> str:
     """A service token's budget: its own, else SERVICE_RATE_FACTOR times --rate-limit."""
     if token.rate_limit:
         return token.rate_limit
-    count, _, period = settings.MEDSERVER.rate_limit.partition("/")
+    count, _, period = serving.config().rate_limit.partition("/")
     return f"{int(count) * SERVICE_RATE_FACTOR}/{period}"
 
 
@@ -118,12 +118,12 @@ def is_generation(view) -> bool:
 
 def generation_rate() -> str:
     """The budget of generations: --rate-limit."""
-    return settings.MEDSERVER.rate_limit
+    return serving.config().rate_limit
 
 
 def other_rate() -> str:
     """The budget of every other request: ten times --rate-limit, over the same period."""
-    count, _, period = settings.MEDSERVER.rate_limit.partition("/")
+    count, _, period = serving.config().rate_limit.partition("/")
     return f"{int(count) * OTHER_BUDGET_FACTOR}/{period}"
 
 

@@ -6,20 +6,7 @@ import uuid
 from pathlib import PurePath
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
 from django.db import models
-
-from medserver_site.config import parse_rate
-
-
-def validate_rate(value: str) -> None:
-    """A rate as --rate-limit takes it (240/minute, 5/s)."""
-    if value:
-        try:
-            parse_rate(value)
-        except ValueError as error:
-            raise ValidationError(str(error)) from None
 
 
 class ChatSession(models.Model):
@@ -233,39 +220,6 @@ class Preset(models.Model):
         return self.owner_id is None
 
 
-class AnswerReview(models.Model):
-    """A clinician's judgement of an answer: reviewed or rejected, thumbs, a comment."""
-
-    class Verdict(models.TextChoices):
-        REVIEWED = "reviewed", "Reviewed"
-        REJECTED = "rejected", "Rejected"
-
-    class Rating(models.TextChoices):
-        UP = "up", "Helpful"
-        DOWN = "down", "Not helpful"
-
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reviews")
-    reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="reviews"
-    )
-    reviewer_name = models.CharField(max_length=150, help_text="Kept if the user goes.")
-    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
-    rating = models.CharField(max_length=8, choices=Rating.choices, blank=True)
-    comment = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True, db_index=True)
-
-    class Meta:
-        ordering = ["-updated_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["message", "reviewer"], name="review_one_per_reviewer"),
-        ]
-
-    def __str__(self) -> str:
-        verdict = self.get_verdict_display() or "Feedback"
-        return f"{verdict} by {self.reviewer_name} on answer #{self.message_id}"
-
-
 class Draft(models.Model):
     """What a clinician has typed (and attached) in a chat's composer but not sent.
 
@@ -288,113 +242,3 @@ class Draft(models.Model):
 
     def __str__(self) -> str:
         return f"Draft of {self.owner_id} in {self.session_id}"
-
-
-class ApiToken(models.Model):
-    """A key for the JSON API. Only its hash is stored; the key is shown once.
-
-    A personal token shares its owner's limits. A service token is made for a
-    front end that many people use through one key (Open WebUI, LibreChat): it
-    has a stream cap and rate budget of its own, and the front end may say which
-    of its users asked (see chat.api.end_users).
-    """
-
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
-    )
-    name = models.CharField(max_length=100, help_text="What the token is for.")
-    prefix = models.CharField(max_length=16, help_text="The start of the key, to recognise it.")
-    key_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    service = models.BooleanField(
-        default=False,
-        help_text="For a front end many people use (Open WebUI, LibreChat): its own limits "
-        "below, and the end user it names is recorded.",
-    )
-    max_streams = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1)],
-        help_text="Service token: answers it may have generating at once "
-        "(empty: 8, or --max-user-streams if higher).",
-    )
-    rate_limit = models.CharField(
-        max_length=32,
-        blank=True,
-        validators=[validate_rate],
-        help_text="Service token: requests it may make, e.g. 240/minute "
-        "(empty: ten times the server's --rate-limit).",
-    )
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-
-class AuditEvent(models.Model):
-    """Who did what to which record, when, from where. Written once, never changed.
-
-    The database enforces it too (chat.audit_guard's triggers): an UPDATE or a
-    DELETE of an event is refused, whatever the code path, except setting
-    `user` to NULL when the user is deleted (the username stays).
-    """
-
-    class Action(models.TextChoices):
-        LOGIN = "login", "Signed in"
-        LOGIN_FAILED = "login_failed", "Sign-in failed"
-        LOGOUT = "logout", "Signed out"
-        SESSION_VIEW = "session_view", "Opened a chat"
-        ADMIN_SESSION_VIEW = "admin_session_view", "Reviewed a chat in admin"
-        SESSION_RENAME = "session_rename", "Renamed a chat"
-        SESSION_DELETE = "session_delete", "Deleted a chat"
-        MESSAGE_EDIT = "message_edit", "Edited a message"
-        MESSAGE_DELETE = "message_delete", "Deleted a message"
-        EXPORT = "export", "Exported a chat"
-        ANSWER_REVIEW = "answer_review", "Reviewed an answer"
-        REVIEWS_EXPORT = "reviews_export", "Exported answer reviews"
-        PRESET_SAVE = "preset_save", "Saved a preset"
-        PRESET_DELETE = "preset_delete", "Deleted a preset"
-        API_TOKEN_CREATE = "api_token_create", "Created an API token"
-        API_TOKEN_REVOKE = "api_token_revoke", "Revoked an API token"
-        API_TOKEN_USE = "api_token_use", "Used an API token"
-        BACKUP = "backup", "Backed up the data"
-        RESTORE = "restore", "Restored a backup"
-        RETENTION = "retention", "Deleted expired chats"
-        SESSION_HOLD = "session_hold", "Placed a hold on a chat"
-        SESSION_RELEASE = "session_release", "Released a chat's hold"
-        USER_EXPORT = "user_export", "Exported a user's data"
-        USER_ERASE = "user_erase", "Erased a user's data"
-        AUDIT_PRUNE = "audit_prune", "Pruned the audit trail"
-        API_ANSWER = "api_answer", "Answered through the API"
-
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
-    )
-    username = models.CharField(max_length=150, blank=True, help_text="Kept if the user goes.")
-    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
-    target = models.CharField(max_length=100, blank=True, help_text="e.g. session:<id>")
-    detail = models.CharField(max_length=300, blank=True)
-    address = models.GenericIPAddressField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.username or '-'} {self.action}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Audit events are never changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Audit events are never deleted.")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from django.db.models import F, Q, QuerySet
 
-from chat.models import ApiToken, Attachment, ChatSession, Draft, Message, Preset
+from api.models import ApiToken
+from chat.models import Attachment, ChatSession, Draft, Message, Preset
 from imaging import localization
 from inference.engine import ChatTurn
 

@@ -11,6 +11,7 @@ no secret.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
@@ -54,3 +55,26 @@ def engine_config() -> EngineConfig:
 def engine_worker() -> worker.EngineWorker:
     """The process's engine worker, started from this configuration if it is not yet."""
     return worker.running_engine_worker() or worker.start_engine_worker(engine_config())
+
+
+@dataclass(frozen=True)
+class PageLimits:
+    """What the page tells a clinician of the server's limits (nothing secret)."""
+
+    max_image_count: int
+    max_payload_mb: int
+    max_payload_bytes: int
+    max_text_length: int
+    session_timeout: int  # minutes of inactivity before the sign-out
+
+
+def page_limits() -> PageLimits:
+    """The limits the page shows and its scripts check before sending."""
+    current = config()
+    return PageLimits(
+        max_image_count=current.max_image_count,
+        max_payload_mb=current.max_payload_mb,
+        max_payload_bytes=current.max_payload_bytes,
+        max_text_length=current.max_text_length,
+        session_timeout=current.session_timeout,
+    )

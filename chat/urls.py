@@ -1,6 +1,9 @@
 from django.urls import include, path
 
-from chat import views
+from api import token_page
+from chat.views import account, messages, sessions
+from exports import views as exports
+from reviews import views as reviews
 
 app_name = "chat"
 
@@ -8,36 +11,38 @@ session = "chat/<uuid:session_id>/"
 message = session + "messages/<int:message_id>/"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("chat/new/", views.session_new, name="session-new"),
-    path("chat/sessions/", views.session_list, name="session-list"),
-    path("chat/status/", views.status, name="status"),
-    path(session, views.session_detail, name="session"),
-    path(session + "item/", views.session_item, name="session-item"),
-    path(session + "rename/", views.session_rename, name="session-rename"),
-    path(session + "delete/", views.session_delete, name="session-delete"),
-    path(session + "thinking/", views.session_thinking, name="session-thinking"),
-    path(session + "settings/", views.session_settings, name="session-settings"),
-    path(session + "attachments/", views.attachment_upload, name="attachment-upload"),
-    path(session + "export.<str:kind>", views.session_export, name="session-export"),
-    path(session + "send/", views.message_post, name="message-post"),
-    path(message, views.message_detail, name="message"),
-    path(message + "edit/", views.message_edit, name="message-edit"),
-    path(message + "select/", views.message_select, name="message-select"),
-    path(message + "delete/", views.message_delete, name="message-delete"),
-    path(message + "review/", views.answer_review, name="answer-review"),
-    path(message + "boxes.png", views.answer_boxes, name="answer-boxes"),
-    path(message + "table.csv", views.answer_table_csv, name="answer-table-csv"),
-    path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
-    path("account/stay-signed-in/", views.stay_signed_in, name="stay-signed-in"),
-    path("account/draft/", views.draft_save, name="draft-save"),
-    path("setup/<str:token>/", views.first_admin_setup, name="setup"),
-    path("account/api-tokens/", views.api_tokens, name="api-tokens"),
+    path("", sessions.home, name="home"),
+    path("chat/new/", sessions.session_new, name="session-new"),
+    path("chat/sessions/", sessions.session_list, name="session-list"),
+    path("chat/status/", sessions.status, name="status"),
+    path(session, sessions.session_detail, name="session"),
+    path(session + "item/", sessions.session_item, name="session-item"),
+    path(session + "rename/", sessions.session_rename, name="session-rename"),
+    path(session + "delete/", sessions.session_delete, name="session-delete"),
+    path(session + "thinking/", sessions.session_thinking, name="session-thinking"),
+    path(session + "settings/", sessions.session_settings, name="session-settings"),
+    path(session + "attachments/", messages.attachment_upload, name="attachment-upload"),
+    path(session + "export.<str:kind>", exports.session_export, name="session-export"),
+    path(session + "send/", messages.message_post, name="message-post"),
+    path(message, messages.message_detail, name="message"),
+    path(message + "edit/", messages.message_edit, name="message-edit"),
+    path(message + "select/", messages.message_select, name="message-select"),
+    path(message + "delete/", messages.message_delete, name="message-delete"),
+    path(message + "review/", reviews.answer_review, name="answer-review"),
+    path(message + "boxes.png", exports.answer_boxes, name="answer-boxes"),
+    path(message + "table.csv", exports.answer_table_csv, name="answer-table-csv"),
+    path("attachments/<uuid:attachment_id>/", messages.attachment_file, name="attachment"),
+    path("account/stay-signed-in/", account.stay_signed_in, name="stay-signed-in"),
+    path("account/draft/", account.draft_save, name="draft-save"),
+    path("setup/<str:token>/", account.first_admin_setup, name="setup"),
+    path("account/api-tokens/", token_page.api_tokens, name="api-tokens"),
     path(
-        "account/api-tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"
+        "account/api-tokens/<int:token_id>/revoke/",
+        token_page.api_token_revoke,
+        name="api-token-revoke",
     ),
-    path("account/presets/", views.presets, name="presets"),
-    path("account/presets/<int:preset_id>/", views.preset_change, name="preset-change"),
-    path("account/presets/<int:preset_id>/delete/", views.preset_delete, name="preset-delete"),
+    path("account/presets/", account.presets, name="presets"),
+    path("account/presets/<int:preset_id>/", account.preset_change, name="preset-change"),
+    path("account/presets/<int:preset_id>/delete/", account.preset_delete, name="preset-delete"),
     path("", include("chat.api.urls")),
 ]

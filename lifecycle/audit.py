@@ -12,7 +12,7 @@ import logging
 
 from django.db import DatabaseError
 
-from chat.models import AuditEvent
+from audit.models import AuditEvent
 
 log = logging.getLogger(__name__)
 SERVER = "MedServer (scheduled)"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from chat.models import AuditEvent, ChatSession
+from audit.models import AuditEvent
+from chat.models import ChatSession
 from lifecycle import audit
 
 

@@ -17,8 +17,10 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from chat.models import AnswerReview, Attachment, AuditEvent, ChatSession, Message
+from audit.models import AuditEvent
+from chat.models import Attachment, ChatSession, Message
 from lifecycle import audit
+from reviews.models import AnswerReview
 
 log = logging.getLogger(__name__)
 PASS_EVERY = timedelta(days=1)

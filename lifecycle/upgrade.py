@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
-from chat.models import AuditEvent
+from audit.models import AuditEvent
 from lifecycle import audit, database
 from lifecycle.backup import SUFFIX, backup_create
 from lifecycle.errors import LifecycleError

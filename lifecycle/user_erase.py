@@ -26,9 +26,12 @@ from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 
-from chat.models import AnswerReview, ApiToken, Attachment, AuditEvent, ChatSession, Message, Preset
+from api.models import ApiToken
+from audit.models import AuditEvent
+from chat.models import Attachment, ChatSession, Message, Preset
 from lifecycle import audit
 from lifecycle.restore import BACKUPS_FOLDER
+from reviews.models import AnswerReview
 
 
 @dataclass

@@ -26,8 +26,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from chat.exports import session_export
-from chat.models import AnswerReview, ApiToken, Attachment, AuditEvent, ChatSession, Preset
+from api.models import ApiToken
+from audit.models import AuditEvent
+from chat.models import Attachment, ChatSession, Preset
+from exports import session_export
+from reviews.models import AnswerReview
 
 README = """Data held by MedServer about the user {username}, exported {when}.
 

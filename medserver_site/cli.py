@@ -489,7 +489,8 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
     if upgrade_backup is not None:
         print(f"Backed up the data before migrating it: {upgrade_backup}", flush=True)
 
-    from chat import attachment_files, audit_guard, services
+    from audit import guard
+    from chat import attachment_files, services
     from inference.worker import start_engine_worker, stop_engine_worker
     from lifecycle.retention import retention_start
     from medserver_site import http_server, metrics, static_files
@@ -497,7 +498,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
     http_server.prepare()
 
     static_files.collect()
-    audit_guard.install()  # a migration that rebuilt the audit table drops them
+    guard.install()  # a migration that rebuilt the audit table drops them
     removed = attachment_files.remove_stale_uploads()
     if removed:
         log.info("%d image(s) uploaded over a day ago and never sent were removed", removed)

@@ -4,7 +4,8 @@ The `medserver` CLI parses its flags into a `ServerConfig`, writes it into the
 environment with `to_environ()`, then starts Django; `settings.py` rebuilds the
 same `ServerConfig` with `from_environ()`. `manage.py` and the test suite go
 through `from_environ()` too, so every entry point agrees on every value.
-Code reads `settings.MEDSERVER`, never the environment.
+The apps read it through chat.serving (the one reader of `settings.MEDSERVER`),
+never the environment; the libraries get their part (`engine_config()`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chat.rates import parse_rate
 from inference.config import EngineConfig
 from medserver_site.time_zone import parse_time_zone
 
 MODEL_KEYS = ("4", "27", "27t", "demo")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_RATE_RE = re.compile(r"^(\d+)/(\d*)(s|sec|second|m|min|minute|h|hour|d|day)s?$")
 
 
 def default_data_dir() -> Path:
@@ -79,15 +80,6 @@ def _float_in(low: float, high: float, what: str, *, low_open: bool = False) -> 
     return parse
 
 
-def parse_rate(text: str) -> str:
-    """Return a django-ratelimit rate such as '20/minute' (count / period)."""
-    text = text.strip().lower()
-    match = _RATE_RE.match(text)
-    if not match or int(match.group(1)) < 1:
-        raise ValueError(f"rate limit must look like 20/minute or 5/s, got {text!r}")
-    return text
-
-
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
     if host == "localhost":
@@ -96,17 +88,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-_PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def rate_period_seconds(rate: str) -> int:
-    """The length in seconds of a rate's window: '20/minute' -> 60, '5/10s' -> 10."""
-    match = _RATE_RE.match(rate)
-    if not match:
-        raise ValueError(f"not a rate: {rate!r}")
-    return int(match.group(2) or 1) * _PERIOD_SECONDS[match.group(3)[0]]
 
 
 def parse_log_level(text: str) -> str:

@@ -13,7 +13,6 @@ import hmac
 import logging
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
@@ -29,6 +28,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from chat import serving
 from inference.engine import Failed, Finished
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def install(worker) -> None:
     """Watch `worker`'s answers; start the metrics listener if one is configured."""
     if observe_answer_end not in worker.end_hooks:
         worker.end_hooks.append(observe_answer_end)
-    address = settings.MEDSERVER.metrics_listen
+    address = serving.config().metrics_listen
     if address:
         host, _, port = address.rpartition(":")
         try:
@@ -183,7 +183,7 @@ def install(worker) -> None:
 @login_not_required  # its own bearer token, not a clinician's session
 def metrics_view(request) -> HttpResponse:
     """/metrics on the main port: only with --metrics-token, and only with that token."""
-    token = settings.MEDSERVER.metrics_token
+    token = serving.config().metrics_token
     if not token:
         return HttpResponse(
             "Not found: /metrics is off (see --metrics-token).\n",

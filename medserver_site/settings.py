@@ -59,6 +59,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "chat",
+    "api",
+    "audit",
+    "reviews",
     "lifecycle",
 ]
 
@@ -75,7 +78,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "medserver_site.middleware.LocalUserMiddleware",
-    "medserver_site.middleware.IdleSignOutMiddleware",
+    "chat.idle_sign_out.IdleSignOutMiddleware",
     "chat.middleware.RateLimitMiddleware",
     # Everything needs a login except views marked @login_not_required
     # (login, first-run setup, /api/health).
@@ -132,7 +135,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_URL_PATH = "/accounts/login/"
 # Sessions end after --session-timeout minutes without activity (see
-# medserver_site.middleware.IdleSignOutMiddleware); requests to these paths
+# chat.idle_sign_out.IdleSignOutMiddleware); requests to these paths
 # poll in the background and do not count as activity.
 SESSION_COOKIE_AGE = 12 * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -14,6 +14,8 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from chat import serving
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -53,7 +55,7 @@ def _scheme(scope: dict, headers: dict[bytes, str]) -> str:
     forwarded = headers.get(b"x-forwarded-proto", "").lower()
     if forwarded in _DEFAULT_PORTS:
         return forwarded
-    return "https" if settings.MEDSERVER.tls else "http"
+    return "https" if serving.config().tls else "http"
 
 
 def _address(url: str) -> tuple[str, str, int] | None:

@@ -21,10 +21,10 @@ def django_db_setup(django_db_setup, django_db_blocker):
     tests/chat/test_audit.py puts them back where it tests them."""
     from django.db import connection
 
-    from chat import audit_guard
+    from audit import guard
 
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        for statement in audit_guard.DROP:
+        for statement in guard.DROP:
             cursor.execute(statement)
 
 

@@ -12,7 +12,9 @@ from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import audit, limits, services
+from api import tokens as api_tokens
+from audit import trail
+from chat import limits
 from chat.api.errors import ApiError
 from chat.errors import LimitExceeded
 from chat.serving import engine_worker
@@ -31,13 +33,13 @@ async def authenticate(request) -> None:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ApiError(401, "Send the API token as 'Authorization: Bearer <token>'.")
-        token = await sync_to_async(services.api_token_find)(key.strip())
+        token = await sync_to_async(api_tokens.api_token_find)(key.strip())
         if token is None:
             raise ApiError(401, "The API token is not valid or has been revoked.")
         request.user = token.owner
         request.api_token = token  # a service token brings its own limits (chat.limits)
-        await sync_to_async(audit.record)(
-            audit.Action.API_TOKEN_USE, request=request, target=request.path[:100]
+        await sync_to_async(trail.record)(
+            trail.Action.API_TOKEN_USE, request=request, target=request.path[:100]
         )
         return
     user = await request.auser()

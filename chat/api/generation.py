@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from chat import audit, limits
+from audit import trail
+from chat import limits
 from chat.api.end_users import EndUser
 from chat.api.errors import ApiError
 from chat.api.parsing import ChatCall
@@ -142,8 +143,8 @@ def _record_answer(request, provenance: dict, end_user: EndUser | None) -> None:
         parts.append(f"{'service' if token['service'] else 'personal'} token {token['name']}")
     if end_user is not None:
         parts.insert(0, f"for {end_user.label()}")
-    audit.record(
-        audit.Action.API_ANSWER, request=request, target=request.path[:100], detail="; ".join(parts)
+    trail.record(
+        trail.Action.API_ANSWER, request=request, target=request.path[:100], detail="; ".join(parts)
     )
 
 

@@ -3,7 +3,7 @@
 import django.core.validators
 from django.db import migrations, models
 
-import chat.models
+import api.models
 
 
 class Migration(migrations.Migration):
@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="Service token: requests it may make, e.g. 240/minute (empty: ten times the server's --rate-limit).",
                 max_length=32,
-                validators=[chat.models.validate_rate],
+                validators=[api.models.validate_rate],
             ),
         ),
         migrations.AddField(

@@ -1,5 +1,5 @@
-"""Writes of chat data: every change to sessions, messages, images, presets, reviews
-and tokens goes through here.
+"""Writes of chat data: every change to sessions, messages, images, drafts and presets
+goes through here (reviews: reviews.services; API tokens: api.tokens).
 
 Views, the consumer, the answer tasks and the JSON API call these as
 `services.<name>`; each module holds one concern.
@@ -9,16 +9,9 @@ from chat.services.answer_saving import (
     INTERRUPTED,
     answer_fail,
     answer_finish,
+    answer_record_request,
     answer_save_progress,
     answers_mark_interrupted,
-)
-from chat.services.api_tokens import (
-    API_TOKEN_PREFIX,
-    api_token_create,
-    api_token_find,
-    api_token_revoke,
-    api_token_set_key,
-    api_token_user,
 )
 from chat.services.attachments import attachment_create, attachments_upload
 from chat.services.drafts import draft_clear, draft_save
@@ -32,7 +25,6 @@ from chat.services.messages import (
     message_send,
 )
 from chat.services.presets import preset_delete, preset_save, sync_builtin_presets
-from chat.services.reviews import answer_review
 from chat.services.sessions import (
     session_configure,
     session_create,
@@ -43,21 +35,15 @@ from chat.services.sessions import (
 )
 
 __all__ = [
-    "API_TOKEN_PREFIX",
     "INTERRUPTED",
     "TITLE_LENGTH",
     "answer_continue",
     "answer_fail",
     "answer_finish",
+    "answer_record_request",
     "answer_regenerate",
-    "answer_review",
     "answer_save_progress",
     "answers_mark_interrupted",
-    "api_token_create",
-    "api_token_find",
-    "api_token_revoke",
-    "api_token_set_key",
-    "api_token_user",
     "attachment_create",
     "attachments_upload",
     "draft_clear",

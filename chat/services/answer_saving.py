@@ -6,10 +6,27 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from chat import generation_settings
 from chat.models import Message
-from inference.engine import Finished
+from inference.engine import Finished, GenerationRequest
 
 INTERRUPTED = "The server stopped before this answer was finished."
+
+
+def answer_record_request(answer: Message, request: GenerationRequest) -> None:
+    """Record with `answer` the sampling and thinking of the `request` that writes it.
+
+    The placeholder recorded the session's settings when it was saved; they
+    differ from the request's only when the settings changed in between, and
+    then the request's, which the engine gets, are kept. A continued answer
+    keeps what it recorded (its request is built from it).
+    """
+    if request.continue_answer:
+        return
+    recorded = generation_settings.recorded_sampling(request.sampling, thinking=request.thinking)
+    if answer.sampling != recorded:
+        Message.objects.filter(pk=answer.pk).update(sampling=recorded)
+        answer.sampling = recorded
 
 
 def answer_save_progress(

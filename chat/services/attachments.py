@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
@@ -43,9 +42,12 @@ def attachment_create(*, owner, upload, session: ChatSession | None = None) -> A
 
     Raise MessageRejected when the file is not an acceptable image.
     """
-    limits = settings.MEDSERVER
+    limits = serving.config()
     raw = upload.read(limits.max_payload_bytes + 1)
-    return _image_create(owner, session, raw, "The file")
+    try:
+        return _image_create(owner, session, raw, "The file")
+    except ImageRejected as rejected:
+        raise MessageRejected(str(rejected)) from None
 
 
 def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AUTO) -> Upload:
@@ -56,7 +58,7 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
     longer than `images_that_fit(session)` allows, sampled evenly. What can be
     stored is stored; the rest is said in `errors`, and sampling in `notices`.
     """
-    limits = settings.MEDSERVER
+    limits = serving.config()
     result = Upload()
     images: list[tuple[str, bytes]] = []
     pdfs: list[tuple[str, bytes]] = []
@@ -167,7 +169,7 @@ def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None
 
 
 def _image_create(owner, session, raw: bytes, name: str) -> Attachment:
-    limits = settings.MEDSERVER
+    limits = serving.config()
     image = clean_image(raw, name=name, max_bytes=limits.max_payload_bytes)
     attachment = Attachment(
         owner=owner,

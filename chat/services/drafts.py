@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
-
+from chat import serving
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession, Draft
 
@@ -22,7 +21,7 @@ def draft_save(*, session: ChatSession, text: str, attachment_ids=()) -> Draft |
     it is: the composer says it is too long, the server loses none of it, up to
     DRAFT_LENGTH_FACTOR times the limit; beyond that raise MessageRejected.
     """
-    limit = settings.MEDSERVER.max_text_length * DRAFT_LENGTH_FACTOR
+    limit = serving.config().max_text_length * DRAFT_LENGTH_FACTOR
     if len(text) > limit:
         raise MessageRejected(f"The draft is {len(text):,} characters long; it can keep {limit:,}.")
     ids = _pending_ids(session, attachment_ids)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.db import transaction
 
-from chat import generation_settings, selectors
+from chat import generation_settings, selectors, serving
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession, Draft, Message
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
@@ -22,7 +21,7 @@ def _title_from(text: str) -> str:
 
 def _check_question(content: str, attachment_count: int) -> None:
     """Raise MessageRejected when a question cannot be sent as it is."""
-    limits = settings.MEDSERVER
+    limits = serving.config()
     if not content and not attachment_count:
         raise MessageRejected("Type a message or attach an image first.")
     if has_invalid_text(content):
@@ -97,7 +96,7 @@ def message_send(
     check_idle(session)
 
     path = selectors.active_path(session)
-    limit = settings.MEDSERVER.max_history_messages
+    limit = serving.config().max_history_messages
     if len(path) + 2 > limit:
         raise MessageRejected(
             f"This chat holds {len(path)} messages and the limit is {limit}; "

@@ -1,11 +1,11 @@
 """Small display helpers for the chat page."""
 
 from django import template
-from django.conf import settings
 from django.utils import timezone
 
-from chat import answer_notices, answer_tables, provenance, selectors
+from chat import answer_notices, provenance, selectors, serving
 from chat.disclaimer import CLINICAL_DISCLAIMER, stamp_copied
+from exports import tables
 from imaging import documents, localization
 
 register = template.Library()
@@ -51,7 +51,7 @@ def date_group(moment) -> str:
 @register.simple_tag
 def session_timeout() -> int:
     """Minutes without activity before the sign-out (--session-timeout)."""
-    return settings.MEDSERVER.session_timeout
+    return serving.config().session_timeout
 
 
 @register.simple_tag
@@ -105,4 +105,4 @@ def extract_lab_values_prompt() -> str:
 @register.filter
 def has_table(text: str) -> bool:
     """Whether an answer holds a table, offered as CSV under it."""
-    return "|" in text and bool(answer_tables.answer_tables(text))
+    return "|" in text and bool(tables.answer_tables(text))

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.core.cache import cache
 
-from chat import services
+from api import tokens as api_tokens
 
 
 @pytest.fixture(autouse=True)
@@ -18,7 +18,7 @@ def _fresh_rate_limits():
 
 @pytest.fixture
 def api_key(user) -> str:
-    return services.api_token_create(owner=user, name="tests")[1]
+    return api_tokens.api_token_create(owner=user, name="tests")[1]
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from django.test import Client
 from django.test.client import MULTIPART_CONTENT
 from PIL import Image
 
-from chat import services
-from chat.models import ApiToken
+from api import tokens as api_tokens
+from api.models import ApiToken
 from tests.api.conftest import read_events
 
 pytestmark = pytest.mark.django_db
@@ -63,9 +63,9 @@ def test_health_needs_no_auth_but_everything_else_does(client, engine):
 
 
 def test_a_wrong_or_revoked_token_is_refused(client, user, engine):
-    token, key = services.api_token_create(owner=user, name="old")
+    token, key = api_tokens.api_token_create(owner=user, name="old")
     assert client.get("/api/models", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
-    services.api_token_revoke(owner=user, token_id=token.pk)
+    api_tokens.api_token_revoke(owner=user, token_id=token.pk)
     for header in (f"Bearer {key}", "Bearer ms_made_up", f"Token {key}", "Bearer "):
         response = client.get("/api/models", HTTP_AUTHORIZATION=header)
         assert response.status_code == 401, header

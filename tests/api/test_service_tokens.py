@@ -8,9 +8,11 @@ import re
 import pytest
 from django.core.management import CommandError, call_command
 
-from chat import limits, services
+from api import tokens as api_tokens
+from api.models import ApiToken
+from audit.models import AuditEvent
+from chat import limits
 from chat.errors import LimitExceeded
-from chat.models import ApiToken, AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +26,12 @@ def _command_key(capsys, *args) -> str:
 
 def test_create_api_token_service_makes_an_account_that_cannot_sign_in(capsys, engine):
     key = _command_key(capsys, "--service", "open-webui", "--streams", "6", "--rate", "300/minute")
-    token = services.api_token_find(key)
+    token = api_tokens.api_token_find(key)
     assert token.service and token.max_streams == 6 and token.rate_limit == "300/minute"
     assert token.owner.username == "open-webui"
     assert not token.owner.has_usable_password()
     # A second token for the same front end reuses its account.
-    again = services.api_token_find(_command_key(capsys, "--service", "open-webui"))
+    again = api_tokens.api_token_find(_command_key(capsys, "--service", "open-webui"))
     assert again.owner == token.owner and again.max_streams is None
 
 
@@ -51,8 +53,8 @@ def test_create_api_token_refuses_bad_limits(user, args):
 
 def test_a_service_token_has_its_own_stream_cap(user, medserver_settings):
     medserver_settings(max_user_streams=1)
-    service, _ = services.api_token_create(owner=user, name="webui", service=True, max_streams=3)
-    personal, _ = services.api_token_create(owner=user, name="mine")
+    service, _ = api_tokens.api_token_create(owner=user, name="webui", service=True, max_streams=3)
+    personal, _ = api_tokens.api_token_create(owner=user, name="mine")
     slots = [limits.reserve_stream(user, service) for _ in range(3)]
     with pytest.raises(LimitExceeded) as refused:
         limits.reserve_stream(user, service)
@@ -67,7 +69,7 @@ def test_a_service_token_has_its_own_stream_cap(user, medserver_settings):
 
 def test_a_service_tokens_rate_budget_is_its_own(client, user, engine, medserver_settings):
     medserver_settings(rate_limit="2/minute")
-    _, key = services.api_token_create(
+    _, key = api_tokens.api_token_create(
         owner=user, name="webui", service=True, rate_limit="5/minute"
     )
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
@@ -77,7 +79,7 @@ def test_a_service_tokens_rate_budget_is_its_own(client, user, engine, medserver
     assert "webui" in refused.json()["error"]["message"]
     # The owner's budget was not spent by the service token: listing models is not a
     # generation, so a personal token gets ten times --rate-limit (2/minute) of them.
-    _, personal = services.api_token_create(owner=user, name="mine")
+    _, personal = api_tokens.api_token_create(owner=user, name="mine")
     mine = {"HTTP_AUTHORIZATION": f"Bearer {personal}"}
     statuses = [client.get("/v1/models", **mine).status_code for _ in range(21)]
     assert statuses == [200] * 20 + [429]
@@ -86,7 +88,7 @@ def test_a_service_tokens_rate_budget_is_its_own(client, user, engine, medserver
 def test_open_webui_headers_name_the_clinician_in_audit_and_provenance(
     client, user, engine, medserver_settings
 ):
-    _, key = services.api_token_create(owner=user, name="Open WebUI", service=True)
+    _, key = api_tokens.api_token_create(owner=user, name="Open WebUI", service=True)
     response = client.post(
         "/v1/chat/completions",
         {**HELLO, "max_tokens": 4},
@@ -115,7 +117,7 @@ def test_open_webui_headers_name_the_clinician_in_audit_and_provenance(
 
 
 def test_the_openai_user_field_is_recorded_and_checked(client, user, engine, medserver_settings):
-    _, key = services.api_token_create(owner=user, name="LibreChat", service=True)
+    _, key = api_tokens.api_token_create(owner=user, name="LibreChat", service=True)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     answer = client.post(
         "/api/chat",
@@ -136,7 +138,7 @@ def test_the_openai_user_field_is_recorded_and_checked(client, user, engine, med
 
 def test_a_service_token_without_limits_of_its_own_serves_a_clinic(user, medserver_settings):
     medserver_settings(max_user_streams=1, rate_limit="20/minute")
-    token, _ = services.api_token_create(owner=user, name="webui", service=True)
+    token, _ = api_tokens.api_token_create(owner=user, name="webui", service=True)
     assert limits.service_stream_cap(token) == limits.SERVICE_STREAMS
     assert limits.service_rate(token) == "200/minute"
     medserver_settings(max_user_streams=12)
@@ -155,18 +157,18 @@ def test_staff_make_a_service_token_in_admin_and_see_its_key_once(
         "max_streams": "6",
         "rate_limit": "240/minute",
     }
-    response = client.post("/admin/chat/apitoken/add/", form, follow=True)
+    response = client.post("/admin/api/apitoken/add/", form, follow=True)
     assert response.status_code == 200
     shown = [str(m) for m in response.context["messages"]]
     key = re.search(r"(ms_\S+) — copy it now", shown[0]).group(1)
-    token = services.api_token_find(key)
+    token = api_tokens.api_token_find(key)
     assert (token.service, token.max_streams, token.rate_limit) == (True, 6, "240/minute")
-    assert key not in client.get(f"/admin/chat/apitoken/{token.pk}/change/").content.decode()
+    assert key not in client.get(f"/admin/api/apitoken/{token.pk}/change/").content.decode()
     assert AuditEvent.objects.filter(action="api_token_create", username="it-admin").exists()
-    bad = client.post("/admin/chat/apitoken/add/", {**form, "rate_limit": "lots"})
+    bad = client.post("/admin/api/apitoken/add/", {**form, "rate_limit": "lots"})
     assert bad.status_code == 200 and "rate limit must look like" in bad.content.decode()
     client.post(
-        "/admin/chat/apitoken/",
+        "/admin/api/apitoken/",
         {"action": "revoke", "_selected_action": [token.pk]},
     )
-    assert services.api_token_find(key) is None
+    assert api_tokens.api_token_find(key) is None

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from chat import services
-from chat.models import ApiToken
+from api import tokens as api_tokens
+from api.models import ApiToken
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def test_a_created_token_is_shown_once_and_works(signed_in, client, user, engine
 
 
 def test_revoking_a_token_stops_it(signed_in, client, user, engine):
-    token, key = services.api_token_create(owner=user, name="script")
+    token, key = api_tokens.api_token_create(owner=user, name="script")
     row = signed_in.post(f"/account/api-tokens/{token.pk}/revoke/", HTTP_HX_REQUEST="true")
     assert 'data-token-active="false"' in row.content.decode()
     client.logout()
@@ -37,7 +37,7 @@ def test_revoking_a_token_stops_it(signed_in, client, user, engine):
 
 
 def test_nobody_sees_or_revokes_another_users_tokens(signed_in, other_user):
-    token, _ = services.api_token_create(owner=other_user, name="theirs")
+    token, _ = api_tokens.api_token_create(owner=other_user, name="theirs")
     assert "theirs" not in signed_in.get("/account/api-tokens/").content.decode()
     assert signed_in.post(f"/account/api-tokens/{token.pk}/revoke/").status_code == 404
     assert ApiToken.objects.get(pk=token.pk).is_active

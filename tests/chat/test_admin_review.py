@@ -8,8 +8,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from audit.models import AuditEvent
 from chat import services
-from chat.models import AuditEvent, ChatSession, Message
+from chat.models import ChatSession, Message
+from reviews import services as review_services
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +38,9 @@ def reviewed_chat(user):
     finish_answer(
         answer, "## Findings\n\n| Lung | Clear |\n|---|---|\n| L | yes |", thinking="Hmm."
     )
-    services.answer_review(message=answer, reviewer=user, verdict="rejected", comment="Wrong side.")
+    review_services.answer_review(
+        message=answer, reviewer=user, verdict="rejected", comment="Wrong side."
+    )
     return session, image
 
 
@@ -77,7 +81,7 @@ def test_nothing_a_clinician_wrote_can_be_added_changed_or_deleted_in_admin(
 
 def test_the_review_list_names_the_answer_and_its_chat(staff_client, reviewed_chat):
     session, _ = reviewed_chat
-    html = staff_client.get("/admin/chat/answerreview/").content.decode()
+    html = staff_client.get("/admin/reviews/answerreview/").content.decode()
     assert f"/admin/chat/chatsession/{session.pk}/change/#message-" in html
     assert "answer #None" not in html and "Feedback by on" not in html
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from api import tokens as api_tokens
+from audit.models import AuditEvent
 from chat import services
-from chat.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def test_sign_in_failure_and_sign_out_are_recorded_with_the_address(client, user
 
 
 def test_api_token_use_is_recorded(client, user, engine):
-    _, key = services.api_token_create(owner=user, name="PACS")
+    _, key = api_tokens.api_token_create(owner=user, name="PACS")
     client.get("/api/model-info", HTTP_AUTHORIZATION=f"Bearer {key}")
     event = AuditEvent.objects.get(action=Action.API_TOKEN_USE)
     assert event.user == user and event.target == "/api/model-info"
@@ -41,7 +42,7 @@ def test_staff_reviewing_a_chat_in_admin_is_recorded(client, user, django_user_m
     assert client.get(f"/admin/chat/chatsession/{session.pk}/change/").status_code == 200
     event = AuditEvent.objects.get(action=Action.ADMIN_SESSION_VIEW)
     assert event.username == "reviewer" and event.target == f"chatsession:{session.pk}"
-    assert client.get("/admin/chat/auditevent/").status_code == 200  # readable in admin
+    assert client.get("/admin/audit/auditevent/").status_code == 200  # readable in admin
 
 
 def test_events_are_never_changed_or_deleted(client, user, django_user_model):
@@ -54,9 +55,9 @@ def test_events_are_never_changed_or_deleted(client, user, django_user_model):
         event.delete()
     staff = django_user_model.objects.create_superuser("admin", password="a-long-passphrase")
     client.force_login(staff)
-    change = client.get(f"/admin/chat/auditevent/{event.pk}/change/")
+    change = client.get(f"/admin/audit/auditevent/{event.pk}/change/")
     assert b'name="_save"' not in change.content  # a view page, not a form
-    assert client.get(f"/admin/chat/auditevent/{event.pk}/delete/").status_code == 403
+    assert client.get(f"/admin/audit/auditevent/{event.pk}/delete/").status_code == 403
 
 
 def test_chats_opened_renamed_and_deleted_are_recorded(client, user, engine):
@@ -106,19 +107,19 @@ def append_only():
     them, see tests/conftest.py; this test's transaction is rolled back after it)."""
     from django.db import connection
 
-    from chat import audit_guard
+    from audit import guard
 
     with connection.cursor() as cursor:
-        for statement in audit_guard.CREATE:
+        for statement in guard.CREATE:
             cursor.execute(statement)
 
 
 def test_the_database_refuses_to_change_or_delete_events_by_any_path(user, append_only):
     from django.db import IntegrityError, connection, transaction
 
-    from chat import audit
+    from audit import trail
 
-    audit.record(Action.EXPORT, user=user, target="chatsession:1")
+    trail.record(Action.EXPORT, user=user, target="chatsession:1")
     attempts = [
         lambda: AuditEvent.objects.update(detail="rewritten"),
         lambda: AuditEvent.objects.update(user=None, username="someone else"),
@@ -134,9 +135,9 @@ def test_the_database_refuses_to_change_or_delete_events_by_any_path(user, appen
 
 
 def test_deleting_a_user_keeps_their_events_under_their_name(user, append_only):
-    from chat import audit
+    from audit import trail
 
-    audit.record(Action.EXPORT, user=user, target="chatsession:1")
+    trail.record(Action.EXPORT, user=user, target="chatsession:1")
     user.delete()
     event = AuditEvent.objects.get()
     assert event.user is None and event.username == "clinician"
@@ -149,18 +150,18 @@ def test_audit_prune_deletes_only_old_events_and_records_itself(user, append_onl
     from django.db import IntegrityError, transaction
     from django.utils import timezone
 
-    from chat import audit
+    from audit import trail
 
-    audit.record(Action.EXPORT, user=user, target="chatsession:1")
-    audit.record(Action.LOGIN, user=user)
+    trail.record(Action.EXPORT, user=user, target="chatsession:1")
+    trail.record(Action.LOGIN, user=user)
     with transaction.atomic(), connection_cursor() as cursor:  # made old behind the triggers
         cursor.execute("DROP TRIGGER chat_auditevent_no_update")
         old = timezone.now() - datetime.timedelta(days=400)
         AuditEvent.objects.filter(action=Action.EXPORT).update(created_at=old)
-    from chat import audit_guard
+    from audit import guard
 
     with connection_cursor() as cursor:
-        cursor.execute(audit_guard.NO_UPDATE)
+        cursor.execute(guard.NO_UPDATE)
 
     call_command("audit_prune", "--older-than-days", "365")
 
@@ -174,3 +175,15 @@ def connection_cursor():
     from django.db import connection
 
     return connection.cursor()
+
+
+def test_admin_bookmarks_from_before_the_audit_app_lead_to_it(client, admin_user):
+    client.force_login(admin_user)
+    moved = client.get("/admin/chat/auditevent/?action__exact=login")
+    assert moved.status_code == 302
+    assert moved["Location"] == "/admin/audit/auditevent/?action__exact=login"
+    for old, new in (
+        ("/admin/chat/apitoken/", "/admin/api/apitoken/"),
+        ("/admin/chat/answerreview/", "/admin/reviews/answerreview/"),
+    ):
+        assert client.get(old)["Location"] == new

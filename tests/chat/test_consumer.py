@@ -22,6 +22,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.utils.html import strip_tags
 
 from chat import answers, limits, selectors, services
+from chat.answers import live as live_answers
 from chat.markdown import render_markdown
 from chat.models import ChatSession, Message
 from inference.engine import Delta
@@ -452,10 +453,10 @@ async def test_a_refused_edit_is_told_in_a_toast_and_saves_nothing(
 
 
 async def test_the_thinking_panel_closes_with_its_time_once_the_answer_begins():
-    live = answers._LiveAnswer(limits.StreamSlot(owner_id=1), 1, "session")
+    live = live_answers._LiveAnswer(limits.StreamSlot(owner_id=1), 1, "session")
 
-    thinking = answers._advance(7, live, [Delta("thinking", "Consider **sepsis**.")])
-    answering = answers._advance(
+    thinking = live_answers._advance(7, live, [Delta("thinking", "Consider **sepsis**.")])
+    answering = live_answers._advance(
         7, live, [Delta("thinking", " Then fluids."), Delta("answer", "Start fluids.")]
     )
 
@@ -471,9 +472,9 @@ async def test_the_thinking_panel_closes_with_its_time_once_the_answer_begins():
 
 
 async def test_a_trace_that_starts_after_the_answer_keeps_its_panel_open():
-    live = answers._LiveAnswer(limits.StreamSlot(owner_id=1), 1, "session")
+    live = live_answers._LiveAnswer(limits.StreamSlot(owner_id=1), 1, "session")
 
-    frame = answers._advance(7, live, [Delta("answer", "Well"), Delta("thinking", "Hmm")])
+    frame = live_answers._advance(7, live, [Delta("answer", "Well"), Delta("thinking", "Hmm")])
 
     assert "Thought for" not in frame and live.thinking_ms is None
     assert '<div id="thinking-7-tail" hx-swap-oob="innerHTML"><p>Hmm</p>' in frame

@@ -6,7 +6,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils.html import strip_tags
 
-from chat import exports, services
+import exports
+from chat import services
 from chat.errors import MessageRejected
 from chat.models import Message
 from chat.templatetags.chat_format import copied_answer

@@ -15,8 +15,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from audit.models import AuditEvent
 from chat import selectors, services
-from chat.models import Attachment, AuditEvent, Message
+from chat.models import Attachment, Message
 from imaging import documents
 from inference.engine import GenerationRequest
 from inference.prompting import build_messages

@@ -15,10 +15,12 @@ from markdown_it import MarkdownIt
 from PIL import Image
 from pypdf import PdfReader
 
-from chat import exports
+import exports
+from audit.models import AuditEvent
 from chat.disclaimer import CLINICAL_DISCLAIMER
-from chat.export_pdf import MISSING
-from chat.models import AnswerReview, Attachment, AuditEvent, ChatSession, Message, Preset
+from chat.models import Attachment, ChatSession, Message, Preset
+from exports.pdf import MISSING
+from reviews.models import AnswerReview
 
 pytestmark = pytest.mark.django_db
 

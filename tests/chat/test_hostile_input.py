@@ -21,6 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test.client import MULTIPART_CONTENT
 from PIL import Image
 
+from api import tokens as api_tokens
 from chat import services
 from chat.models import Attachment, ChatSession, Message
 from tests.chat.test_consumer import open_socket
@@ -107,7 +108,7 @@ def signed_in(client, user):
 
 @pytest.fixture
 def api_key(user) -> str:
-    return services.api_token_create(owner=user, name="hostile")[1]
+    return api_tokens.api_token_create(owner=user, name="hostile")[1]
 
 
 @pytest.fixture

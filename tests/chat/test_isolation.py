@@ -18,18 +18,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 from PIL import Image
 
+from api import tokens as api_tokens
+from api.models import ApiToken
+from audit.models import AuditEvent
 from chat import services
 from chat.consumers import CLOSE_NOT_FOUND
-from chat.models import (
-    AnswerReview,
-    ApiToken,
-    Attachment,
-    AuditEvent,
-    ChatSession,
-    Message,
-    Preset,
-)
+from chat.models import Attachment, ChatSession, Message, Preset
 from chat.routing import websocket_urlpatterns
+from reviews import services as review_services
+from reviews.models import AnswerReview
 from tests.chat.test_consumer import open_socket
 
 # Words only A's data holds: B must never be shown any of them.
@@ -62,7 +59,7 @@ class Owned:
         services.answer_fail(self.answer.pk, content=answer_text, thinking="", error="x")
         Message.objects.filter(pk=self.answer.pk).update(status=Message.Status.COMPLETE)
         self.attachment.refresh_from_db()
-        self.token, self.key = services.api_token_create(owner=user, name="pacs")
+        self.token, self.key = api_tokens.api_token_create(owner=user, name="pacs")
         self.preset = services.preset_save(
             owner=user,
             name=f"{title} preset",
@@ -78,7 +75,9 @@ class Owned:
             max_new_tokens=None,
         )
         self.answer.refresh_from_db()
-        services.answer_review(message=self.answer, reviewer=user, verdict="reviewed", rating="up")
+        review_services.answer_review(
+            message=self.answer, reviewer=user, verdict="reviewed", rating="up"
+        )
 
     def state(self) -> dict:
         """Everything of this user's that a foreign request could change."""
@@ -165,6 +164,10 @@ NOT_OWNED = {
     "api/<path:rest>": "the API's JSON 404 for unknown paths (driven below with A's ids)",
     "v1/<path:rest>": "the API's JSON 404 for unknown paths",
     "password_reset_confirm": "Django's password reset link (uidb64 + token)",
+    **{
+        f"^admin/chat/{model}/(?P<rest>.*)$": "a redirect of an old admin bookmark to admin"
+        for model in ("apitoken", "auditevent", "answerreview")
+    },
 }
 # What a hostile POST carries: enough to change anything, were it let through.
 HOSTILE_POST = {
@@ -396,7 +399,7 @@ ADMIN_PAGES = [
     "/admin/chat/message/{question}/change/",
     "/admin/chat/attachment/",
     "/admin/chat/attachment/{attachment}/change/",
-    "/admin/chat/auditevent/",
+    "/admin/audit/auditevent/",
 ]
 
 

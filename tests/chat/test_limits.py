@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from api import tokens as api_tokens
 from chat import services
 from medserver_site.asgi import application
 from tests.chat.test_consumer import socket_headers
@@ -33,7 +34,7 @@ def test_page_posts_that_ask_nothing_of_the_model_get_ten_times_the_budget(
 def chat_and_key(user, engine, medserver_settings):
     medserver_settings(rate_limit="3/minute", max_new_tokens=4)
     session = services.session_create(owner=user, model_name="demo")
-    return session, services.api_token_create(owner=user, name="t")[1]
+    return session, api_tokens.api_token_create(owner=user, name="t")[1]
 
 
 @pytest.mark.asyncio

@@ -15,7 +15,8 @@ from django.core.files.base import ContentFile
 from PIL import Image
 from pypdf import PdfReader
 
-from chat import exports, services
+import exports
+from chat import services
 from chat.models import Attachment, Message
 from imaging import localization
 from imaging.localization import PALETTE, Box

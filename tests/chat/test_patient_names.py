@@ -18,8 +18,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import strip_tags
 from pypdf import PdfReader
 
+from audit.models import AuditEvent
 from chat import selectors, services
-from chat.models import Attachment, AuditEvent
+from chat.models import Attachment
 from imaging import person_names
 from tests.chat.conversation import finish_answer
 from tests.dicom_files import ct_slice, zip_of

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from audit.models import AuditEvent
 from chat import answers, generation_settings, selectors, services
 from chat.errors import MessageRejected, SettingsRejected
-from chat.models import AuditEvent, Message, Preset
+from chat.models import Message, Preset
 from chat.presets import BUILTIN_PRESETS
 from chat.services.presets import sync_builtin_presets
 
@@ -112,7 +113,7 @@ def test_the_model_gets_the_presets_instructions_then_the_chats_own(user, sessio
     _configure(session, preset=preset, system_prompt="Patient is 8 years old.")
     _, answer = services.message_send(session=session, content="Mole on the back?")
 
-    request = answers._request_for(answer)
+    request = answers.request_for(answer)
 
     assert request.turns[0].role == "system"
     assert request.turns[0].text == "Use the ABCDE criteria.\n\nPatient is 8 years old."
@@ -121,7 +122,7 @@ def test_the_model_gets_the_presets_instructions_then_the_chats_own(user, sessio
 
 def test_without_preset_or_instructions_there_is_no_system_turn(session, engine):
     _, answer = services.message_send(session=session, content="Hello")
-    assert answers._request_for(answer).turns[0].role == "user"
+    assert answers.request_for(answer).turns[0].role == "user"
 
 
 def test_a_chat_cannot_use_another_users_preset(user, other_user, session):

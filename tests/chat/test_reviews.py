@@ -7,10 +7,13 @@ import io
 
 import pytest
 
+from audit.models import AuditEvent
 from chat import services
 from chat.errors import MessageRejected
-from chat.models import AnswerReview, AuditEvent, Message
-from chat.review_export import COLUMNS
+from chat.models import Message
+from reviews import services as review_services
+from reviews.export import COLUMNS
+from reviews.models import AnswerReview
 from tests.chat.conversation import exchange
 
 pytestmark = pytest.mark.django_db
@@ -30,11 +33,13 @@ def _url(answer) -> str:
 
 
 def test_a_review_keeps_who_and_when_and_changes_only_what_is_given(answer, user):
-    review = services.answer_review(message=answer, reviewer=user, rating="up")
+    review = review_services.answer_review(message=answer, reviewer=user, rating="up")
     assert (review.reviewer_name, review.verdict, review.rating) == ("clinician", "", "up")
     first_time = review.updated_at
 
-    services.answer_review(message=answer, reviewer=user, verdict="rejected", comment=" Wrong. ")
+    review_services.answer_review(
+        message=answer, reviewer=user, verdict="rejected", comment=" Wrong. "
+    )
     review.refresh_from_db()
     assert (review.verdict, review.rating, review.comment) == ("rejected", "up", "Wrong.")
     assert review.updated_at >= first_time
@@ -46,17 +51,17 @@ def test_a_review_keeps_who_and_when_and_changes_only_what_is_given(answer, user
 )
 def test_a_review_with_a_value_not_allowed_is_refused(answer, user, change):
     with pytest.raises(MessageRejected):
-        services.answer_review(message=answer, reviewer=user, **change)
+        review_services.answer_review(message=answer, reviewer=user, **change)
     assert not AnswerReview.objects.exists()
 
 
 def test_questions_and_answers_being_written_cannot_be_reviewed(answer, user):
     with pytest.raises(MessageRejected, match="Only answers"):
-        services.answer_review(message=answer.parent, reviewer=user, rating="up")
+        review_services.answer_review(message=answer.parent, reviewer=user, rating="up")
     Message.objects.filter(pk=answer.pk).update(status=Message.Status.STREAMING)
     answer.refresh_from_db()
     with pytest.raises(MessageRejected, match="Wait for the answer"):
-        services.answer_review(message=answer, reviewer=user, rating="up")
+        review_services.answer_review(message=answer, reviewer=user, rating="up")
 
 
 def test_thumbs_in_the_page_toggle_and_show_pressed(client, user, answer, engine):
@@ -98,13 +103,15 @@ def test_a_refused_review_is_a_toast_and_changes_nothing(client, user, answer, e
 
 
 def test_reviews_are_listed_and_filterable_in_admin(client, admin_user, user, answer):
-    services.answer_review(message=answer, reviewer=user, verdict="rejected", comment="Unsafe dose")
+    review_services.answer_review(
+        message=answer, reviewer=user, verdict="rejected", comment="Unsafe dose"
+    )
     client.force_login(admin_user)
-    listing = client.get("/admin/chat/answerreview/?verdict__exact=rejected").content.decode()
+    listing = client.get("/admin/reviews/answerreview/?verdict__exact=rejected").content.decode()
     assert "Unsafe dose" in listing and "clinician" in listing
     assert (
         "Unsafe dose"
-        not in client.get("/admin/chat/answerreview/?verdict__exact=reviewed").content.decode()
+        not in client.get("/admin/reviews/answerreview/?verdict__exact=reviewed").content.decode()
     )
     # And on the answer itself.
     message_page = client.get(f"/admin/chat/message/{answer.pk}/change/").content.decode()
@@ -114,10 +121,10 @@ def test_reviews_are_listed_and_filterable_in_admin(client, admin_user, user, an
 def test_reviews_export_as_csv_from_admin_with_provenance_and_no_formulas(
     client, admin_user, user, answer
 ):
-    services.answer_review(message=answer, reviewer=user, verdict="reviewed", rating="up")
+    review_services.answer_review(message=answer, reviewer=user, verdict="reviewed", rating="up")
     client.force_login(admin_user)
     response = client.post(
-        "/admin/chat/answerreview/",
+        "/admin/reviews/answerreview/",
         {"action": "export_csv", "_selected_action": [str(AnswerReview.objects.get().pk)]},
     )
     assert response["Content-Type"] == "text/csv"

@@ -107,7 +107,7 @@ def test_settings_are_saved_and_applied_to_the_next_answer(session, medserver_se
     )
     _, answer = services.message_send(session=session, content="Chest pain?")
 
-    request = answers._request_for(answer)
+    request = answers.request_for(answer)
 
     assert request.turns[0] == ChatTurn("system", "You assist an emergency physician.")
     assert request.turns[1] == ChatTurn("user", "Chest pain?")
@@ -120,7 +120,7 @@ def test_empty_settings_mean_the_servers_defaults(session, medserver_settings):
     config = medserver_settings(default_temperature=0.2, default_top_p=0.9, max_new_tokens=40)
     _, answer = services.message_send(session=session, content="Q")
 
-    request = answers._request_for(answer)
+    request = answers.request_for(answer)
 
     assert request.turns == (ChatTurn("user", "Q"),)  # no system turn
     assert request.sampling.temperature == config.default_temperature
@@ -167,7 +167,7 @@ def test_locked_sampling_cannot_be_set_and_is_not_applied(session, medserver_set
         _configure(session, temperature=0.9)
     _configure(session, system_prompt="Be brief.", max_new_tokens=50)  # the rest still can
     _, answer = services.message_send(session=session, content="Q")
-    request = answers._request_for(answer)
+    request = answers.request_for(answer)
 
     assert (request.sampling.temperature, request.sampling.top_p) == (
         config.default_temperature,
@@ -185,11 +185,11 @@ def test_locked_sampling_cannot_be_set_and_is_not_applied(session, medserver_set
 def test_thinking_follows_the_session_switch_as_it_is_now(session):
     services.session_set_thinking(session=session, thinking=False)
     _, answer = services.message_send(session=session, content="Q")
-    assert answers._request_for(answer).thinking is False
+    assert answers.request_for(answer).thinking is False
 
     # The answer's session object is stale; the request reads the switch afresh.
     services.session_set_thinking(session=ChatSession.objects.get(pk=session.pk), thinking=True)
-    assert answers._request_for(answer).thinking is True
+    assert answers.request_for(answer).thinking is True
 
 
 def test_a_model_that_cannot_think_is_never_asked_to(session, medserver_settings):
@@ -197,5 +197,5 @@ def test_a_model_that_cannot_think_is_never_asked_to(session, medserver_settings
     _, answer = services.message_send(session=session, content="Q")
 
     assert session.thinking
-    assert answers._request_for(answer).thinking is False
+    assert answers.request_for(answer).thinking is False
     assert not generation_settings.can_think()

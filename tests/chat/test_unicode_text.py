@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 
+from api import tokens as api_tokens
 from chat import services
 from chat.models import Message
 from chat.unicode_text import has_invalid_text
@@ -26,7 +27,7 @@ def session(user, engine, medserver_settings):
 
 @pytest.fixture
 def api(client, user, session):
-    key = services.api_token_create(owner=user, name="unicode")[1]
+    key = api_tokens.api_token_create(owner=user, name="unicode")[1]
 
     def post(path: str, body: str):
         return client.post(

@@ -7,9 +7,11 @@ import io
 import pytest
 from pypdf import PdfReader
 
-from chat import exports, services
+import exports
+from chat import services
 from chat.models import Message
 from chat.templatetags.chat_format import copied_answer
+from reviews import services as review_services
 from tests.chat.conversation import exchange
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +22,7 @@ def rejected(user, settings):
     settings.TIME_ZONE = "Europe/Berlin"
     session = services.session_create(owner=user, model_name="demo")
     _, answer = exchange(session, "CXR?", "Hilum enlarged on the right.")
-    services.answer_review(
+    review_services.answer_review(
         message=answer, reviewer=user, verdict="rejected", comment="Calls a normal hilum enlarged."
     )
     return Message.objects.get(pk=answer.pk)

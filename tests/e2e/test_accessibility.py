@@ -65,7 +65,7 @@ def test_no_page_has_a_critical_or_serious_accessibility_violation(server, page)
 
     page.goto(server.url + "/admin/")
     check(page, "admin", failures)
-    page.goto(server.url + "/admin/chat/answerreview/")
+    page.goto(server.url + "/admin/reviews/answerreview/")
     check(page, "admin answer reviews", failures)
     page.goto(server.url + "/admin/chat/chatsession/")
     check(page, "admin sessions", failures)

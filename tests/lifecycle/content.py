@@ -13,8 +13,10 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from api import tokens as api_tokens
 from chat import services
 from chat.models import Attachment, Message
+from reviews import services as review_services
 from tests.chat.conversation import finish_answer
 
 
@@ -55,7 +57,7 @@ def clinician_data(username: str, marker: str) -> dict:
     services.preset_save(
         owner=user, name=f"{marker} preset", system_prompt=f"{marker} instructions", max_length=4000
     )
-    services.api_token_create(owner=user, name=f"{marker} token")
+    api_tokens.api_token_create(owner=user, name=f"{marker} token")
     return {"files": sorted(Attachment.objects.filter(owner=user).values_list("file", flat=True))}
 
 
@@ -63,6 +65,6 @@ def review_latest_answer(*, reviewer: str, owner: str, comment: str) -> None:
     """`reviewer` reviews the latest answer in `owner`'s chats."""
     users = get_user_model().objects
     answer = Message.objects.filter(session__owner__username=owner, role="assistant").latest("id")
-    services.answer_review(
+    review_services.answer_review(
         message=answer, reviewer=users.get(username=reviewer), verdict="reviewed", comment=comment
     )

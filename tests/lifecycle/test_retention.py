@@ -9,11 +9,13 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from chat import services
-from chat.models import Attachment, AuditEvent, ChatSession, Message
+from chat.models import Attachment, ChatSession, Message
 from lifecycle.holds import session_hold, session_release
 from lifecycle.retention import retention_apply
 from medserver_site.cli import parse_config
+from reviews import services as review_services
 from tests.chat.conversation import finish_answer
 from tests.lifecycle.content import noise_png
 
@@ -51,7 +53,7 @@ def test_retention_deletes_exactly_the_expired_chats_and_their_files(
     session_hold(session=held, by="dr-admin", reason="legal review")
     reviewed = chat(user, "reviewed", idle_days=DAYS + 50)
     answer = reviewed.messages.get(role="assistant")
-    services.answer_review(message=answer, reviewer=other_user, rating="up")
+    review_services.answer_review(message=answer, reviewer=other_user, rating="up")
     gone_files = files_of(expired) + files_of(expired_other)
     kept_files = files_of(recent) + files_of(held) + files_of(reviewed)
     # An image uploaded long ago and never sent goes too; one uploaded today stays.

@@ -47,7 +47,8 @@ def test_an_unknown_time_zone_flag_is_refused_with_a_clear_message():
 
 @pytest.mark.django_db
 def test_exports_give_times_in_the_clinics_zone_and_name_it(user, settings):
-    from chat import exports, services
+    import exports
+    from chat import services
     from tests.chat.conversation import exchange
 
     settings.TIME_ZONE = "Asia/Kolkata"

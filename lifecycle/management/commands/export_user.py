@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from chat.models import AuditEvent
+from audit.models import AuditEvent
 from lifecycle import audit
 from lifecycle.user_export import user_export
 

@@ -7,7 +7,7 @@ import secrets
 
 from django.utils import timezone
 
-from chat.models import ApiToken
+from api.models import ApiToken
 
 API_TOKEN_PREFIX = "ms_"
 

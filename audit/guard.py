@@ -52,7 +52,7 @@ def prune(*, before: datetime.datetime, by: str) -> int:
     """Delete the events older than `before` and record that `by` did; return
     how many went. The only deletion the database lets through: the delete
     trigger is lifted and put back inside one transaction."""
-    from chat.models import AuditEvent
+    from audit.models import AuditEvent
 
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(DROP_NO_DELETE)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
 
+from chat import serving
 from chat.errors import MessageRejected
-from chat.models import AnswerReview, Message
+from chat.models import Message
+from reviews.models import AnswerReview
 
 UNCHANGED = object()
 
@@ -36,7 +37,7 @@ def answer_review(
         raise MessageRejected("Rate an answer with thumbs up or down.")
     if comment is not UNCHANGED:
         comment = comment.strip()
-        limit = settings.MEDSERVER.max_text_length
+        limit = serving.config().max_text_length
         if len(comment) > limit:
             raise MessageRejected(
                 f"The comment is {len(comment):,} characters long; the limit is {limit:,}."

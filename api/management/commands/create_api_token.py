@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from chat import services
+from api import tokens as api_tokens
 
 
 class Command(BaseCommand):
@@ -51,7 +51,7 @@ class Command(BaseCommand):
             except users.DoesNotExist:
                 raise CommandError(f"No active user named {username!r}.") from None
         try:
-            token, key = services.api_token_create(
+            token, key = api_tokens.api_token_create(
                 owner=user,
                 name=name or (service or "Command line"),
                 service=bool(service),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
-from chat.models import AuditEvent
+from audit.models import AuditEvent
 
 Action = AuditEvent.Action
 

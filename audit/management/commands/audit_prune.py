@@ -10,7 +10,7 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from chat import audit_guard
+from audit import guard
 
 MIN_DAYS = 30  # a slip of the keyboard must not erase last week's trail
 
@@ -25,5 +25,5 @@ class Command(BaseCommand):
         if older_than_days < MIN_DAYS:
             raise CommandError(f"--older-than-days must be at least {MIN_DAYS}.")
         before = timezone.now() - datetime.timedelta(days=older_than_days)
-        deleted = audit_guard.prune(before=before, by=f"manage.py ({getpass.getuser()})")
+        deleted = guard.prune(before=before, by=f"manage.py ({getpass.getuser()})")
         self.stdout.write(f"Deleted {deleted} audit event(s) from before {before:%Y-%m-%d}.")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from chat.models import AnswerReview
+from reviews.models import AnswerReview
 
 COLUMNS = (
     "review_id",

@@ -21,7 +21,9 @@ from fpdf.enums import XPos, YPos
 
 from chat import answer_notices, selectors
 from chat.disclaimer import CLINICAL_DISCLAIMER
-from chat.exports import (
+from chat.markdown import render_markdown
+from chat.models import Message
+from exports.record import (
     ChatRecord,
     answer_facts,
     image_caption,
@@ -32,8 +34,6 @@ from chat.exports import (
     thumbnail,
     when,
 )
-from chat.markdown import render_markdown
-from chat.models import Message
 
 log = logging.getLogger(__name__)
 

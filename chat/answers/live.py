@@ -1,5 +1,8 @@
 """Writing an answer: from the saved placeholder, through the engine, to the page.
 
+The use cases that start one (ask, edit, regenerate, continue) are in
+chat.answers.ask; the request the engine gets is built in chat.answers.prompt.
+
 An answer runs as its own asyncio task, not inside a consumer: it goes on and
 is saved when the page that asked for it is closed. Progress is broadcast to
 the session's channel-layer group, so every open page of that session follows
@@ -19,12 +22,13 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat import generation_settings, selectors, services, stream_html
+from chat import services, stream_html
+from chat.answers.prompt import request_for
 from chat.limits import StreamSlot, release_stream, reserve_stream
 from chat.markdown import MarkdownStream
-from chat.models import ChatSession, Message
+from chat.models import Message
 from chat.serving import engine_worker
-from inference.engine import ChatTurn, Delta, Failed, Finished, GenerationRequest
+from inference.engine import Delta, Failed, Finished
 from inference.worker import EngineUnavailable, GenerationHandle
 
 log = logging.getLogger(__name__)
@@ -123,7 +127,9 @@ def _save_and_submit(save, loop) -> tuple[Message, GenerationHandle | Exception,
     answer, render = save()
     started: GenerationHandle | Exception
     try:
-        started = engine_worker().submit(_request_for(answer), loop)
+        request = request_for(answer)
+        services.answer_record_request(answer, request)  # the provenance is what is asked
+        started = engine_worker().submit(request, loop)
     except Exception as error:
         started = error
     try:
@@ -176,26 +182,6 @@ def live_answers(session_id) -> dict[int, LiveText]:
         for message_id, live in _running.items()
         if live.session_id == session_id
     }
-
-
-def _request_for(answer: Message) -> GenerationRequest:
-    # Read afresh: the settings may have changed since the page's socket loaded it.
-    session = ChatSession.objects.select_related("preset").get(pk=answer.session_id)
-    turns = selectors.conversation_before(answer)
-    if system_prompt := generation_settings.system_prompt_for(session):
-        turns = (ChatTurn("system", system_prompt), *turns)
-    # An answer that has text before it starts is one cut off and continued
-    # (chat.services.answer_continue): the model goes on from its last word,
-    # past its thinking, with the same settings it was written with.
-    continuing = bool(answer.content)
-    if continuing:
-        turns = (*turns, ChatTurn("assistant", answer.content))
-    return GenerationRequest(
-        turns=turns,
-        sampling=generation_settings.sampling_for(session),
-        thinking=generation_settings.thinking_for(session) and not continuing,
-        continue_answer=continuing,
-    )
 
 
 async def _write_answer(

@@ -1,0 +1,129 @@
+"""Messages in a chat: show, edit, choose a version, delete, send without the socket, images."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from audit import trail
+from chat import answers, limits, selectors, services, serving, stream_html
+from chat.errors import LimitExceeded, MessageRejected
+from chat.views.base import (
+    PAGE,
+    toast_only,
+    user_message,
+    user_session,
+    with_toast,
+)
+
+
+@require_GET
+def message_detail(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """One message as the page shows it (after an edit is cancelled)."""
+    message = user_message(request, session_id, message_id)
+    message.versions = selectors.versions_of(message)
+    return render(request, f"{PAGE}#message", {"message": message})
+
+
+@require_GET
+def message_edit(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """The form that edits a question in place; it is sent over the chat socket."""
+    message = user_message(request, session_id, message_id)
+    return render(
+        request, f"{PAGE}#message-edit", {"message": message, "limits": serving.page_limits()}
+    )
+
+
+@require_POST
+def message_select(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    """Show another version of a turn (‹ n/m ›)."""
+    return _change_conversation(request, session_id, message_id, services.message_select)
+
+
+@require_POST
+def message_delete(request: HttpRequest, session_id, message_id: int) -> HttpResponse:
+    return _change_conversation(
+        request,
+        session_id,
+        message_id,
+        services.message_delete,
+        done="Message deleted.",
+        action=trail.Action.MESSAGE_DELETE,
+    )
+
+
+def _change_conversation(
+    request, session_id, message_id, change, done: str = "", action: str = ""
+) -> HttpResponse:
+    """Apply `change` to a message (recording `action` in the audit trail); answer
+    with the conversation as it now is, which every other open page of the session
+    is sent too."""
+    message = user_message(request, session_id, message_id)
+    try:
+        change(message=message)
+    except MessageRejected as error:
+        return toast_only(str(error), kind="error")
+    if action:
+        trail.record(action, request=request, target=f"message:{message_id}")
+    if not request.htmx:
+        return redirect("chat:session", session_id=message.session_id)
+    html = stream_html.conversation(message.session)
+    # Other pages of this session (another tab, a colleague's screen) follow.
+    async_to_sync(get_channel_layer().group_send)(
+        answers.session_group(message.session_id), {"type": "chat.html", "html": html}
+    )
+    response = HttpResponse(html)
+    return with_toast(response, done) if done else response
+
+
+@limits.generates
+@require_POST
+async def message_post(request: HttpRequest, session_id) -> HttpResponse:
+    """Send a message without the chat socket, for networks that block WebSockets.
+
+    The same service saves it and the same task writes the answer; the page
+    then follows the answer by polling the message (see static/js/chat.js).
+    """
+    user = await request.auser()
+    session = await sync_to_async(get_object_or_404)(selectors.sessions_for(user), pk=session_id)
+    try:
+        html = await answers.ask(
+            user,
+            session,
+            text=request.POST.get("content", ""),
+            attachment_ids=request.POST.getlist("attachments"),
+        )
+    except (LimitExceeded, MessageRejected) as error:
+        return HttpResponse(stream_html.composer_alert(str(error)))
+    return HttpResponse(html + stream_html.composer_sent())
+
+
+@require_POST
+def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
+    """Store the chosen images and DICOM files (single, series, zipped); answer with
+    their thumbnails for the composer, and what the clinician should know."""
+    session = user_session(request, session_id)
+    upload = services.attachments_upload(
+        owner=request.user,
+        session=session,
+        uploads=request.FILES.getlist("images"),
+        window=request.POST.get("window", ""),
+    )
+    context = {
+        "attachments": upload.attachments,
+        "alert": " ".join(upload.errors),
+        "notice": " ".join(upload.notices),
+    }
+    return render(request, f"{PAGE}#attachments-added", context)
+
+
+@require_GET
+def attachment_file(request: HttpRequest, attachment_id) -> FileResponse:
+    """Serve an image to its owner only; anyone else gets 404."""
+    attachment = get_object_or_404(selectors.attachments_for(request.user), pk=attachment_id)
+    response = FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
+    response["X-Content-Type-Options"] = "nosniff"  # Cache-Control: no-store, site-wide
+    return response
