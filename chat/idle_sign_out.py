@@ -8,11 +8,12 @@ left open on a ward computer still signs out. The page warns a minute before
 from __future__ import annotations
 
 import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect
+from django_htmx.http import HttpResponseClientRedirect
 
 from chat import serving
 
@@ -40,11 +41,10 @@ class IdleSignOutMiddleware:
                 if request.path == settings.LOGIN_URL_PATH:
                     # Signing in again (the page's sign-in card): let it through.
                     return self.get_response(request)
-                if request.headers.get("HX-Request"):
-                    page = urlsplit(request.headers.get("HX-Current-URL", "")).path or "/"
-                    response = self.get_response(request)
-                    response["HX-Redirect"] = signed_out_url(page)
-                    return response
+                if request.htmx:
+                    # The page the request came from, to come back to after signing in.
+                    page = request.htmx.current_url_abs_path or "/"
+                    return HttpResponseClientRedirect(signed_out_url(page))
                 return redirect(signed_out_url(request.path))
             if (
                 not _is_polling(request)

@@ -6,6 +6,7 @@ user cannot get around a limit by switching from one to the other.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from django.http import HttpRequest
@@ -28,18 +29,25 @@ class StreamSlot:
     token_id: int | None = None  # a service token's slots are its own, not its owner's
 
 
-# Lives on the server's event loop only, so it needs no lock.
+# Reserved on the event loop, but released from threads too: Django runs a
+# streamed response's close() (which releases its slot) in a thread of its own.
 _active: set[StreamSlot] = set()
+_active_lock = threading.Lock()
 
 
 def reserve_stream(user, token=None) -> StreamSlot:
     """Claim one of the user's concurrent answers; raise LimitExceeded if none is free.
 
-    With a service `token` (chat.models.ApiToken), the token's own cap applies
+    With a service `token` (api.models.ApiToken), the token's own cap applies
     to the token's own answers. Reserve before saving or starting anything, so
     a refused request leaves no trace.
     """
     token_id = token.pk if token is not None and token.service else None
+    with _active_lock:
+        return _reserve(user, token, token_id)
+
+
+def _reserve(user, token, token_id: int | None) -> StreamSlot:
     if token_id is not None:
         limit = service_stream_cap(token)
         busy = sum(1 for slot in _active if slot.token_id == token_id)
@@ -86,8 +94,9 @@ def running_streams() -> int:
 
 
 def release_stream(slot: StreamSlot) -> None:
-    """Give the slot back; releasing twice is harmless."""
-    _active.discard(slot)
+    """Give the slot back, from any thread; releasing twice is harmless."""
+    with _active_lock:
+        _active.discard(slot)
 
 
 # Two budgets. Generations (a question sent, edited, regenerated or continued;

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpResponse
+from django_htmx.http import trigger_client_event
 
 from chat import limits
 from chat.errors import LimitExceeded
@@ -39,7 +38,7 @@ class RateLimitMiddleware:
         except LimitExceeded as error:
             response = HttpResponse(str(error), status=429, content_type="text/plain")
             response["Retry-After"] = str(error.retry_after)
-            toast = {"medserver:toast": {"text": str(error), "kind": "error"}}
-            response["HX-Trigger"] = json.dumps(toast)
+            # For htmx: the page shows it as a notice (static/js/chat.js listens).
+            trigger_client_event(response, "medserver:toast", {"text": str(error), "kind": "error"})
             return response
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django_htmx.http import reswap
 
 from chat import selectors, stream_html
 from chat.models import ChatSession, Message
@@ -44,5 +45,5 @@ def with_toast(response: HttpResponse, text: str, *, kind: str = "info") -> Http
 def toast_only(text: str, *, kind: str) -> HttpResponse:
     """A refusal: only a notice, nothing else on the page changes."""
     response = HttpResponse(stream_html.toast(text, kind=kind))
-    response["HX-Reswap"] = "none"
+    reswap(response, "none")
     return response

@@ -162,3 +162,44 @@ def test_an_account_is_locked_after_repeated_failed_sign_ins_whatever_the_addres
     # Another account is not affected.
     other = {"username": other_user.username, "password": "a-long-passphrase"}
     assert client.post("/accounts/login/", other).status_code == 302
+
+
+def test_stream_slots_released_from_other_threads_never_break_a_reservation(
+    user, medserver_settings
+):
+    """A streamed response's close() releases its slot from a thread of Django's own
+    while the event loop counts the slots to reserve one: neither may trip the other."""
+    import sys
+    import threading
+
+    from chat import limits
+
+    medserver_settings(max_user_streams=1_000_000)
+    held = [limits.reserve_stream(user) for _ in range(5_000)]
+    errors: list[BaseException] = []
+
+    def release_all() -> None:
+        try:
+            for slot in held:
+                limits.release_stream(slot)
+        except BaseException as error:  # noqa: BLE001 - the test reports it
+            errors.append(error)
+
+    releaser = threading.Thread(target=release_all)
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads interleave as often as they can
+    try:
+        releaser.start()
+        mine = []
+        while releaser.is_alive():
+            try:
+                mine.append(limits.reserve_stream(user))  # counts every slot held
+            except RuntimeError as error:  # "Set changed size during iteration"
+                errors.append(error)
+        releaser.join()
+    finally:
+        sys.setswitchinterval(switching)
+    for slot in mine:
+        limits.release_stream(slot)
+    assert errors == []
+    assert not any(slot.owner_id == user.pk for slot in limits._active)
