@@ -8,7 +8,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from api import tokens
 from audit import trail
-from chat import selectors
 
 
 @require_http_methods(["GET", "POST"])
@@ -23,7 +22,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         if request.htmx:
             context = {"token": token, "created_key": created_key}
             return render(request, "chat/api_tokens.html#token-created", context)
-    owned = selectors.api_tokens_for(request.user)
+    owned = tokens.api_tokens_for(request.user)
     return render(request, "chat/api_tokens.html", {"tokens": owned, "created_key": created_key})
 
 
@@ -31,7 +30,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if tokens.api_token_revoke(owner=request.user, token_id=token_id):
         trail.record(trail.Action.API_TOKEN_REVOKE, request=request, target=f"apitoken:{token_id}")
-    token = get_object_or_404(selectors.api_tokens_for(request.user), pk=token_id)
+    token = get_object_or_404(tokens.api_tokens_for(request.user), pk=token_id)
     if request.htmx:
         return render(request, "chat/api_tokens.html#token-row", {"token": token})
-    return redirect("chat:api-tokens")
+    return redirect("api:api-tokens")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from api.models import ApiToken
@@ -78,3 +79,8 @@ def api_token_user(key: str):
     """Return the active user an active token belongs to (noting its use), else None."""
     token = api_token_find(key)
     return token.owner if token is not None else None
+
+
+def api_tokens_for(user) -> QuerySet[ApiToken]:
+    """The user's API tokens, newest first, revoked ones included."""
+    return ApiToken.objects.filter(owner=user).order_by("-created_at")

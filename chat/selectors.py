@@ -9,7 +9,6 @@ from pathlib import Path
 
 from django.db.models import F, Q, QuerySet
 
-from api.models import ApiToken
 from chat.models import Attachment, ChatSession, Draft, Message, Preset
 from imaging import localization
 from inference.engine import ChatTurn
@@ -246,8 +245,3 @@ def presets_for(user) -> QuerySet[Preset]:
 def own_presets(user) -> QuerySet[Preset]:
     """The presets `user` made (and may change)."""
     return Preset.objects.filter(owner=user).order_by("name")
-
-
-def api_tokens_for(user) -> QuerySet[ApiToken]:
-    """The user's API tokens, newest first, revoked ones included."""
-    return ApiToken.objects.filter(owner=user).order_by("-created_at")

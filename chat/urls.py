@@ -1,9 +1,6 @@
 from django.urls import include, path
 
-from api import token_page
 from chat.views import account, messages, sessions
-from exports import views as exports
-from reviews import views as reviews
 
 app_name = "chat"
 
@@ -22,25 +19,15 @@ urlpatterns = [
     path(session + "thinking/", sessions.session_thinking, name="session-thinking"),
     path(session + "settings/", sessions.session_settings, name="session-settings"),
     path(session + "attachments/", messages.attachment_upload, name="attachment-upload"),
-    path(session + "export.<str:kind>", exports.session_export, name="session-export"),
     path(session + "send/", messages.message_post, name="message-post"),
     path(message, messages.message_detail, name="message"),
     path(message + "edit/", messages.message_edit, name="message-edit"),
     path(message + "select/", messages.message_select, name="message-select"),
     path(message + "delete/", messages.message_delete, name="message-delete"),
-    path(message + "review/", reviews.answer_review, name="answer-review"),
-    path(message + "boxes.png", exports.answer_boxes, name="answer-boxes"),
-    path(message + "table.csv", exports.answer_table_csv, name="answer-table-csv"),
     path("attachments/<uuid:attachment_id>/", messages.attachment_file, name="attachment"),
     path("account/stay-signed-in/", account.stay_signed_in, name="stay-signed-in"),
     path("account/draft/", account.draft_save, name="draft-save"),
     path("setup/<str:token>/", account.first_admin_setup, name="setup"),
-    path("account/api-tokens/", token_page.api_tokens, name="api-tokens"),
-    path(
-        "account/api-tokens/<int:token_id>/revoke/",
-        token_page.api_token_revoke,
-        name="api-token-revoke",
-    ),
     path("account/presets/", account.presets, name="presets"),
     path("account/presets/<int:preset_id>/", account.preset_change, name="preset-change"),
     path("account/presets/<int:preset_id>/delete/", account.preset_delete, name="preset-delete"),

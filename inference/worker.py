@@ -12,6 +12,11 @@ server batches by itself (SGLang, a remote endpoint) gets each request on a
 thread of its own, up to its `max_concurrency` at once. The model is never
 driven by two `generate` calls at once. Each request's events flow back to
 the caller's asyncio loop through its `GenerationHandle`.
+
+The module is long for a reason: the worker's threads (preparation, the engine
+thread, a thread per request for a batching server) share one lock, one queue
+and one count of the answers in flight, and their invariants (a place is taken
+before a request is queued and given back exactly once) read best in one class.
 """
 
 from __future__ import annotations

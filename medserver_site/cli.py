@@ -2,6 +2,8 @@
 
 `medserver download -m 4` fetches a model's weights ahead of time instead;
 `medserver backup` and `medserver restore` copy the data dir out and back (lifecycle).
+Serving itself is in medserver_site.serve. The module is long for a reason: the
+flag table is one entry per option, with the help a hospital's IT admin reads.
 """
 
 from __future__ import annotations
@@ -10,16 +12,15 @@ import argparse
 import dataclasses
 import logging
 import os
-import signal
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from inference.registry import MODELS
-from medserver_site import __version__
+from medserver_site import __version__, lifecycle_cli
 from medserver_site.config import ServerConfig
 from medserver_site.dotenv import load_env_files
+from medserver_site.serve import download, serve
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 log = logging.getLogger("medserver")
@@ -29,21 +30,9 @@ USAGE = """medserver -m MODEL [-p PORT] [-ip HOST] [-q] [options]
        medserver backup --to FILE [--data-dir DIR] [--encrypt | --passphrase-file FILE]
        medserver restore FILE [--data-dir DIR] [--force] [--passphrase-file FILE]"""
 
+
 # Daphne takes the client's address, port and scheme from these headers when
 # told to; only a reverse proxy in front of MedServer may be trusted with them.
-PROXY_HEADERS = {
-    "proxy_forwarded_address_header": "X-Forwarded-For",
-    "proxy_forwarded_port_header": "X-Forwarded-Port",
-    "proxy_forwarded_proto_header": "X-Forwarded-Proto",
-}
-
-WORKERS_NOTE = (
-    "--workers {n}: MedServer serves every clinician from one process, because that "
-    "process owns the model and its GPU memory and more processes would each load the "
-    "model again. Requests are handled concurrently inside it; serving with 1 worker."
-)
-
-
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one clear line (no usage dump)."""
 
@@ -315,60 +304,9 @@ def build_parser() -> OneLineParser:
         help="put the files in this folder instead of the Hugging Face cache, e.g. to copy "
         "them to a machine without internet and serve them there with -m FOLDER",
     )
-    _add_lifecycle_commands(commands)
+    data_dir = _checked(ServerConfig.__dataclass_fields__["data_dir"].metadata["parse"])
+    lifecycle_cli.add_commands(commands, data_dir_type=data_dir, formatter=_HelpFormatter)
     return parser
-
-
-def _add_lifecycle_commands(commands) -> None:
-    # SUPPRESS: without its own --data-dir, a command keeps the one given before it.
-    data_dir = {
-        "type": _checked(ServerConfig.__dataclass_fields__["data_dir"].metadata["parse"]),
-        "default": argparse.SUPPRESS,
-        "metavar": "DIR",
-        "help": "the data dir (default: as when serving: $MEDSERVER_DATA_DIR or ~/.medserver)",
-    }
-    passphrase_file = {
-        "type": Path,
-        "default": None,
-        "metavar": "FILE",
-        "help": "read the passphrase from the first line of FILE (for scheduled backups)",
-    }
-    backup = commands.add_parser(
-        "backup",
-        prog="medserver backup",
-        help="write the database, uploads and secret key to one archive, then exit",
-        description="Back up a data dir into one archive, while MedServer serves: the "
-        "database through SQLite's online backup API, every uploaded image, the secret key, "
-        "the settings, and a manifest with each file's SHA-256.",
-        epilog="Example: medserver backup --to /mnt/nas/medserver-2026-12-01.tar.gz",
-        formatter_class=_HelpFormatter,
-    )
-    backup.add_argument("--to", required=True, type=Path, metavar="FILE", help="a new file")
-    backup.add_argument("--data-dir", **data_dir)
-    lock = backup.add_mutually_exclusive_group()
-    lock.add_argument(
-        "--encrypt", action="store_true", help="encrypt with a passphrase asked for here"
-    )
-    lock.add_argument("--passphrase-file", **passphrase_file)
-    restore = commands.add_parser(
-        "restore",
-        prog="medserver restore",
-        help="put a backup back into a data dir, then exit",
-        description="Restore a backup into an empty data dir (or, with --force, over the "
-        "data there). Every file is checked against the manifest first; a backup from an "
-        "older MedServer is migrated, one from a newer MedServer refused. Stop MedServer "
-        "before restoring into the data dir it serves.",
-        epilog="Example: medserver restore /mnt/nas/medserver-2026-12-01.tar.gz",
-        formatter_class=_HelpFormatter,
-    )
-    restore.add_argument("archive", type=Path, metavar="FILE", help="the backup to restore")
-    restore.add_argument("--data-dir", **data_dir)
-    restore.add_argument(
-        "--force",
-        action="store_true",
-        help="replace the data dir's database, uploads and key (kept in its backups/ folder)",
-    )
-    restore.add_argument("--passphrase-file", **passphrase_file)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -417,190 +355,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "download":
         download(args.model, args.hf_token, args.to)
         return
-    if args.command in ("backup", "restore"):
-        from lifecycle import commands
-
-        if args.command == "backup":
-            commands.backup(
-                data_dir=args.data_dir,
-                target=args.to,
-                passphrase_file=args.passphrase_file,
-                encrypt=args.encrypt,
-            )
-        else:
-            commands.restore_archive(
-                archive=args.archive,
-                data_dir=args.data_dir,
-                force=args.force,
-                passphrase_file=args.passphrase_file,
-            )
+    if args.command in lifecycle_cli.COMMANDS:
+        lifecycle_cli.run(args)
         return
     serve(server_config(args), behind_proxy=args.behind_proxy)
-
-
-def download(model: str, hf_token: str, target: Path | None) -> None:
-    """Fetch a hub model's files and say where they are; exit 1 with one line if that fails."""
-    from inference.model_files import ModelFilesError, download_model
-
-    spec = MODELS[model]
-    where = target.expanduser().resolve() if target else None
-    signal.signal(signal.SIGINT, _stop_download)
-    print(f"Downloading {spec.label} ({spec.hf_id}, {spec.size}).", flush=True)
-    try:
-        folder = download_model(spec.hf_id, hf_token or None, where)
-    except ModelFilesError as error:
-        sys.exit(f"medserver: error: {error}")
-    print(f"{spec.label} is in {folder}")
-    served_as = folder if where else model
-    print(f"Serve it with: medserver -m {served_as}")
-
-
-def _stop_download(signum: int, frame: object) -> None:
-    """Ctrl-C: stop at once, without waiting for the download threads to notice.
-
-    What they fetched stays on disk, and the next run resumes from there.
-    """
-    print("\nmedserver: download stopped; run the same command to resume.", file=sys.stderr)
-    sys.stderr.flush()
-    os._exit(130)
-
-
-def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
-    """Prepare the database and the static files, start the engine worker and serve on
-    Daphne until stopped."""
-    _check_port_free(config.host, config.port)
-    os.environ.update(config.to_environ())
-    os.environ["DJANGO_SETTINGS_MODULE"] = "medserver_site.settings"
-
-    import daphne.server  # installs Twisted's asyncio reactor before anything else can
-    import django
-
-    django.setup()
-
-    if config.workers > 1:
-        log.warning(WORKERS_NOTE.format(n=config.workers))
-    from lifecycle.errors import LifecycleError
-    from lifecycle.upgrade import migrate_with_backup
-
-    try:
-        upgrade_backup = migrate_with_backup(config.data_dir, keep=config.upgrade_backups)
-    except LifecycleError as error:
-        sys.exit(f"medserver: error: {error}")
-    if upgrade_backup is not None:
-        print(f"Backed up the data before migrating it: {upgrade_backup}", flush=True)
-
-    from audit import guard
-    from chat import attachment_files, services
-    from inference.worker import start_engine_worker, stop_engine_worker
-    from lifecycle.retention import retention_start
-    from medserver_site import http_server, metrics, static_files
-
-    http_server.prepare()
-
-    static_files.collect()
-    guard.install()  # a migration that rebuilt the audit table drops them
-    removed = attachment_files.remove_stale_uploads()
-    if removed:
-        log.info("%d image(s) uploaded over a day ago and never sent were removed", removed)
-
-    interrupted = services.answers_mark_interrupted()
-    if interrupted:
-        log.warning(
-            "%d answer(s) cut off by the last shutdown were marked as interrupted", interrupted
-        )
-    metrics.install(start_engine_worker(config.engine_config()))
-    retention = retention_start(config.retention_days)
-    # Built here: the database is not for the server's loop thread.
-    banner = _banner(config, behind_proxy=behind_proxy)
-
-    from daphne.endpoints import build_endpoint_description_strings
-
-    from medserver_site import request_bodies
-    from medserver_site.asgi import application
-
-    server = daphne.server.Server(
-        application=application,
-        endpoints=_endpoints(config, build_endpoint_description_strings),
-        ready_callable=lambda: print(banner, flush=True),
-        verbosity=0,
-        websocket_max_message_size=config.max_payload_bytes + 65536,
-        **(PROXY_HEADERS if behind_proxy else {}),
-    )
-    request_bodies.install(server, config)
-    try:
-        server.run()
-    finally:
-        if retention is not None:
-            retention.stop()
-        stop_engine_worker()
-
-
-def _endpoints(config: ServerConfig, plain_endpoints) -> list[str]:
-    """Daphne's endpoint: plain TCP, or TLS with the given certificate and key."""
-    if not config.tls:
-        return plain_endpoints(host=config.host, port=config.port)
-
-    def escaped(value: str) -> str:  # Twisted's endpoint syntax escapes ':' and '\\'
-        return value.replace("\\", "\\\\").replace(":", "\\:")
-
-    return [
-        f"ssl:port={config.port}:interface={escaped(config.host)}"
-        f":privateKey={escaped(config.ssl_keyfile)}:certKey={escaped(config.ssl_certfile)}"
-    ]
-
-
-def _check_port_free(host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            reason = error.strerror or str(error)
-            sys.exit(f"medserver: error: cannot listen on {host}:{port}: {reason.lower()}")
-
-
-def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
-    from django.contrib.auth.models import User
-
-    from chat.setup_link import setup_path
-    from inference.engine_select import planned_engine
-    from inference.model_files import describe_source
-    from inference.registry import model_spec_for
-    from medserver_site.network import urls_to_open
-
-    spec = model_spec_for(config.model)
-    urls = urls_to_open(config.host, config.port, https=config.tls)
-    lines = [
-        f"MedServer {__version__} is serving {spec.label}.",
-        f"Model files: {describe_source(spec, config.data_dir)}",
-    ]
-    # One story of who connects where: --no-auth and --behind-proxy never go together.
-    if behind_proxy:
-        lines += [
-            "Behind a reverse proxy: open the proxy's address in a browser; clients' "
-            "addresses and https come from its X-Forwarded-For/-Proto/-Port headers.",
-            f"MedServer itself listens on {urls[0]} (for the proxy).",
-        ]
-    elif config.no_auth:
-        lines += [
-            "No sign-in (--no-auth): only this machine can connect. Open it here:",
-            *(f"    {url}" for url in urls),
-        ]
-    else:
-        lines += ["Open it in a browser on this network:", *(f"    {url}" for url in urls)]
-    lines.append(planned_engine(config.engine_config()))
-    lines.append(
-        "The model loads in the background; /api/health says when it is ready "
-        "and which engine serves it."
-    )
-    if not config.no_auth and not User.objects.exists():
-        where = " (or this path at the proxy's address)" if behind_proxy else ""
-        lines += [
-            f"No account exists yet. Create the administrator here{where} (this link works once):",
-            f"    {urls[0].rstrip('/')}{setup_path()}",
-        ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -33,5 +33,8 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("exports.urls")),
+    path("", include("reviews.urls")),
+    path("", include("api.urls")),
     path("", include("chat.urls")),
 ]

@@ -133,12 +133,12 @@ ROUTES: dict[str, tuple[list, set[str]]] = {
     "chat:session-settings": ([("a", lambda a, b: _session(a))], {"POST"}),
     "chat:attachment-upload": ([("a", lambda a, b: _session(a))], {"POST"}),
     "chat:message-post": ([("a", lambda a, b: _session(a))], {"POST"}),
-    "chat:session-export": (
+    "exports:session-export": (
         [(kind, lambda a, b, kind=kind: {**_session(a), "kind": kind}) for kind in ("md", "pdf")],
         {"GET"},
     ),
     "chat:attachment": ([("a", lambda a, b: {"attachment_id": a.attachment.pk})], {"GET"}),
-    "chat:api-token-revoke": ([("a", lambda a, b: {"token_id": a.token.pk})], {"POST"}),
+    "api:api-token-revoke": ([("a", lambda a, b: {"token_id": a.token.pk})], {"POST"}),
     "chat:preset-change": ([("a", lambda a, b: {"preset_id": a.preset.pk})], {"POST"}),
     "chat:preset-delete": ([("a", lambda a, b: {"preset_id": a.preset.pk})], {"POST"}),
 }
@@ -154,9 +154,9 @@ ROUTES |= {
     "chat:message-edit": (MESSAGE_IDS, {"GET"}),
     "chat:message-select": (MESSAGE_IDS, {"POST"}),
     "chat:message-delete": (MESSAGE_IDS, {"POST"}),
-    "chat:answer-review": (MESSAGE_IDS, {"GET", "POST"}),
-    "chat:answer-boxes": (MESSAGE_IDS, {"GET"}),
-    "chat:answer-table-csv": (MESSAGE_IDS, {"GET"}),
+    "reviews:answer-review": (MESSAGE_IDS, {"GET", "POST"}),
+    "exports:answer-boxes": (MESSAGE_IDS, {"GET"}),
+    "exports:answer-table-csv": (MESSAGE_IDS, {"GET"}),
 }
 # Routes with a parameter that is not an owned object, and why.
 NOT_OWNED = {

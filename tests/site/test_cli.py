@@ -477,7 +477,7 @@ def test_tls_needs_both_files(tmp_path, capsys):
     ],
 )
 def test_the_banner_tells_one_story_of_who_connects_where(tmp_path, config, behind_proxy):
-    from medserver_site.cli import _banner
+    from medserver_site.serve import _banner
 
     text = _banner(ServerConfig(data_dir=tmp_path, **config), behind_proxy=behind_proxy)
     says_local_only = "only this machine can connect" in text

@@ -6,6 +6,7 @@ stderr and status 1 when it could not (lifecycle.errors).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import getpass
 import os
@@ -17,6 +18,79 @@ from lifecycle import restore
 from lifecycle.backup import backup_create
 from lifecycle.errors import LifecycleError
 from medserver_site.config import ServerConfig
+
+COMMANDS = ("backup", "restore")
+
+
+def add_commands(commands, *, data_dir_type, formatter) -> None:
+    """Add `backup` and `restore` to the CLI's subcommands."""
+    # SUPPRESS: without its own --data-dir, a command keeps the one given before it.
+    data_dir = {
+        "type": data_dir_type,
+        "default": argparse.SUPPRESS,
+        "metavar": "DIR",
+        "help": "the data dir (default: as when serving: $MEDSERVER_DATA_DIR or ~/.medserver)",
+    }
+    passphrase_file = {
+        "type": Path,
+        "default": None,
+        "metavar": "FILE",
+        "help": "read the passphrase from the first line of FILE (for scheduled backups)",
+    }
+    backup = commands.add_parser(
+        "backup",
+        prog="medserver backup",
+        help="write the database, uploads and secret key to one archive, then exit",
+        description="Back up a data dir into one archive, while MedServer serves: the "
+        "database through SQLite's online backup API, every uploaded image, the secret key, "
+        "the settings, and a manifest with each file's SHA-256.",
+        epilog="Example: medserver backup --to /mnt/nas/medserver-2026-12-01.tar.gz",
+        formatter_class=formatter,
+    )
+    backup.add_argument("--to", required=True, type=Path, metavar="FILE", help="a new file")
+    backup.add_argument("--data-dir", **data_dir)
+    lock = backup.add_mutually_exclusive_group()
+    lock.add_argument(
+        "--encrypt", action="store_true", help="encrypt with a passphrase asked for here"
+    )
+    lock.add_argument("--passphrase-file", **passphrase_file)
+    restore = commands.add_parser(
+        "restore",
+        prog="medserver restore",
+        help="put a backup back into a data dir, then exit",
+        description="Restore a backup into an empty data dir (or, with --force, over the "
+        "data there). Every file is checked against the manifest first; a backup from an "
+        "older MedServer is migrated, one from a newer MedServer refused. Stop MedServer "
+        "before restoring into the data dir it serves.",
+        epilog="Example: medserver restore /mnt/nas/medserver-2026-12-01.tar.gz",
+        formatter_class=formatter,
+    )
+    restore.add_argument("archive", type=Path, metavar="FILE", help="the backup to restore")
+    restore.add_argument("--data-dir", **data_dir)
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the data dir's database, uploads and key (kept in its backups/ folder)",
+    )
+    restore.add_argument("--passphrase-file", **passphrase_file)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run the `backup` or `restore` the parsed `args` ask for."""
+    if args.command == "backup":
+        backup(
+            data_dir=args.data_dir,
+            target=args.to,
+            passphrase_file=args.passphrase_file,
+            encrypt=args.encrypt,
+        )
+    else:
+        restore_archive(
+            archive=args.archive,
+            data_dir=args.data_dir,
+            force=args.force,
+            passphrase_file=args.passphrase_file,
+        )
 
 
 def backup(*, data_dir: Path, target: Path, passphrase_file: Path | None, encrypt: bool) -> None:
