@@ -9,9 +9,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chat import audit, limits
+from chat.api.conversation import ChatCall
 from chat.api.end_users import EndUser
 from chat.api.errors import ApiError
-from chat.api.parsing import ChatCall
 from chat.errors import LimitExceeded
 from inference.engine import Delta, Event, Failed, Finished, GenerationRequest
 from inference.registry import model_spec_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from chat.api.parsing import MAX_STOP_SEQUENCES
+from chat.api.protocol import MAX_STOP_SEQUENCES
 from chat.api.unsupported import CHAT_COMPLETIONS, RESPONSES
 from chat.dicom_windows import WINDOW_CHOICES
 from inference.registry import model_spec_for
