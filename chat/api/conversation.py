@@ -59,6 +59,8 @@ def check_turns(
     call it off the event loop.
     """
     limits = settings.MEDSERVER
+    # The models count their lists; a Responses body's instructions are a turn more,
+    # and its reasoning items none, so the conversation itself is counted here.
     if not raw_turns:
         raise ApiError(422, "messages must hold at least one message.", param="messages")
     if len(raw_turns) > limits.max_history_messages:

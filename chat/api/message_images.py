@@ -31,7 +31,7 @@ from django.conf import settings
 from chat import dicom, dicom_slices, document_pages, documents
 from chat.api.errors import ApiError
 from chat.archives import MAX_MEMBERS, ArchiveTooLarge, is_zip, zip_members
-from chat.dicom_windows import AUTO, WINDOW_CHOICES
+from chat.dicom_windows import AUTO
 from chat.errors import MessageRejected
 from chat.images import ImageTooLarge, ImageUnsupported, clean_image
 
@@ -63,11 +63,9 @@ class MessageImages:
     notices: tuple[str, ...] = ()
 
 
-def part_from_data_uri(uri: object, where: str) -> Part:
+def part_from_data_uri(uri: str, where: str) -> Part:
     """Read a base64 data URI; refuse it (ApiError) before decoding when it is
     not inline, of a type not accepted, or over the upload limit."""
-    if not isinstance(uri, str):
-        raise ApiError(422, f"{where} must be a data URI string.")
     match = _DATA_URI.match(uri)
     if not match:
         raise ApiError(
@@ -100,16 +98,6 @@ def part_from_upload(upload, where: str) -> Part:
     if (upload.name or "").lower().endswith(dicom.SUFFIXES):
         media_type = "application/dicom"
     return Part(where, upload.read(), media_type)
-
-
-def dicom_window(value: object, param: str = "dicom_window", *, blank_allowed: bool = True) -> str:
-    """The window asked for DICOM images (a key of WINDOW_CHOICES); AUTO when absent
-    (or, in a form, `blank_allowed`, left empty)."""
-    if blank_allowed and value in (None, ""):
-        return AUTO
-    if not isinstance(value, str) or value not in WINDOW_CHOICES:
-        raise ApiError(422, f"{param} must be one of {', '.join(WINDOW_CHOICES)}.", param=param)
-    return value
 
 
 def message_images(

@@ -285,7 +285,7 @@ class AnalyzeForm(Body):
             window=self.dicom_window,
         )
         return ChatCall(
-            turns=(ChatTurn("user", self.prompt.strip(), images.images, images.labels),),
+            turns=(ChatTurn("user", self.prompt, images.images, images.labels),),
             sampling=asked,
             thinking=self.thinking,
             stream=self.stream,
