@@ -52,10 +52,10 @@ _PHRASES = {
 }
 
 
-def invalid(predicate: str, **context: object) -> PydanticCustomError:
+def invalid(predicate: str) -> PydanticCustomError:
     """The error for a value that is not what it must be: `predicate` says what it
-    must be ("must be true or false"), with {names} filled from `context`."""
-    return PydanticCustomError("invalid", predicate, context)
+    must be ("must be true or false"), used as it is."""
+    return PydanticCustomError("invalid", predicate)
 
 
 def api_error(error: ValidationError) -> ApiError:
@@ -99,9 +99,10 @@ def setting(bound: object) -> Any:
 
 @dataclass(frozen=True)
 class Must:
-    """Any problem with the value (its type, its choices) reads "<where> must be <phrase>.".
-
-    For values that hold no model: a model's own fields name their problems."""
+    """Any problem with the value (its type, its choices, anything in it) reads
+    "<where> must be <phrase>.": for a leaf, or a part every problem of which is
+    best said in one sentence. A list of models takes Items, whose models name
+    their own problems."""
 
     phrase: str
 

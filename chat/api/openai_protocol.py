@@ -163,7 +163,8 @@ class OpenAIChatFields(ChatBody, ThinkingSwitches):
         description="As in vLLM and SGLang: with add_generation_prompt false, write on from "
         "a last assistant message (one cut off at max_tokens).",
     )
-    add_generation_prompt: bool = True
+    # Checked when left out too: continuing an answer needs it false, said so.
+    add_generation_prompt: bool = Field(True, validate_default=True)
     tools: object = Field(None, description="Accepted; the model never calls a tool")
 
     @field_validator("add_generation_prompt")
@@ -291,9 +292,7 @@ class ResponseFields(ChatBody, ThinkingSwitches):
         list[Item],
         Items("item", at_least=1, phrase="a string or a list of messages"),
         BeforeValidator(
-            _text_as_input,
-            json_schema_input_type=str
-            | Annotated[list[InputMessage | ReasoningItem], Field(min_length=1)],
+            _text_as_input, json_schema_input_type=str | list[InputMessage | ReasoningItem]
         ),
     ]
     instructions: Annotated[str | None, Must("a string")] = None

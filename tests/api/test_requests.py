@@ -451,3 +451,12 @@ def test_openai_completions_continue_a_cut_off_answer_as_vllm_does(api):
     assert "add_generation_prompt: false" in error_of(refused)["message"]
     ends_with_user = api.post("/v1/chat/completions", {**go_on, "messages": [question]})
     assert "last message must be from the assistant" in error_of(ends_with_user)["message"]
+
+
+def test_continuing_an_answer_without_saying_add_generation_prompt_false_is_refused(api):
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hel"}]
+    body = {"model": "medserver-demo", "messages": messages, "continue_final_message": True}
+    refused = api.post("/v1/chat/completions", body)
+    assert refused.status_code == 422
+    assert error_of(refused)["param"] == "add_generation_prompt"
+    assert "add_generation_prompt: false" in error_of(refused)["message"]
