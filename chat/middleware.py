@@ -8,7 +8,7 @@ from django_htmx.http import trigger_client_event
 from chat import limits
 from chat.errors import LimitExceeded
 
-# The API counts its own requests (chat.api.auth) and answers in JSON.
+# The API counts its own requests (api.auth) and answers in JSON.
 _API_PREFIXES = ("/api/", "/v1/")
 
 

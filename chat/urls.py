@@ -31,5 +31,5 @@ urlpatterns = [
     path("account/presets/", account.presets, name="presets"),
     path("account/presets/<int:preset_id>/", account.preset_change, name="preset-change"),
     path("account/presets/<int:preset_id>/delete/", account.preset_delete, name="preset-delete"),
-    path("", include("chat.api.urls")),
+    path("", include("api.urls")),
 ]

@@ -1,6 +1,6 @@
 """The engine worker: one thread that owns the model and serves every request.
 
-The chat's answers (chat/answers/live.py) and the JSON API (chat/api/generation.py)
+The chat's answers (chat/answers/live.py) and the JSON API (api/generation.py)
 both call `engine_worker().submit()`. A submitted request is first rendered,
 tokenized and checked on one of the worker's preparation threads (so the
 thread that generates never tokenizes, and a request that cannot fit is

@@ -42,8 +42,8 @@ def attachment_create(*, owner, upload, session: ChatSession | None = None) -> A
 
     Raise MessageRejected when the file is not an acceptable image.
     """
-    limits = serving.config()
-    raw = upload.read(limits.max_payload_bytes + 1)
+    config = serving.config()
+    raw = upload.read(config.max_payload_bytes + 1)
     try:
         return _image_create(owner, session, raw, "The file")
     except ImageRejected as rejected:
@@ -58,7 +58,7 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
     longer than `images_that_fit(session)` allows, sampled evenly. What can be
     stored is stored; the rest is said in `errors`, and sampling in `notices`.
     """
-    limits = serving.config()
+    config = serving.config()
     result = Upload()
     images: list[tuple[str, bytes]] = []
     pdfs: list[tuple[str, bytes]] = []
@@ -66,12 +66,12 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
     for number, upload in enumerate(uploads, 1):
         # Named by its place, never its file name, which often holds the patient's.
         name = f"Upload {number}"
-        raw = upload.read(limits.max_payload_bytes + 1)
+        raw = upload.read(config.max_payload_bytes + 1)
         try:
-            if len(raw) > limits.max_payload_bytes:
-                raise MessageRejected(f"{name} is larger than {limits.max_payload_mb} MB.")
+            if len(raw) > config.max_payload_bytes:
+                raise MessageRejected(f"{name} is larger than {config.max_payload_mb} MB.")
             if is_zip(raw):
-                members = zip_members(raw, name=name, max_bytes=limits.max_payload_bytes)
+                members = zip_members(raw, name=name, max_bytes=config.max_payload_bytes)
                 files += [dicom.DicomFile(member.name, member.read) for member in members]
             elif dicom.is_dicom(raw) or (upload.name or "").lower().endswith(dicom.SUFFIXES):
                 files.append(dicom.DicomFile(name, lambda raw=raw: raw, force=True))
@@ -81,9 +81,9 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
                 images.append((name, raw))
         except (MessageRejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
-    if len(images) > limits.max_image_count:
+    if len(images) > config.max_image_count:
         # The first ones are attached, and the clinician is told which were left out.
-        kept = limits.max_image_count
+        kept = config.max_image_count
         result.notices.append(
             f"{len(images)} images chosen: the first {kept} are attached (at most {kept} a "
             f"message); send the other {len(images) - kept} with the next one."
@@ -169,8 +169,8 @@ def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None
 
 
 def _image_create(owner, session, raw: bytes, name: str) -> Attachment:
-    limits = serving.config()
-    image = clean_image(raw, name=name, max_bytes=limits.max_payload_bytes)
+    config = serving.config()
+    image = clean_image(raw, name=name, max_bytes=config.max_payload_bytes)
     attachment = Attachment(
         owner=owner,
         session=session,

@@ -21,19 +21,19 @@ def _title_from(text: str) -> str:
 
 def _check_question(content: str, attachment_count: int) -> None:
     """Raise MessageRejected when a question cannot be sent as it is."""
-    limits = serving.config()
+    config = serving.config()
     if not content and not attachment_count:
         raise MessageRejected("Type a message or attach an image first.")
     if has_invalid_text(content):
         raise MessageRejected(INVALID_TEXT)
-    if len(content) > limits.max_text_length:
+    if len(content) > config.max_text_length:
         raise MessageRejected(
             f"The message is {len(content):,} characters long; the limit is "
-            f"{limits.max_text_length:,}."
+            f"{config.max_text_length:,}."
         )
-    if attachment_count > limits.max_image_count:
+    if attachment_count > config.max_image_count:
         raise MessageRejected(
-            f"{attachment_count} images attached; at most {limits.max_image_count} per message."
+            f"{attachment_count} images attached; at most {config.max_image_count} per message."
         )
 
 

@@ -1,7 +1,7 @@
 """The slices of DICOM files that one message carries: read, checked, sampled, rendered.
 
 The chat page stores them as attachments (chat.services.attachments); the APIs
-hand them to the model as they are (chat.api.message_images). Both give the
+hand them to the model as they are (api.message_images). Both give the
 model the same pixels and labels, sample a long series the same way, and say
 the same things when they do or when a file is left out.
 """

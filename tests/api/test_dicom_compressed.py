@@ -13,7 +13,7 @@ from django.test.client import MULTIPART_CONTENT
 from PIL import Image
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from chat.api.message_images import Part, message_images
+from api.message_images import Part, message_images
 from tests.api.test_dicom import ask, assert_names_nobody, dicom_uri, zipped
 from tests.api.test_requests import error_of
 from tests.chat.test_dicom_compressed import JPEG_XL_LOSSLESS, ct_volume

@@ -11,7 +11,7 @@ import pytest
 from django.test.client import MULTIPART_CONTENT
 from PIL import Image
 
-from chat.api.message_images import Part, message_images
+from api.message_images import Part, message_images
 from tests.api.test_requests import data_uri, error_of, png_bytes
 from tests.documents_files import METADATA_TEXT, lab_report
 

@@ -220,6 +220,44 @@ def test_schema_describes_every_route(api):
     }
 
 
+def test_the_schema_and_the_checks_share_the_running_servers_limits(api, medserver_settings):
+    medserver_settings(max_history_messages=3, max_model_len=1024, max_text_length=500)
+    document = api.get("/api/schema").json()
+    schemas = document["components"]["schemas"]
+    for name in ("ChatRequest", "OpenAIChatRequest"):
+        assert schemas[name]["properties"]["messages"]["maxItems"] == 3
+        assert schemas[name]["properties"]["max_tokens"]["maximum"] == 1024
+    analyze = document["paths"]["/api/analyze"]["post"]["requestBody"]["content"]
+    assert analyze["multipart/form-data"]["schema"]["properties"]["prompt"]["maxLength"] == 500
+    refused = api.post("/api/chat", {**HELLO, "max_tokens": 1025})
+    assert refused.status_code == 422
+    assert error_of(refused)["message"] == "max_tokens must be from 1 up to 1024."
+    assert error_of(refused)["param"] == "max_tokens"
+    long_prompt = {"prompt": "x" * 501, "images": io.BytesIO(png_bytes())}
+    response = api.post("/api/analyze", long_prompt, content_type=MULTIPART_CONTENT)
+    assert response.status_code == 413
+    assert error_of(response)["message"] == "prompt is longer than 500 characters."
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        "Hi",
+        {"type": "input_text", "text": "Hi"},
+        {"type": "text", "text": 5},
+        {"type": "image_url"},
+        {"type": "file", "file": {"file_id": "file-123"}},
+    ],
+)
+def test_an_openai_content_part_it_cannot_read_is_refused_naming_its_message(api, part):
+    message = {"role": "user", "content": [{"type": "text", "text": "Look"}, part]}
+    body = {"model": "medserver-demo", "messages": [message]}
+    response = api.post("/v1/chat/completions", body)
+    assert response.status_code == 422, response.content
+    assert error_of(response)["param"] == "messages[0]"
+    assert error_of(response)["message"].startswith("messages[0].content[1] must be a text part")
+
+
 # --- refusals, each with its status
 
 
@@ -413,3 +451,12 @@ def test_openai_completions_continue_a_cut_off_answer_as_vllm_does(api):
     assert "add_generation_prompt: false" in error_of(refused)["message"]
     ends_with_user = api.post("/v1/chat/completions", {**go_on, "messages": [question]})
     assert "last message must be from the assistant" in error_of(ends_with_user)["message"]
+
+
+def test_continuing_an_answer_without_saying_add_generation_prompt_false_is_refused(api):
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hel"}]
+    body = {"model": "medserver-demo", "messages": messages, "continue_final_message": True}
+    refused = api.post("/v1/chat/completions", body)
+    assert refused.status_code == 422
+    assert error_of(refused)["param"] == "add_generation_prompt"
+    assert "add_generation_prompt: false" in error_of(refused)["message"]

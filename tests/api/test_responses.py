@@ -14,10 +14,10 @@ from openai.types.responses import Response, ResponseStreamEvent
 from PIL import Image
 from pydantic import TypeAdapter
 
+from api import openai as openai_api
+from api import responses
+from api.generation import Generation
 from chat import limits
-from chat.api import openai as openai_api
-from chat.api import responses
-from chat.api.generation import Generation
 from inference.engine import ChatTurn, Delta, Finished, GenerationRequest, Sampling
 from inference.handle import GenerationHandle
 from tests.api.conftest import read_events

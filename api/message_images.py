@@ -26,14 +26,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.conf import settings
-
+from api.errors import ApiError
 from chat import serving
-from chat.api.errors import ApiError
 from imaging import ImageRejected, dicom, documents
 from imaging.archives import MAX_MEMBERS, ArchiveTooLarge, is_zip, zip_members
 from imaging.dicom.slices import slices_for_message
-from imaging.dicom.windows import AUTO, WINDOW_CHOICES
+from imaging.dicom.windows import AUTO
 from imaging.images import ImageTooLarge, ImageUnsupported, clean_image
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,", re.I)
@@ -64,11 +62,9 @@ class MessageImages:
     notices: tuple[str, ...] = ()
 
 
-def part_from_data_uri(uri: object, where: str) -> Part:
+def part_from_data_uri(uri: str, where: str) -> Part:
     """Read a base64 data URI; refuse it (ApiError) before decoding when it is
     not inline, of a type not accepted, or over the upload limit."""
-    if not isinstance(uri, str):
-        raise ApiError(422, f"{where} must be a data URI string.")
     match = _DATA_URI.match(uri)
     if not match:
         raise ApiError(
@@ -80,7 +76,7 @@ def part_from_data_uri(uri: object, where: str) -> Part:
     if media_type not in IMAGE_TYPES | PDF_TYPES | DICOM_TYPES | ZIP_TYPES | _UNTYPED:
         raise ApiError(415, f"{where} must be {_WHAT_IS_ACCEPTED}.")
     encoded = uri[match.end() :]
-    max_bytes = settings.MEDSERVER.max_payload_bytes
+    max_bytes = serving.config().max_payload_bytes
     if len(encoded) * 3 // 4 > max_bytes + 3:  # refused before decoding anything
         raise ApiError(413, f"{where} is larger than {max_bytes // 1048576} MB.")
     try:
@@ -94,23 +90,13 @@ def part_from_upload(upload, where: str) -> Part:
     """Read an uploaded file, named `where` in messages ("upload 2": its file
     name often holds the patient's); refuse it (ApiError 413) over the upload
     limit before reading."""
-    limits = settings.MEDSERVER
-    if upload.size > limits.max_payload_bytes:
-        raise ApiError(413, f"{where} is larger than {limits.max_payload_mb} MB.")
+    config = serving.config()
+    if upload.size > config.max_payload_bytes:
+        raise ApiError(413, f"{where} is larger than {config.max_payload_mb} MB.")
     media_type = (upload.content_type or "").lower()
     if (upload.name or "").lower().endswith(dicom.SUFFIXES):
         media_type = "application/dicom"
     return Part(where, upload.read(), media_type)
-
-
-def dicom_window(value: object, param: str = "dicom_window", *, blank_allowed: bool = True) -> str:
-    """The window asked for DICOM images (a key of WINDOW_CHOICES); AUTO when absent
-    (or, in a form, `blank_allowed`, left empty)."""
-    if blank_allowed and value in (None, ""):
-        return AUTO
-    if not isinstance(value, str) or value not in WINDOW_CHOICES:
-        raise ApiError(422, f"{param} must be one of {', '.join(WINDOW_CHOICES)}.", param=param)
-    return value
 
 
 def message_images(
@@ -130,7 +116,7 @@ def message_images(
     cannot be read, more images than a message may carry, several series that
     do not fit together.
     """
-    limits = settings.MEDSERVER
+    config = serving.config()
     param = param or where
     images: list[Part] = []
     pdfs: list[tuple[int, Part]] = []  # each with the number of images before it
@@ -147,10 +133,10 @@ def message_images(
             if slices_at is None:
                 slices_at = len(images)
             files += _dicom_files(part)
-    if len(images) > limits.max_image_count:
+    if len(images) > config.max_image_count:
         raise ApiError(
             422,
-            f"{where} carries {len(images)} images; at most {limits.max_image_count} per message.",
+            f"{where} carries {len(images)} images; at most {config.max_image_count} per message.",
             param=param,
         )
     if len(files) > MAX_MEMBERS:
@@ -207,7 +193,7 @@ def _is_image(part: Part) -> bool:
 def _dicom_files(part: Part) -> list[dicom.DicomFile]:
     if is_zip(part.raw) or part.media_type in ZIP_TYPES:
         members = zip_members(
-            part.raw, name=part.where, max_bytes=settings.MEDSERVER.max_payload_bytes
+            part.raw, name=part.where, max_bytes=serving.config().max_payload_bytes
         )
         return [dicom.DicomFile(member.name, member.read) for member in members]
     # Typed as DICOM, it is read even without the "DICM" preamble, as a .dcm upload is.
@@ -216,7 +202,7 @@ def _dicom_files(part: Part) -> list[dicom.DicomFile]:
 
 def _clean(part: Part) -> bytes:
     try:
-        max_bytes = settings.MEDSERVER.max_payload_bytes
+        max_bytes = serving.config().max_payload_bytes
         return clean_image(part.raw, name=part.where, max_bytes=max_bytes).data
     except ImageTooLarge as error:
         raise ApiError(413, str(error)) from None

@@ -5,18 +5,23 @@ It says exactly what the server accepts, so that a client generated from it
 schema allows nor accepted for one it forbids. What JSON Schema cannot say
 (the order of roles in a conversation, what an image holds, the engine's
 context length) is refused with 422, 413 or 415 and documented as such.
-Limits come from the running server's settings, so the document is built per
-request.
+
+The request bodies are generated from the models that check them
+(api.protocol, api.openai_protocol), so the two cannot drift; their
+limits come from the running server's settings, so the document is built per
+request. The answers are described here, as the handlers send them.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
-from chat.api.schema_bodies import DICOM_WINDOW, component_schemas
-from imaging.dicom.windows import WINDOW_CHOICES
-from inference.registry import model_spec_for
+from api.openai_protocol import OpenAIChatRequest, ResponseRequest
+from api.protocol import AnalyzeForm, ChatRequest
+from chat import serving
 from medserver_site import __version__
+
+_REF = "#/components/schemas/{model}"
 
 _ERROR_TEXTS = {
     400: "Unreadable request, a parameter MedServer does not support (param names it), "
@@ -77,31 +82,24 @@ def _answer(schema: str, description: str) -> dict:
     }
 
 
-def _analyze_form() -> dict:
-    return {
-        "type": "object",
-        "properties": {
-            "images": {
-                "type": "array",
-                "items": {"type": "string", "format": "binary"},
-                "minItems": 1,
-                "description": "PNG, JPEG or WebP images, DICOM files, zips of DICOM files",
-            },
-            "prompt": {
-                "type": "string",
-                "pattern": r"\S",
-                "maxLength": settings.MEDSERVER.max_text_length,
-            },
-            "dicom_window": {**DICOM_WINDOW, "enum": [*WINDOW_CHOICES, ""]},
-            "stream": {"type": "boolean"},
-            "thinking": {"type": "boolean"},
-            "max_tokens": {"type": "integer", "minimum": 1},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-            "user": {"type": "string"},
-        },
-        "required": ["images", "prompt"],
-    }
+class _Untitled(GenerateJsonSchema):
+    """Fields without a title (the name says it) and without a null default."""
+
+    def field_title_should_be_set(self, schema) -> bool:
+        return False
+
+    def default_schema(self, schema) -> dict:
+        # A field left out and one sent as null are one to MedServer: no "default": null.
+        described = super().default_schema(schema)
+        if described.get("default", ...) is None:
+            del described["default"]
+        return described
+
+
+def _request_schemas() -> dict:
+    """The JSON request bodies, from their models, with the models they hold."""
+    models = [(model, "validation") for model in (ChatRequest, OpenAIChatRequest, ResponseRequest)]
+    return models_json_schema(models, ref_template=_REF, schema_generator=_Untitled)[1]["$defs"]
 
 
 def _get(summary: str, schema: dict | None = None, **extra) -> dict:
@@ -121,7 +119,7 @@ def _post(summary: str, body: dict, answer: dict, *extra_errors: int) -> dict:
 
 def openapi_document() -> dict:
     """Return the OpenAPI document (a plain dict, ready for JSON)."""
-    served = model_spec_for(settings.MEDSERVER.model).api_id
+    served = serving.served_model().api_id
     health = {
         "summary": "Model status: loading, ready or error (no auth)",
         "security": [],
@@ -146,7 +144,7 @@ def openapi_document() -> dict:
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
             },
-            "schemas": component_schemas(),
+            "schemas": {**_request_schemas(), **_ANSWERS},
         },
         "security": [{"bearer": []}, {"session": []}],
         "paths": {
@@ -166,7 +164,13 @@ def openapi_document() -> dict:
             ),
             "/api/analyze": _post(
                 "Analyze one or more images or DICOM series with a prompt",
-                {"content": {"multipart/form-data": {"schema": _analyze_form()}}},
+                {
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": AnalyzeForm.model_json_schema(schema_generator=_Untitled)
+                        }
+                    }
+                },
                 _answer("ChatAnswer", "The answer; with stream=true, Server-Sent Events"),
             ),
             "/v1/models": _get("OpenAI-compatible model list", _ref("ModelList")),
@@ -185,3 +189,112 @@ def openapi_document() -> dict:
             ),
         },
     }
+
+
+_USAGE = {
+    "type": "object",
+    "properties": {
+        "prompt_tokens": {"type": "integer"},
+        "completion_tokens": {"type": "integer"},
+        "total_tokens": {"type": "integer"},
+    },
+}
+_PROVENANCE = {
+    "type": "object",
+    "description": "What wrote the answer, and for whom (the token, and the end user its "
+    "front end named)",
+    "properties": {
+        "model": {"type": "string"},
+        "engine": {"type": "string"},
+        "token": {"type": "object"},
+        "end_user": {"type": "object"},
+    },
+}
+# The answers, as the handlers send them.
+_ANSWERS = {
+    "Error": {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                    "param": {"type": ["string", "null"]},
+                    "code": {"type": ["string", "null"]},
+                },
+                "required": ["message", "type"],
+            }
+        },
+        "required": ["error"],
+    },
+    "Usage": _USAGE,
+    "Provenance": _PROVENANCE,
+    "ChatAnswer": {
+        "type": "object",
+        "properties": {
+            "model": {"type": "string"},
+            "content": {"type": "string"},
+            "thinking": {"type": "string"},
+            "finish_reason": {"enum": ["stop", "length", "cancelled", "repetition"]},
+            "usage": _ref("Usage"),
+            "notices": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "What the client should know about its DICOM images and "
+                "PDFs: a series sampled to what fits, files left out, a document cut to its "
+                "first pages (also in the stream's done frame)",
+            },
+            "timings": {
+                "type": "object",
+                "properties": {
+                    "first_token_ms": {"type": ["number", "null"]},
+                    "total_ms": {"type": "number"},
+                    "tokens_per_second": {"type": ["number", "null"]},
+                },
+            },
+            "provenance": _ref("Provenance"),
+        },
+        "required": ["content", "finish_reason", "usage"],
+    },
+    "ChatCompletion": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"const": "chat.completion"},
+            "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "choices": {"type": "array"},
+            "usage": _USAGE,
+            "provenance": _PROVENANCE,
+        },
+        "required": ["id", "object", "choices", "model"],
+    },
+    "Response": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"const": "response"},
+            "status": {"enum": ["completed", "incomplete"]},
+            "output": {"type": "array"},
+            "usage": {"type": "object"},
+            "provenance": _PROVENANCE,
+        },
+        "required": ["id", "object", "status", "output"],
+    },
+    "ModelList": {
+        "type": "object",
+        "properties": {
+            "object": {"const": "list"},
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}, "object": {"const": "model"}},
+                    "required": ["id", "object"],
+                },
+            },
+        },
+        "required": ["object", "data"],
+    },
+}

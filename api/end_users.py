@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from chat.api.errors import ApiError
-
 _HEADERS = {
     "name": "X-OpenWebUI-User-Name",
     "id": "X-OpenWebUI-User-Id",
@@ -47,11 +45,9 @@ class EndUser:
         return {"source": self.source, **{k: v for k, v in fields.items() if v}}
 
 
-def end_user_of(request, body: dict | None = None) -> EndUser | None:
-    """The end user a request names: Open WebUI's headers first, else OpenAI's `user`.
-
-    Raise ApiError 422 when `user` is not a string.
-    """
+def end_user_of(request, user: str | None = None) -> EndUser | None:
+    """The end user a request names: Open WebUI's headers first, else OpenAI's
+    `user` field (checked to be a string by the body's model)."""
     # Open WebUI percent-encodes the name (HTTP headers are Latin-1): "Dr In%C3%A9s Ruiz".
     values = {
         field: _clean(unquote(request.headers.get(header, "")))
@@ -59,12 +55,7 @@ def end_user_of(request, body: dict | None = None) -> EndUser | None:
     }
     if any(values[field] for field in ("name", "id", "email")):
         return EndUser("Open WebUI headers", **values)
-    user = (body or {}).get("user")
-    if user is None or user == "":
-        return None
-    if not isinstance(user, str):
-        raise ApiError(422, "user must be a string naming the end user.", param="user")
-    cleaned = _clean(user)
+    cleaned = _clean(user or "")
     return EndUser("user field", id=cleaned) if cleaned else None
 
 

@@ -5,20 +5,21 @@ from __future__ import annotations
 import time
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.http import JsonResponse
 
-from chat.api import message_images, parsing
-from chat.api.auth import api_endpoint
-from chat.api.end_users import end_user_of
-from chat.api.errors import ApiError
-from chat.api.generation import Generation, failure_error, start_generation, timings, usage
-from chat.api.schema import openapi_document
-from chat.api.sse import EventStreamResponse, sse_frame
+from api import parsing
+from api.auth import api_endpoint
+from api.conversation import ChatCall
+from api.errors import ApiError
+from api.generation import Generation, failure_error, start_generation, timings, usage
+from api.protocol import AnalyzeForm, ChatRequest
+from api.schema import openapi_document
+from api.sse import EventStreamResponse, sse_frame
+from chat import serving
 from chat.serving import engine_worker
-from inference.engine import ChatTurn, Delta, Failed, Finished
+from inference.engine import Delta, Failed, Finished
 from inference.hardware import gpu_facts
-from inference.registry import MODELS, model_spec_for
+from inference.registry import MODELS
 from medserver_site import __version__
 
 
@@ -42,7 +43,7 @@ async def health(request) -> JsonResponse:
         body["reason"] = state.reason
     if state.ready_at is not None:
         body["load_seconds"] = round(state.ready_at - state.started_at, 1)
-    if settings.MEDSERVER.show_hardware_stats:
+    if serving.config().show_hardware_stats:
         gpus = gpu_facts()
         body["device"] = state.details
         body["gpus"] = gpus
@@ -54,7 +55,7 @@ async def health(request) -> JsonResponse:
 @api_endpoint("GET")
 async def models(request) -> JsonResponse:
     """Every model variant MedServer can serve, and which one this server runs."""
-    served = settings.MEDSERVER.model
+    served = serving.config().model
     variants = [
         {
             "key": spec.key,
@@ -74,8 +75,8 @@ async def models(request) -> JsonResponse:
 @api_endpoint("GET")
 async def model_info(request) -> JsonResponse:
     """The loaded model and engine, its context length and the limits in force."""
-    config = settings.MEDSERVER
-    spec = model_spec_for(config.model)
+    config = serving.config()
+    spec = serving.served_model()
     state = engine_worker().state
     return JsonResponse(
         {
@@ -112,35 +113,8 @@ async def model_info(request) -> JsonResponse:
 @api_endpoint("POST", generates=True)
 async def chat(request):
     """Chat completion: `{"messages": [...], "stream": true}` streams Server-Sent Events."""
-    data = await parsing.read_json_off_loop(request)
-    messages = data.get("messages")
-    if not isinstance(messages, list):
-        raise ApiError(422, "messages must be a list of messages.", param="messages")
-    raw_turns = []
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise ApiError(422, f"{where} must be an object.", param=where)
-        images = message.get("image_data")
-        images = [] if images is None else images
-        if not isinstance(images, list):
-            raise ApiError(422, f"{where}.image_data must be a list of data URIs.", param=where)
-        raw_turns.append(
-            parsing.RawTurn(
-                str(message.get("role")),
-                parsing.text_of(message.get("content", ""), where),
-                tuple(images),
-                where,
-            )
-        )
-    sampling = parsing.sampling_from(data)
-    thinking = parsing.flag(data, "thinking", True)
-    stream = parsing.flag(data, "stream", False)
-    window = message_images.dicom_window(data.get("dicom_window", "auto"), blank_allowed=False)
-    turns, notices = await sync_to_async(parsing.check_turns, thread_sensitive=False)(
-        raw_turns, answer_tokens=sampling.max_new_tokens, window=window
-    )
-    call = parsing.ChatCall(turns, sampling, thinking, stream, notices, end_user_of(request, data))
+    body = ChatRequest.of(await parsing.read_json_off_loop(request))
+    call = await sync_to_async(body.to_chat_call, thread_sensitive=False)(request)
     return await _respond(request, call)
 
 
@@ -150,44 +124,10 @@ async def analyze(request):
     if request.content_type != "multipart/form-data":
         raise ApiError(415, "Send the images as multipart/form-data.")
     parsing.check_length(request)
-    form, files = request.POST, request.FILES
-    uploads = files.getlist("images") + files.getlist("image")
-    prompt = form.get("prompt", "").strip()
-    if not prompt:
-        raise ApiError(422, "prompt is required.", param="prompt")
-    if not uploads:
-        raise ApiError(422, "Attach at least one image as 'images'.", param="images")
-    limits = settings.MEDSERVER
-    if not model_spec_for(limits.model).multimodal:
-        raise ApiError(422, "The model served reads text only; it cannot analyze images.")
-    if len(prompt) > limits.max_text_length:
-        raise ApiError(413, f"prompt is longer than {limits.max_text_length:,} characters.")
-    fields = {name: _form_number(form, name) for name in ("max_tokens", "temperature", "top_p")}
-    sampling = parsing.sampling_from({k: v for k, v in fields.items() if v is not None})
-    window = message_images.dicom_window(form.get("dicom_window"))
-    images = await sync_to_async(_analyzed_images, thread_sensitive=False)(
-        uploads, answer_tokens=sampling.max_new_tokens, window=window
-    )
-    call = parsing.ChatCall(
-        turns=(ChatTurn("user", prompt, images.images, images.labels),),
-        sampling=sampling,
-        thinking=_form_flag(form, "thinking", True),
-        stream=_form_flag(form, "stream", False),
-        notices=images.notices,
-        end_user=end_user_of(request, {"user": form.get("user")}),
-    )
+    uploads = request.FILES.getlist("images") + request.FILES.getlist("image")
+    form = AnalyzeForm.of({**request.POST.dict(), "images": uploads})
+    call = await sync_to_async(form.to_chat_call, thread_sensitive=False)(request)
     return await _respond(request, call)
-
-
-def _analyzed_images(uploads, *, answer_tokens: int, window: str) -> message_images.MessageImages:
-    """The uploaded images, DICOM files and zips of /api/analyze, as the model sees them."""
-    parts = [
-        message_images.part_from_upload(upload, f"upload {n}")
-        for n, upload in enumerate(uploads, 1)
-    ]
-    return message_images.message_images(
-        parts, where="The request", param="images", answer_tokens=answer_tokens, window=window
-    )
 
 
 @api_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", public=True)
@@ -202,24 +142,7 @@ async def schema(request) -> JsonResponse:
     return JsonResponse(openapi_document())
 
 
-def _form_flag(form, name: str, default: bool) -> bool:
-    value = form.get(name, "").strip().lower()
-    if value not in ("", "true", "false"):
-        raise ApiError(422, f"{name} must be true or false.", param=name)
-    return default if not value else value == "true"
-
-
-def _form_number(form, name: str) -> float | None:
-    value = form.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value) if name == "max_tokens" else float(value)
-    except ValueError:
-        raise ApiError(422, f"{name} must be a number.", param=name) from None
-
-
-async def _respond(request, call: parsing.ChatCall):
+async def _respond(request, call: ChatCall):
     generation = await start_generation(request, call)
     if call.stream:
         frames = _event_frames(generation, call.notices)
@@ -227,7 +150,7 @@ async def _respond(request, call: parsing.ChatCall):
     answer = await generation.answer()
     return JsonResponse(
         {
-            "model": model_spec_for(settings.MEDSERVER.model).api_id,
+            "model": serving.served_model().api_id,
             "content": answer.content,
             "thinking": answer.thinking,
             "finish_reason": answer.finished.reason,

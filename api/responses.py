@@ -16,139 +16,50 @@ import uuid
 from asgiref.sync import sync_to_async
 from django.http import JsonResponse
 
-from chat.api import message_images, parsing, unsupported
-from chat.api.auth import api_endpoint
-from chat.api.end_users import end_user_of
-from chat.api.errors import ApiError
-from chat.api.generation import Generation, failure_error, start_generation
-from chat.api.openai import check_model, file_data_uri, thinking_wanted
-from chat.api.sse import EventStreamResponse, sse_frame
+from api import parsing
+from api.auth import api_endpoint
+from api.generation import Generation, failure_error, start_generation
+from api.openai_protocol import ResponseRequest
+from api.sse import EventStreamResponse, sse_frame
 from inference.engine import Delta, Failed, Finished
-
-_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
 @api_endpoint("POST")
 async def create_response(request):
-    data = parsing.read_json(request)
-    model = check_model(data.get("model"))
-    unsupported.refuse(data, unsupported.RESPONSES)
-    raw_turns = _raw_turns(data.get("input"), data.get("instructions"))
-    sampling = parsing.sampling_from(data, max_tokens_names=("max_output_tokens",))
-    stream = parsing.flag(data, "stream", False)
-    window = message_images.dicom_window(data.get("dicom_window", "auto"), blank_allowed=False)
-    turns, notices = await sync_to_async(parsing.check_turns, thread_sensitive=False)(
-        raw_turns, answer_tokens=sampling.max_new_tokens, window=window
-    )
-    call = parsing.ChatCall(
-        turns, sampling, _thinking(data), stream, notices, end_user_of(request, data)
-    )
+    body = ResponseRequest.of(await parsing.read_json_off_loop(request))
+    call = await sync_to_async(body.to_chat_call, thread_sensitive=False)(request)
     generation = await start_generation(request, call)
-    shell = response_shell(model, data, sampling, generation.provenance)
-    if stream:
+    echoed = body.model_dump(include={"instructions", "tool_choice", "metadata"})
+    shell = response_shell(body.model, echoed, call.sampling, generation.provenance)
+    if call.stream:
         return EventStreamResponse(_events(generation, shell), on_close=generation.close)
     answer = await generation.answer()
     return JsonResponse(_finished(shell, answer.thinking, answer.content, answer.finished))
 
 
-def response_shell(model: str, data: dict, sampling, provenance: dict) -> dict:
-    """The fields of a response that do not depend on the answer."""
+def response_shell(model: str, echoed: dict, sampling, provenance: dict) -> dict:
+    """The fields of a response that do not depend on the answer; `echoed` holds
+    the request's instructions, tool_choice and metadata, sent back as OpenAI does."""
     return {
         "id": f"resp_{uuid.uuid4().hex}",
         "object": "response",
         "created_at": int(time.time()),
         "model": model,
-        "instructions": data.get("instructions"),
+        "instructions": echoed.get("instructions"),
         "max_output_tokens": sampling.max_new_tokens,
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
         "parallel_tool_calls": False,
-        "tool_choice": data.get("tool_choice") or "auto",
+        "tool_choice": echoed.get("tool_choice") or "auto",
         "tools": [],
         "text": {"format": {"type": "text"}},
         "reasoning": {"effort": None, "summary": None},
         "store": False,
-        "metadata": data.get("metadata") if isinstance(data.get("metadata"), dict) else {},
+        "metadata": echoed.get("metadata") or {},
         "error": None,
         "incomplete_details": None,
         "provenance": provenance,
     }
-
-
-def _thinking(data: dict) -> bool:
-    reasoning = data.get("reasoning")
-    if isinstance(reasoning, dict) and reasoning.get("effort") in ("none", "minimal"):
-        return False
-    return thinking_wanted(data)
-
-
-def _raw_turns(items: object, instructions: object) -> list[parsing.RawTurn]:
-    turns = []
-    if instructions is not None:
-        if not isinstance(instructions, str):
-            raise ApiError(422, "instructions must be a string.", param="instructions")
-        turns.append(parsing.RawTurn("system", instructions, (), "instructions"))
-    if isinstance(items, str):
-        return [*turns, parsing.RawTurn("user", items, (), "input")]
-    if not isinstance(items, list):
-        raise ApiError(422, "input must be a string or a list of messages.", param="input")
-    for index, item in enumerate(items):
-        where = f"input[{index}]"
-        if not isinstance(item, dict):
-            raise ApiError(422, f"{where} must be an object.", param=where)
-        kind = item.get("type", "message")
-        if kind == "reasoning":
-            continue  # an earlier answer's thinking, sent back: the model is not shown it
-        if kind != "message":
-            raise ApiError(
-                400,
-                f"{where}: MedServer takes messages only, not {str(kind)[:40]!r} items.",
-                param=where,
-                code="unsupported_parameter",
-            )
-        turns.append(_raw_turn(item, where))
-    # The Responses API lets a system message follow others; check_turns wants it first.
-    return turns
-
-
-def _raw_turn(item: dict, where: str) -> parsing.RawTurn:
-    role = _ROLES.get(item.get("role"))
-    if role is None:
-        raise ApiError(
-            422, f"{where}: role must be user, assistant, system or developer.", param=where
-        )
-    content = item.get("content")
-    if isinstance(content, str):
-        return parsing.RawTurn(role, content, (), where)
-    if not isinstance(content, list):
-        raise ApiError(422, f"{where}.content must be a string or a list of parts.", param=where)
-    texts, images = [], []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("input_text", "output_text") and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif kind == "input_image" and isinstance(part.get("image_url"), str):
-            images.append(part["image_url"])
-        elif kind == "input_file" and isinstance(part.get("file_data"), str):
-            images.append(_file_data_uri(part))
-        elif kind in ("input_image", "input_file"):
-            raise ApiError(
-                422,
-                f"{where}: send images and files inline (image_url or file_data as a data URI); "
-                "MedServer keeps no uploaded files.",
-                param=where,
-            )
-        else:
-            raise ApiError(
-                422,
-                f"{where}: content parts must be input_text, input_image or input_file.",
-                param=where,
-            )
-    return parsing.RawTurn(role, "\n".join(texts), tuple(images), where)
-
-
-def _file_data_uri(part: dict) -> str:
-    return file_data_uri({"file_data": part["file_data"], "filename": part.get("filename")}, "")
 
 
 def _usage(finished: Finished) -> dict:

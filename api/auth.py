@@ -13,9 +13,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from api import tokens as api_tokens
+from api.errors import ApiError
 from audit import trail
 from chat import limits
-from chat.api.errors import ApiError
 from chat.errors import LimitExceeded
 from chat.serving import engine_worker
 

@@ -6,17 +6,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 
+from api.conversation import ChatCall
+from api.end_users import EndUser
+from api.errors import ApiError
 from audit import trail
-from chat import limits
-from chat.api.end_users import EndUser
-from chat.api.errors import ApiError
-from chat.api.parsing import ChatCall
+from chat import limits, serving
 from chat.errors import LimitExceeded
 from chat.serving import engine_worker
 from inference.engine import Delta, Event, Failed, Finished, GenerationRequest
-from inference.registry import model_spec_for
 from inference.worker import EngineBusy, EngineUnavailable, GenerationHandle
 
 _FAILED_STATUS = {"invalid_request": 400, "unavailable": 503, "engine_error": 500}
@@ -126,7 +124,7 @@ def answer_provenance(worker, token, end_user: EndUser | None) -> dict:
     """What wrote the answer and for whom, returned with it (the page's provenance, for
     the API)."""
     provenance = {
-        "model": model_spec_for(settings.MEDSERVER.model).api_id,
+        "model": serving.served_model().api_id,
         "engine": worker.state.engine,
     }
     if token is not None:
