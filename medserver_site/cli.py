@@ -333,8 +333,20 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
             )
         )
     try:
-        return ServerConfig(
-            **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig)}
+        # Options without a flag (host names, secret key, debug) come from the environment.
+        unflagged = {
+            ServerConfig.env_name(f.name)
+            for f in dataclasses.fields(ServerConfig)
+            if not hasattr(args, f.name)
+        }
+        values = ServerConfig.from_environ({k: v for k, v in os.environ.items() if k in unflagged})
+        return dataclasses.replace(
+            values,
+            **{
+                f.name: getattr(args, f.name)
+                for f in dataclasses.fields(ServerConfig)
+                if hasattr(args, f.name)
+            },
         )
     except ValueError as error:
         sys.exit(_exit_line(f"medserver: error: {error}"))
@@ -358,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command in lifecycle_cli.COMMANDS:
         lifecycle_cli.run(args)
         return
-    serve(server_config(args), behind_proxy=args.behind_proxy)
+    serve(server_config(args))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ from typing import Any
 
 from chat.rates import parse_rate
 from inference.config import EngineConfig
+from inference.registry import MODELS
 from medserver_site.time_zone import parse_time_zone
 
-MODEL_KEYS = ("4", "27", "27t", "demo")
+MODEL_KEYS = tuple(MODELS)  # 4, 27, 27t, demo
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -237,6 +238,9 @@ class ServerConfig:
     # The clinic's time zone for the page, exports and admin; "" = the system's.
     time_zone: str = _opt("", parse_time_zone)
     no_auth: bool = _opt(False, parse_bool)
+    # Clients come through a reverse proxy on this machine: their addresses and
+    # https from its X-Forwarded-* headers.
+    behind_proxy: bool = _opt(False, parse_bool)
     ssl_certfile: str = _opt("", parse_existing_file)
     ssl_keyfile: str = _opt("", parse_existing_file)
     data_dir: Path = _opt(None, parse_data_dir)
@@ -244,6 +248,13 @@ class ServerConfig:
     # for ever); automatic backups kept from before migrating at start (0 = none taken).
     retention_days: int = _opt(0, _int_in(0, 36_500, "retention days"))
     upgrade_backups: int = _opt(3, _int_in(0, 100, "upgrade backups"))
+    # Set in the environment (or .env) only, not by flags:
+    # names a reverse proxy or the clinic's DNS gives this machine, comma-separated;
+    allowed_hosts: str = _opt("", _text)
+    # Django's signing key ("": one made once and kept in the data dir);
+    secret_key: str = _opt("", _text, secret=True)
+    # Django's debug pages, for development only.
+    debug: bool = _opt(False, parse_bool)
 
     def __post_init__(self) -> None:
         if self.data_dir is None:

@@ -58,7 +58,7 @@ def _stop_download(signum: int, frame: object) -> None:
     os._exit(130)
 
 
-def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
+def serve(config: ServerConfig) -> None:
     """Prepare the database and the static files, start the engine worker and serve on
     Daphne until stopped."""
     _check_port_free(config.host, config.port)
@@ -104,7 +104,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
     metrics.install(start_engine_worker(config.engine_config()))
     retention = retention_start(config.retention_days)
     # Built here: the database is not for the server's loop thread.
-    banner = _banner(config, behind_proxy=behind_proxy)
+    banner = _banner(config)
 
     from daphne.endpoints import build_endpoint_description_strings
 
@@ -117,7 +117,7 @@ def serve(config: ServerConfig, *, behind_proxy: bool = False) -> None:
         ready_callable=lambda: print(banner, flush=True),
         verbosity=0,
         websocket_max_message_size=config.max_payload_bytes + 65536,
-        **(PROXY_HEADERS if behind_proxy else {}),
+        **(PROXY_HEADERS if config.behind_proxy else {}),
     )
     request_bodies.install(server, config)
     try:
@@ -153,7 +153,7 @@ def _check_port_free(host: str, port: int) -> None:
             sys.exit(f"medserver: error: cannot listen on {host}:{port}: {reason.lower()}")
 
 
-def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
+def _banner(config: ServerConfig) -> str:
     from django.contrib.auth.models import User
 
     from chat.setup_link import setup_path
@@ -169,7 +169,7 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
         f"Model files: {describe_source(spec, config.data_dir)}",
     ]
     # One story of who connects where: --no-auth and --behind-proxy never go together.
-    if behind_proxy:
+    if config.behind_proxy:
         lines += [
             "Behind a reverse proxy: open the proxy's address in a browser; clients' "
             "addresses and https come from its X-Forwarded-For/-Proto/-Port headers.",
@@ -188,7 +188,7 @@ def _banner(config: ServerConfig, *, behind_proxy: bool = False) -> str:
         "and which engine serves it."
     )
     if not config.no_auth and not User.objects.exists():
-        where = " (or this path at the proxy's address)" if behind_proxy else ""
+        where = " (or this path at the proxy's address)" if config.behind_proxy else ""
         lines += [
             f"No account exists yet. Create the administrator here{where} (this link works once):",
             f"    {urls[0].rstrip('/')}{setup_path()}",

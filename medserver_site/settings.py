@@ -27,8 +27,8 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 def _secret_key() -> str:
     """A per-installation key, kept owner-readable in the data dir across restarts."""
-    if os.environ.get("MEDSERVER_SECRET_KEY"):
-        return os.environ["MEDSERVER_SECRET_KEY"]
+    if MEDSERVER.secret_key:
+        return MEDSERVER.secret_key
     path = DATA_DIR / "secret_key"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -38,13 +38,11 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = os.environ.get("MEDSERVER_DEBUG", "") == "1"
+DEBUG = MEDSERVER.debug
 # Names a reverse proxy or the clinic's DNS gives this machine can be added,
 # comma-separated, in MEDSERVER_ALLOWED_HOSTS.
 ALLOWED_HOSTS = allowed_hosts_for(MEDSERVER.host) + [
-    host.strip()
-    for host in os.environ.get("MEDSERVER_ALLOWED_HOSTS", "").split(",")
-    if host.strip()
+    host.strip() for host in MEDSERVER.allowed_hosts.split(",") if host.strip()
 ]
 
 INSTALLED_APPS = [

@@ -322,6 +322,10 @@ def test_config_survives_the_trip_through_the_environment(model_folder, tmp_path
         ssl_keyfile=str(tmp_path / "key.pem"),
         retention_days=90,
         upgrade_backups=0,
+        behind_proxy=True,
+        allowed_hosts="medserver.clinic.example",
+        secret_key="a-secret-key-of-this-clinic",
+        debug=True,
     )
     # Every option is changed, so a field that does not travel would show.
     for field in dataclasses.fields(ServerConfig):
@@ -479,7 +483,7 @@ def test_tls_needs_both_files(tmp_path, capsys):
 def test_the_banner_tells_one_story_of_who_connects_where(tmp_path, config, behind_proxy):
     from medserver_site.serve import _banner
 
-    text = _banner(ServerConfig(data_dir=tmp_path, **config), behind_proxy=behind_proxy)
+    text = _banner(ServerConfig(data_dir=tmp_path, behind_proxy=behind_proxy, **config))
     says_local_only = "only this machine can connect" in text
     says_proxy = "open the proxy's address" in text
     says_network = "on this network" in text
