@@ -1,6 +1,6 @@
 """The audit trail: sign-ins, chats opened, edits, deletions, exports, API token use.
 
-Events are appended only (chat.models.AuditEvent refuses changes) and read
+Events are appended only (audit.models.AuditEvent refuses changes) and read
 in Django admin.
 """
 

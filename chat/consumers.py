@@ -184,7 +184,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         asking = answers.ask(
             self.scope["user"], self.session, text=text, attachment_ids=attachment_ids
         )
-        if await self._start_answer(asking, alert=self._alert):
+        if await self._run_use_case(asking, alert=self._alert):
             await self.send(text_data=stream_html.composer_sent())
 
     async def _edit(self, content: dict) -> None:
@@ -197,7 +197,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         editing = answers.edit(
             self.scope["user"], self.session, question=message, text=text, address=address
         )
-        await self._start_answer(editing, alert=self._toast)
+        await self._run_use_case(editing, alert=self._toast)
 
     async def _regenerate(self, content: dict) -> None:
         message = await self._message(content)
@@ -205,7 +205,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._toast(NOT_UNDERSTOOD)
             return
         regenerating = answers.regenerate(self.scope["user"], self.session, answer=message)
-        await self._start_answer(regenerating, alert=self._toast)
+        await self._run_use_case(regenerating, alert=self._toast)
 
     async def _continue(self, content: dict) -> None:
         message = await self._message(content)
@@ -213,9 +213,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._toast(NOT_UNDERSTOOD)
             return
         continuing = answers.continue_answer(self.scope["user"], self.session, answer=message)
-        await self._start_answer(continuing, alert=self._toast)
+        await self._run_use_case(continuing, alert=self._toast)
 
-    async def _start_answer(self, use_case: Awaitable[str], *, alert) -> bool:
+    async def _run_use_case(self, use_case: Awaitable[str], *, alert) -> bool:
         """Run a use case of chat.answers; a refusal is told to this page through
         `alert`. Return whether the answer started."""
         try:
@@ -245,7 +245,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Run the handler of a message or event, without Channels' usual hop to the
         database thread first (to close stale connections): this consumer reaches
         the database only through database_sync_to_async, which does that itself,
-        and an answer's frames must not wait behind other pages' database work."""
+        and an answer's frames must not wait behind other pages' database work
+        (tests/chat/test_consumer.py: frames reach the page while the database
+        thread is busy)."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")

@@ -1,4 +1,4 @@
-"""A chat export laid out as a PDF for the patient's chart (see chat.exports).
+"""A chat export laid out as a PDF for the patient's chart (see exports.record).
 
 Text is set in Source Sans Pro, embedded (subset) in the file: it covers
 Latin, Greek and Cyrillic and the signs clinicians write (µ ° ± × ≥ ≤ →).

@@ -1,6 +1,6 @@
 """Audit rows for what an operator does at the command line, or the server on its own.
 
-chat.audit records what signed-in users do; these rows name the operating
+audit.trail records what signed-in users do; these rows name the operating
 system account that ran the command instead ("root (command line)"), or the
 server itself for its scheduled passes.
 """

@@ -16,7 +16,7 @@ TEST_ANSWER_TOKENS = 12
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    """The test database, without the audit table's triggers (chat.audit_guard):
+    """The test database, without the audit table's triggers (audit.guard):
     transactional tests empty every table between tests, which they refuse.
     tests/chat/test_audit.py puts them back where it tests them."""
     from django.db import connection

@@ -106,7 +106,7 @@ async def begin_answer(user, session_id, save) -> str:
     await get_channel_layer().group_send(
         session_group(session_id), {"type": "chat.html", "html": html}
     )
-    start_answer(answer, slot, started)
+    _write_in_background(answer, slot, started)
     return html
 
 
@@ -115,7 +115,7 @@ def _start_when_saved(saving: asyncio.Future, *, slot: StreamSlot) -> None:
         release_stream(slot)
     else:
         answer, started, _ = saving.result()
-        start_answer(answer, slot, started)
+        _write_in_background(answer, slot, started)
 
 
 def _save_and_submit(save, loop) -> tuple[Message, GenerationHandle | Exception, str]:
@@ -140,7 +140,9 @@ def _save_and_submit(save, loop) -> tuple[Message, GenerationHandle | Exception,
         raise
 
 
-def start_answer(answer: Message, slot: StreamSlot, started: GenerationHandle | Exception) -> None:
+def _write_in_background(
+    answer: Message, slot: StreamSlot, started: GenerationHandle | Exception
+) -> None:
     """Write `answer` (a saved streaming placeholder) in the background, from the
     engine's `started` handle, or fail it with `started`'s reason.
 

@@ -29,9 +29,9 @@ from chat.services.sessions import (
     session_configure,
     session_create,
     session_delete,
+    session_for_new_chat,
     session_rename,
     session_set_thinking,
-    session_start,
 )
 
 __all__ = [
@@ -59,6 +59,6 @@ __all__ = [
     "session_delete",
     "session_rename",
     "session_set_thinking",
-    "session_start",
+    "session_for_new_chat",
     "sync_builtin_presets",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from chat.builtin_presets import BUILTIN_PRESETS
 from chat.errors import MessageRejected
 from chat.models import Preset
-from chat.presets import BUILTIN_PRESETS
 
 NAME_LENGTH = 100
 

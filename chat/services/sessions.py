@@ -14,7 +14,7 @@ def session_create(*, owner, model_name: str) -> ChatSession:
     return ChatSession.objects.create(owner=owner, model_name=model_name)
 
 
-def session_start(*, owner, model_name: str) -> ChatSession:
+def session_for_new_chat(*, owner, model_name: str) -> ChatSession:
     """Return a fresh session for a new chat, reusing one still empty (brought to
     the top of the list) rather than piling up empty "New chat" entries."""
     empty = (

@@ -42,7 +42,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def session_new(request: HttpRequest) -> HttpResponse:
-    session = services.session_start(owner=request.user, model_name=engine_worker().state.model)
+    session = services.session_for_new_chat(
+        owner=request.user, model_name=engine_worker().state.model
+    )
     return redirect("chat:session", session_id=session.pk)
 
 

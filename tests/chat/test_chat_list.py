@@ -53,7 +53,7 @@ def test_search_results_show_the_words_around_the_match(client, user):
 
 def test_new_chat_reuses_an_empty_one_instead_of_piling_them_up(client, user):
     client.force_login(user)
-    first = services.session_start(owner=user, model_name="demo")
+    first = services.session_for_new_chat(owner=user, model_name="demo")
     used = services.session_create(owner=user, model_name="demo")
     exchange(used, "Q", "A")
     for _ in range(3):

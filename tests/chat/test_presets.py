@@ -6,9 +6,9 @@ import pytest
 
 from audit.models import AuditEvent
 from chat import answers, generation_settings, selectors, services
+from chat.builtin_presets import BUILTIN_PRESETS
 from chat.errors import MessageRejected, SettingsRejected
 from chat.models import Message, Preset
-from chat.presets import BUILTIN_PRESETS
 from chat.services.presets import sync_builtin_presets
 
 pytestmark = pytest.mark.django_db

@@ -374,17 +374,17 @@ def test_conversation_before_ignores_other_sessions(session, user):
 
 
 def test_session_start_reuses_the_newest_empty_session(user):
-    first = services.session_start(owner=user, model_name=MODEL)
+    first = services.session_for_new_chat(owner=user, model_name=MODEL)
 
-    assert services.session_start(owner=user, model_name=MODEL) == first
+    assert services.session_for_new_chat(owner=user, model_name=MODEL) == first
     assert ChatSession.objects.filter(owner=user).count() == 1
 
 
 def test_session_start_opens_a_new_session_once_the_newest_has_messages(user):
-    first = services.session_start(owner=user, model_name=MODEL)
+    first = services.session_for_new_chat(owner=user, model_name=MODEL)
     services.message_send(session=first, content="Hello")
 
-    second = services.session_start(owner=user, model_name=MODEL)
+    second = services.session_for_new_chat(owner=user, model_name=MODEL)
 
     assert second != first
     assert second.model_name == MODEL
@@ -392,9 +392,9 @@ def test_session_start_opens_a_new_session_once_the_newest_has_messages(user):
 
 
 def test_session_start_never_reuses_another_users_empty_session(user, other_user):
-    theirs = services.session_start(owner=other_user, model_name=MODEL)
+    theirs = services.session_for_new_chat(owner=other_user, model_name=MODEL)
 
-    mine = services.session_start(owner=user, model_name=MODEL)
+    mine = services.session_for_new_chat(owner=user, model_name=MODEL)
 
     assert mine != theirs
     assert mine.owner == user

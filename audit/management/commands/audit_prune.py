@@ -1,7 +1,7 @@
 """`python manage.py audit_prune --older-than-days N`: the audit trail's retention.
 
 The only way to delete audit events (the database refuses it otherwise, see
-chat.audit_guard); the deletion itself is recorded as an event.
+audit.guard); the deletion itself is recorded as an event.
 """
 
 import datetime
