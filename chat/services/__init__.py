@@ -24,7 +24,7 @@ from chat.services.messages import (
     message_select,
     message_send,
 )
-from chat.services.presets import preset_delete, preset_save, sync_builtin_presets
+from chat.services.presets import preset_check, preset_delete, preset_save, sync_builtin_presets
 from chat.services.sessions import (
     session_configure,
     session_create,
@@ -32,6 +32,7 @@ from chat.services.sessions import (
     session_for_new_chat,
     session_rename,
     session_set_thinking,
+    session_settings_check,
 )
 
 __all__ = [
@@ -52,9 +53,11 @@ __all__ = [
     "message_edit",
     "message_select",
     "message_send",
+    "preset_check",
     "preset_delete",
     "preset_save",
     "session_configure",
+    "session_settings_check",
     "session_create",
     "session_delete",
     "session_rename",

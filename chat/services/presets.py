@@ -32,7 +32,9 @@ def sync_builtin_presets() -> None:
             preset.save()
 
 
-def _clean(name: str, system_prompt: str, max_length: int) -> tuple[str, str]:
+def preset_check(name: str, system_prompt: str, max_length: int) -> tuple[str, str]:
+    """Return the name and instructions as a preset keeps them; raise MessageRejected
+    when one is missing or too long."""
     name, system_prompt = " ".join(name.split()), system_prompt.strip()
     if not name:
         raise MessageRejected("Give the preset a name.")
@@ -57,7 +59,7 @@ def preset_save(
     Raise MessageRejected when the name or instructions are missing or too long,
     or the owner already has a preset of that name.
     """
-    name, system_prompt = _clean(name, system_prompt, max_length)
+    name, system_prompt = preset_check(name, system_prompt, max_length)
     if preset is None:
         preset = Preset(owner=owner)
     elif preset.owner_id != owner.pk:

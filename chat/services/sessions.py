@@ -62,6 +62,43 @@ def session_set_thinking(*, session: ChatSession, thinking: bool) -> ChatSession
     return session
 
 
+def session_settings_check(
+    *,
+    session: ChatSession,
+    system_prompt: str,
+    temperature: float | None,
+    top_p: float | None,
+    max_new_tokens: int | None,
+    preset: Preset | None = None,
+) -> None:
+    """Raise SettingsRejected for a setting `session_configure` would refuse: a value
+    outside the server's bounds, a temperature or top-p while the server has locked
+    them, or another user's preset."""
+    bounds = generation_settings.bounds()
+    system_prompt = system_prompt.strip()
+    if len(system_prompt) > bounds.max_system_prompt:
+        raise SettingsRejected(
+            f"The system prompt is {len(system_prompt):,} characters long; the limit is "
+            f"{bounds.max_system_prompt:,}."
+        )
+    if bounds.sampling_locked and (temperature is not None or top_p is not None):
+        raise SettingsRejected("This server sets temperature and top-p; they cannot be changed.")
+    if temperature is not None and not (
+        bounds.min_temperature <= temperature <= bounds.max_temperature
+    ):
+        raise SettingsRejected(
+            f"Temperature must be from {bounds.min_temperature:g} to {bounds.max_temperature:g}."
+        )
+    if top_p is not None and not (0 < top_p <= bounds.max_top_p):
+        raise SettingsRejected(f"Top-p must be above 0 and at most {bounds.max_top_p:g}.")
+    if max_new_tokens is not None and not (1 <= max_new_tokens <= bounds.max_new_tokens):
+        raise SettingsRejected(
+            f"Max tokens must be from 1 to {bounds.max_new_tokens:,} (the context length)."
+        )
+    if preset is not None and preset.owner_id not in (None, session.owner_id):
+        raise SettingsRejected("That preset is not available.")
+
+
 def session_configure(
     *,
     session: ChatSession,
@@ -73,37 +110,21 @@ def session_configure(
 ) -> ChatSession:
     """Save the session's preset, system prompt and generation settings (None: server default).
 
-    Raise SettingsRejected, changing nothing, for a value outside the server's
-    bounds, or a temperature or top-p while the server has locked them.
+    Raise SettingsRejected, changing nothing, for what session_settings_check refuses.
     """
-    limits = generation_settings.bounds()
-    system_prompt = system_prompt.strip()
-    if len(system_prompt) > limits.max_system_prompt:
-        raise SettingsRejected(
-            f"The system prompt is {len(system_prompt):,} characters long; the limit is "
-            f"{limits.max_system_prompt:,}."
-        )
-    if limits.sampling_locked and (temperature is not None or top_p is not None):
-        raise SettingsRejected("This server sets temperature and top-p; they cannot be changed.")
-    if temperature is not None and not (
-        limits.min_temperature <= temperature <= limits.max_temperature
-    ):
-        raise SettingsRejected(
-            f"Temperature must be from {limits.min_temperature:g} to {limits.max_temperature:g}."
-        )
-    if top_p is not None and not (0 < top_p <= limits.max_top_p):
-        raise SettingsRejected(f"Top-p must be above 0 and at most {limits.max_top_p:g}.")
-    if max_new_tokens is not None and not (1 <= max_new_tokens <= limits.max_new_tokens):
-        raise SettingsRejected(
-            f"Max tokens must be from 1 to {limits.max_new_tokens:,} (the context length)."
-        )
-    if preset is not None and preset.owner_id not in (None, session.owner_id):
-        raise SettingsRejected("That preset is not available.")
+    session_settings_check(
+        session=session,
+        system_prompt=system_prompt,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        preset=preset,
+    )
     session.preset = preset
-    session.system_prompt = system_prompt
+    session.system_prompt = system_prompt.strip()
     fields = ["preset", "system_prompt", "max_new_tokens"]
     session.max_new_tokens = max_new_tokens
-    if not limits.sampling_locked:
+    if not generation_settings.bounds().sampling_locked:
         session.temperature, session.top_p = temperature, top_p
         fields += ["temperature", "top_p"]
     session.save(update_fields=fields)

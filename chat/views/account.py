@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -81,17 +82,19 @@ def preset_change(request: HttpRequest, preset_id: int) -> HttpResponse:
 def _presets_page(request: HttpRequest, *, editing: Preset | None) -> HttpResponse:
     error = None
     if request.method == "POST":
-        form = PresetForm(request.POST)
-        form.is_valid()
+        form = PresetForm(
+            request.POST,
+            owner=request.user,
+            preset=editing,
+            max_length=generation_settings.bounds().max_system_prompt,
+        )
         try:
-            preset = services.preset_save(
-                owner=request.user,
-                preset=editing,
-                max_length=generation_settings.bounds().max_system_prompt,
-                **form.cleaned_data,
-            )
-        except MessageRejected as rejected:
-            error = str(rejected)
+            preset = form.save() if form.is_valid() else None
+        except MessageRejected as rejected:  # a name the owner already uses
+            form.add_error(None, str(rejected))
+            preset = None
+        if preset is None:
+            error = form.errors[NON_FIELD_ERRORS][0]
         else:
             trail.record(trail.Action.PRESET_SAVE, request=request, target=preset)
             return redirect(f"{reverse('chat:presets')}#preset-{preset.pk}")

@@ -14,7 +14,7 @@ from chat import generation_settings, selectors, services, serving
 from chat.errors import MessageRejected, SettingsRejected
 from chat.forms import SessionSettingsForm
 from chat.idle_sign_out import idle_seconds_left
-from chat.models import Message, Preset
+from chat.models import Message
 from chat.serving import engine_worker
 from chat.views.base import (
     PAGE,
@@ -167,17 +167,12 @@ def session_thinking(request: HttpRequest, session_id) -> HttpResponse:
 @require_POST
 def session_settings(request: HttpRequest, session_id) -> HttpResponse:
     session = user_session(request, session_id)
-    form = SessionSettingsForm(request.POST)
+    form = SessionSettingsForm(request.POST, session=session)
     error = None
-    if not form.is_valid():
-        error = form.first_error()
+    if form.is_valid():
+        form.save()
     else:
-        try:
-            choice = form.cleaned_data.pop("preset")
-            preset = _chosen_preset(request.user, choice)
-            services.session_configure(session=session, preset=preset, **form.cleaned_data)
-        except SettingsRejected as rejected:
-            error = str(rejected)
+        error = form.first_error()
     if not request.htmx:
         return redirect("chat:session", session_id=session.pk)
     if error:
@@ -193,13 +188,3 @@ def session_settings(request: HttpRequest, session_id) -> HttpResponse:
     }
     response = render(request, f"{TOPBAR}#settings-form", context)
     return response if error else with_toast(response, "Settings saved.")
-
-
-def _chosen_preset(user, preset_id: int | None):
-    """The preset picked in the settings form (None: no preset)."""
-    if preset_id is None:
-        return None
-    try:
-        return selectors.presets_for(user).get(pk=preset_id)
-    except Preset.DoesNotExist:
-        raise SettingsRejected("That preset is no longer available; choose another.") from None
