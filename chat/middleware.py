@@ -1,12 +1,13 @@
-"""Request rules of the chat app: the rate limit on the pages' form posts."""
+"""Request rules of the chat app: the rate limit on the pages' form posts, and what a
+page is shown when its request is refused."""
 
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django_htmx.http import trigger_client_event
+from django_htmx.http import reswap, trigger_client_event
 
-from chat import limits
-from chat.errors import LimitExceeded
+from chat import limits, stream_html
+from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 
 # The API counts its own requests (api.auth) and answers in JSON.
 _API_PREFIXES = ("/api/", "/v1/")
@@ -42,3 +43,34 @@ class RateLimitMiddleware:
             trigger_client_event(response, "medserver:toast", {"text": str(error), "kind": "error"})
             return response
         return None
+
+
+class RefusalMiddleware:
+    """The pages' one mapping of a refusal raised by a service (MessageRejected,
+    SettingsRejected, LimitExceeded) that a view let through: for htmx, a notice
+    and nothing else on the page changes; otherwise the reason as plain text, with
+    400 (429 and Retry-After for a limit). The API maps its own (api.errors), the
+    chat socket its own (chat.consumers)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, MessageRejected | SettingsRejected | LimitExceeded):
+            return None
+        if request.path.startswith(_API_PREFIXES):
+            return None
+        if request.htmx:
+            response = HttpResponse(stream_html.toast(str(exception), kind="error"))
+            reswap(response, "none")
+            return response
+        limited = isinstance(exception, LimitExceeded)
+        response = HttpResponse(
+            str(exception), status=429 if limited else 400, content_type="text/plain"
+        )
+        if limited:
+            response["Retry-After"] = str(exception.retry_after)
+        return response

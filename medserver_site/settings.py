@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "medserver_site.middleware.LocalUserMiddleware",
     "chat.idle_sign_out.IdleSignOutMiddleware",
     "chat.middleware.RateLimitMiddleware",
+    "chat.middleware.RefusalMiddleware",
     # Everything needs a login except views marked @login_not_required
     # (login, first-run setup, /api/health).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",

@@ -8,9 +8,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_http_methods
 
 from audit import trail
-from chat.errors import MessageRejected
 from chat.views.base import (
-    toast_only,
     user_message,
 )
 from reviews import services
@@ -29,10 +27,8 @@ def answer_review(request: HttpRequest, session_id, message_id: int) -> HttpResp
         for field in ("verdict", "rating", "comment")
         if field in request.POST
     }
-    try:
-        review = services.answer_review(message=message, reviewer=request.user, **changes)
-    except MessageRejected as rejected:
-        return toast_only(str(rejected), kind="error")
+    # A refusal is shown by chat.middleware.RefusalMiddleware.
+    review = services.answer_review(message=message, reviewer=request.user, **changes)
     detail = f"verdict={review.verdict or '-'} rating={review.rating or '-'}"
     trail.record(trail.Action.ANSWER_REVIEW, request=request, target=message, detail=detail)
     if not request.htmx:

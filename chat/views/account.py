@@ -38,14 +38,12 @@ def draft_save(request: HttpRequest) -> HttpResponse:
     Saved as the clinician types, which is activity: typing keeps the session.
     """
     session = user_session(request, request.POST.get("session", ""))
-    try:
-        services.draft_save(
-            session=session,
-            text=request.POST.get("content", ""),
-            attachment_ids=request.POST.getlist("attachments"),
-        )
-    except MessageRejected as error:
-        return HttpResponse(str(error), status=400, content_type="text/plain")
+    # A refusal (far over any limit) is a 400 with the reason: chat.middleware.RefusalMiddleware.
+    services.draft_save(
+        session=session,
+        text=request.POST.get("content", ""),
+        attachment_ids=request.POST.getlist("attachments"),
+    )
     return HttpResponse(status=204)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from django_htmx.http import reswap
 
 from chat import selectors, stream_html
 from chat.models import ChatSession, Message
@@ -39,11 +38,4 @@ def user_message(request: HttpRequest, session_id, message_id: int) -> Message:
 def with_toast(response: HttpResponse, text: str, *, kind: str = "info") -> HttpResponse:
     """Add a notice to an htmx response; htmx shows it out of band."""
     response.content += stream_html.toast(text, kind=kind).encode()
-    return response
-
-
-def toast_only(text: str, *, kind: str) -> HttpResponse:
-    """A refusal: only a notice, nothing else on the page changes."""
-    response = HttpResponse(stream_html.toast(text, kind=kind))
-    reswap(response, "none")
     return response

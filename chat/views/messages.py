@@ -13,7 +13,6 @@ from chat import answers, limits, selectors, services, serving, stream_html
 from chat.errors import LimitExceeded, MessageRejected
 from chat.views.base import (
     PAGE,
-    toast_only,
     user_message,
     user_session,
     with_toast,
@@ -62,10 +61,7 @@ def _change_conversation(
     with the conversation as it now is, which every other open page of the session
     is sent too."""
     message = user_message(request, session_id, message_id)
-    try:
-        change(message=message)
-    except MessageRejected as error:
-        return toast_only(str(error), kind="error")
+    change(message=message)  # a refusal is shown by chat.middleware.RefusalMiddleware
     if action:
         trail.record(action, request=request, target=f"message:{message_id}")
     if not request.htmx:

@@ -11,7 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit import trail
 from chat import generation_settings, selectors, services, serving
-from chat.errors import MessageRejected, SettingsRejected
+from chat.errors import SettingsRejected
 from chat.forms import SessionSettingsForm
 from chat.idle_sign_out import idle_seconds_left
 from chat.models import Message
@@ -21,7 +21,6 @@ from chat.views.base import (
     SIDEBAR,
     TOPBAR,
     current_session,
-    toast_only,
     user_session,
     with_toast,
 )
@@ -141,11 +140,8 @@ def session_delete(request: HttpRequest, session_id) -> HttpResponse:
     item = user_session(request, session_id)
     current = current_session(request)
     on_show = current is None or current.pk == item.pk
-    try:
-        target = f"chatsession:{item.pk}"  # the row is gone after this
-        services.session_delete(session=item)
-    except MessageRejected as error:
-        return toast_only(str(error), kind="error")
+    target = f"chatsession:{item.pk}"  # the row is gone after this
+    services.session_delete(session=item)  # a refusal: chat.middleware.RefusalMiddleware
     trail.record(trail.Action.SESSION_DELETE, request=request, target=target)
     if on_show or not request.htmx:
         home = reverse("chat:home")
