@@ -16,8 +16,9 @@ from api import tokens as api_tokens
 from api.errors import ApiError
 from audit import trail
 from chat import limits
-from chat.errors import LimitExceeded
+from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.serving import engine_worker
+from inference.worker import EngineBusy, EngineUnavailable
 
 log = logging.getLogger(__name__)
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -89,6 +90,13 @@ def api_endpoint(
                 return _logged_quietly_while_loading(request, error.response())
             except LimitExceeded as error:
                 return ApiError(429, str(error), retry_after=error.retry_after).response()
+            except EngineBusy as error:
+                return ApiError(503, str(error), code="busy", retry_after=5).response()
+            except EngineUnavailable:
+                message = "The model is not available; see /api/health."
+                return ApiError(503, message, retry_after=60).response()
+            except (MessageRejected, SettingsRejected) as error:
+                return ApiError(422, str(error)).response()
             except MultiPartParserError as error:  # read by the CSRF check or the view
                 message = f"The multipart/form-data body could not be read: {error}"
                 return ApiError(400, message).response()

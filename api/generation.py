@@ -12,10 +12,9 @@ from api.end_users import EndUser
 from api.errors import ApiError
 from audit import trail
 from chat import limits, serving
-from chat.errors import LimitExceeded
 from chat.serving import engine_worker
 from inference.engine import Delta, Event, Failed, Finished, GenerationRequest
-from inference.worker import EngineBusy, EngineUnavailable, GenerationHandle
+from inference.worker import GenerationHandle
 
 _FAILED_STATUS = {"invalid_request": 400, "unavailable": 503, "engine_error": 500}
 
@@ -89,23 +88,17 @@ async def start_generation(request, call: ChatCall) -> Generation:
         raise ApiError(503, "The model is still loading; try again shortly.", retry_after=10)
     if status != "ready":
         raise ApiError(503, "The model is not available; see /api/health.", retry_after=60)
-    try:
-        slot = limits.reserve_stream(user, token)
-    except LimitExceeded as error:
-        raise ApiError(429, str(error), retry_after=error.retry_after) from None
+    # A refusal (LimitExceeded, EngineBusy, EngineUnavailable) is answered by api.auth's
+    # api_endpoint, the API's one mapping of errors to responses.
+    slot = limits.reserve_stream(user, token)
     job = GenerationRequest(
         call.turns, call.sampling, call.thinking, continue_answer=call.continue_answer
     )
     try:
         handle = worker.submit(job)
-    except EngineBusy as error:
+    except BaseException:
         limits.release_stream(slot)
-        raise ApiError(503, str(error), code="busy", retry_after=5) from None
-    except EngineUnavailable:
-        limits.release_stream(slot)
-        raise ApiError(
-            503, "The model is not available; see /api/health.", retry_after=60
-        ) from None
+        raise
     generation = Generation(handle, slot)
     try:
         generation.first = await handle.next_events()
