@@ -191,7 +191,10 @@ def review_lines(message: Message) -> list[str]:
 
 
 def image_caption(number: int, attachment: Attachment) -> str:
-    label = attachment.label or f"{attachment.width}×{attachment.height}"
+    """ "Image 2: Prior study (14 months before the current one): CT slice 3 of 10"; the
+    study is known when the images come through selectors.study_order."""
+    label = getattr(attachment, "study_label", attachment.label)
+    label = label or f"{attachment.width}×{attachment.height}"
     return f"Image {number}: {label}"
 
 
@@ -265,7 +268,7 @@ def _markdown_question(number: int, message: Message, images: list[tuple[str, by
     lines = [f"## Question {number} · {when(message.created_at)}", ""]
     # A question is plain text on the page; hard line breaks keep its lines apart.
     lines.append("  \n".join(inert(message.content.strip()).splitlines()))
-    for index, attachment in enumerate(message.attachments.all(), start=1):
+    for index, attachment in enumerate(selectors.study_order(message.attachments.all()), 1):
         caption = inert(_escape_brackets(image_caption(index, attachment)))
         jpeg = thumbnail(attachment, MARKDOWN_THUMBNAIL_PX)
         if jpeg is None:

@@ -29,6 +29,9 @@ urlpatterns = [
     path(message + "boxes.png", views.answer_boxes, name="answer-boxes"),
     path(message + "table.csv", views.answer_table_csv, name="answer-table-csv"),
     path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
+    path(
+        "attachments/<uuid:attachment_id>/study/", views.attachment_study, name="attachment-study"
+    ),
     path("account/stay-signed-in/", views.stay_signed_in, name="stay-signed-in"),
     path("account/draft/", views.draft_save, name="draft-save"),
     path("setup/<str:token>/", views.first_admin_setup, name="setup"),

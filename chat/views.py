@@ -32,9 +32,11 @@ from chat import (
 )
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
-from chat.models import ChatSession, Message, Preset
+from chat.models import Attachment, ChatSession, Message, Preset
 from chat.setup_link import first_admin_create, setup_token_valid
 from imaging.dicom.windows import WINDOW_CHOICES
+from imaging.priors import UNIT_CHOICES, IntervalRejected, interval_from_form
+from imaging.slides import DEFAULT_MAGNIFICATION, MAGNIFICATIONS
 from inference.hardware import gpu_facts
 from inference.worker import engine_worker
 from medserver_site.middleware import idle_seconds_left, note_activity
@@ -76,6 +78,9 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
         "can_think": generation_settings.can_think(),
         "presets": selectors.presets_for(request.user),
         "dicom_windows": WINDOW_CHOICES,
+        "slide_magnifications": MAGNIFICATIONS,
+        "default_magnification": DEFAULT_MAGNIFICATION,
+        "study_units": UNIT_CHOICES,
         "streaming": any(m.status == Message.Status.STREAMING for m in path),
         "draft": selectors.draft_for(session),
         **_status_context(request),
@@ -228,6 +233,9 @@ def session_settings(request: HttpRequest, session_id) -> HttpResponse:
         "saved": error is None,
         "limits": settings.MEDSERVER,
         "dicom_windows": WINDOW_CHOICES,
+        "slide_magnifications": MAGNIFICATIONS,
+        "default_magnification": DEFAULT_MAGNIFICATION,
+        "study_units": UNIT_CHOICES,
     }
     response = render(request, f"{TOPBAR}#settings-form", context)
     return response if error else _with_toast(response, "Settings saved.")
@@ -360,13 +368,36 @@ def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
         session=session,
         uploads=request.FILES.getlist("images"),
         window=request.POST.get("window", ""),
+        magnification=request.POST.get("magnification", ""),
     )
     context = {
         "attachments": upload.attachments,
         "alert": " ".join(upload.errors),
         "notice": " ".join(upload.notices),
+        "study_units": UNIT_CHOICES,
     }
     return render(request, f"{PAGE}#attachments-added", context)
+
+
+@require_POST
+def attachment_study(request: HttpRequest, attachment_id) -> HttpResponse:
+    """Mark an image waiting to be sent, with the images uploaded with it, as a
+    prior study taken `amount` `unit` before the current one (`prior` set) or as
+    the current study; answer with their thumbnails, swapped in place."""
+    try:
+        prior = None
+        if request.POST.get("prior"):
+            prior = interval_from_form(request.POST.get("amount"), request.POST.get("unit"))
+        marked = services.attachments_mark_study(
+            owner=request.user, attachment_id=attachment_id, prior=prior
+        )
+    except Attachment.DoesNotExist:
+        raise Http404("No such image waiting to be sent.") from None
+    except IntervalRejected as rejected:
+        context = {"alert": str(rejected), "oob": True}
+        return render(request, f"{PAGE}#composer-alert", context)
+    context = {"attachments": marked, "oob": True, "study_units": UNIT_CHOICES}
+    return render(request, f"{PAGE}#study-marked", context)
 
 
 @require_GET

@@ -20,7 +20,11 @@ from chat.services.api_tokens import (
     api_token_set_key,
     api_token_user,
 )
-from chat.services.attachments import attachment_create, attachments_upload
+from chat.services.attachments import (
+    attachment_create,
+    attachments_mark_study,
+    attachments_upload,
+)
 from chat.services.drafts import draft_clear, draft_save
 from chat.services.messages import (
     TITLE_LENGTH,
@@ -59,6 +63,7 @@ __all__ = [
     "api_token_set_key",
     "api_token_user",
     "attachment_create",
+    "attachments_mark_study",
     "attachments_upload",
     "draft_clear",
     "draft_save",
