@@ -214,8 +214,8 @@ def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None
 
 
 def _patches_create(owner, session, name: str, raw: bytes, magnification: str, result) -> None:
-    """Store the tissue patches of the slide `raw` that fit beside what is stored,
-    then its overview (shown to the clinician, never given to the model)."""
+    """Store the overview of the slide `raw` (shown to the clinician, never given
+    to the model), then its tissue patches that fit beside what is stored."""
     found = slides.patches_for_message(
         raw,
         name=name,
@@ -227,9 +227,10 @@ def _patches_create(owner, session, name: str, raw: bytes, magnification: str, r
     result.notices += found.notices
     batch = uuid.uuid4()
     side = slides.PATCH_PX
-    pieces = [(p.png, p.label, p.facts, True, (side, side)) for p in found.patches]
+    # The overview first: it says where the patches after it come from.
     overview = {"kind": "slide overview", "patches": len(found.patches)}
-    pieces.append((found.overview_png, found.overview_label, overview, False, found.overview_size))
+    pieces = [(found.overview_png, found.overview_label, overview, False, found.overview_size)]
+    pieces += [(p.png, p.label, p.facts, True, (side, side)) for p in found.patches]
     with transaction.atomic():
         for png, label, facts, for_model, (width, height) in pieces:
             attachment = Attachment(
