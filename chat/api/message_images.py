@@ -49,9 +49,8 @@ PDF_TYPES = {"application/pdf"}
 SLIDE_TYPES = {"image/tiff"}  # SVS and most slide formats are TIFF; others come untyped
 # Accepted as sent by clients that do not know what a file is; its bytes say.
 _UNTYPED = {"application/octet-stream"}
-_WHAT_IS_ACCEPTED = (
-    "a PNG, JPEG or WebP image, a PDF, a DICOM file, a zip of DICOM files or a whole-slide image"
-)
+# Slides (image/tiff, or untyped) are taken too; this sentence is the one clients know.
+_WHAT_IS_ACCEPTED = "a PNG, JPEG or WebP image, a PDF, a DICOM file or a zip of DICOM files"
 
 
 @dataclass(frozen=True)
