@@ -36,7 +36,8 @@ def test_a_slide_shows_its_overview_and_patches_and_the_model_answers(server, pa
     page.locator("#image-input").set_input_files(str(slide))
 
     pending = page.locator("#pending-attachments .pending-attachment")
-    expect(pending).to_have_count(7)  # the overview and six tissue patches
+    # Reading a slide takes a few seconds on a busy machine.
+    expect(pending).to_have_count(7, timeout=30_000)  # the overview and six tissue patches
     expect(pending.first).to_have_class(re.compile("is-overview"))
     expect(pending.first).to_have_attribute("title", re.compile(r"6 patches at 10× outlined"))
     expect(pending.nth(1)).to_have_attribute("title", "Slide patch 1 of 6 (10×)")
