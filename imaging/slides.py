@@ -238,7 +238,7 @@ def _overview(view, dimensions, chosen: list[tuple[int, int]], cell: float) -> I
     scale = picture.width / dimensions[0]
     draw = ImageDraw.Draw(picture)
     font = ImageFont.load_default(size=max(10, min(24, round(cell * scale / 3))))
-    line = max(1, round(picture.width / 400))
+    line = max(2, round(picture.width / 200))  # still seen on a 200-px thumbnail
     for number, (row, column) in enumerate(chosen, 1):
         left, top = column * cell * scale, row * cell * scale
         box = (left, top, left + cell * scale - 1, top + cell * scale - 1)
