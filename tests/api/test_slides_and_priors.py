@@ -5,6 +5,7 @@ studies of different dates reach the model prior first, with the interval only."
 from __future__ import annotations
 
 import io
+import logging
 
 import numpy as np
 import pytest
@@ -76,3 +77,21 @@ def test_dicom_studies_of_two_dates_come_prior_first_with_the_interval_only():
     assert f"DX series (CHEST PA): {PRIOR_LABEL}." in result.notices
     said = " ".join(result.labels + result.notices)
     assert not any(form in said for form in DATE_FORMS)
+
+
+def test_priors_through_analyze_are_answered_and_no_date_is_logged_or_returned(api, caplog):
+    caplog.set_level(logging.DEBUG)
+    current = _radiograph("19980514", "1.2.826.0.1.3680043.8.498.91", "CHEST PA", 3000)
+    prior = _radiograph("19970312", "1.2.826.0.1.3680043.8.498.90", "CHEST PA", 1000)
+    form = {
+        "prompt": "Compare with the prior.",
+        "images": io.BytesIO(zip_of({"a": current, "b": prior})),
+        "max_tokens": "4",
+    }
+
+    response = api.post("/api/analyze", form, content_type=MULTIPART_CONTENT)
+
+    assert response.status_code == 200, response.content
+    assert f"DX series (CHEST PA): {PRIOR_LABEL}." in response.json()["notices"]
+    for text in (response.content.decode(), caplog.text):
+        assert not any(form in text for form in DATE_FORMS + ("1997", "1998"))
