@@ -53,6 +53,7 @@ MAX_SLIDE_PIXELS = 20_000_000_000  # level 0: a 40× scan of a whole slide is 1�
 # A patch read from a level finer than asked is scaled down; without a pyramid
 # level near the magnification that read could be huge, so it is bounded.
 MAX_READ_PX = 4096
+MAX_VIEW_READ_PIXELS = 64_000_000  # the level the overview is made from, read whole
 # EZ-WSI's defaults: tissue is darker than 80 % white and brighter than black.
 MAX_TISSUE_LUMINANCE = 0.8 * 255
 MIN_TISSUE_LUMINANCE = 1.0
@@ -165,7 +166,16 @@ def _sample(slide, name, target, room, budget, answer_tokens) -> SlidePatches:
     columns, rows = int(width // cell), int(height // cell)
     if columns == 0 or rows == 0:
         raise SlideRejected(f"{name} is smaller than one patch ({PATCH_PX} pixels at {target:g}×).")
-    # One low-magnification view from the pyramid serves the tissue mask and the overview.
+    # One low-magnification view from the pyramid serves the tissue mask and the
+    # overview. OpenSlide makes it from the whole of the closest level: a slide
+    # without a small enough level would be read whole, so it is refused.
+    level = slide.get_best_level_for_downsample(max(width, height) / VIEW_PX)
+    level_width, level_height = slide.level_dimensions[level]
+    if level_width * level_height > MAX_VIEW_READ_PIXELS:
+        raise SlideRejected(
+            f"{name} has no low-resolution level ({level_width:,}×{level_height:,} pixels at "
+            "its smallest), so it cannot be read safely; save it as a pyramidal slide."
+        )
     view = _on_white(slide.get_thumbnail((VIEW_PX, VIEW_PX)))
     tissue = _tissue_cells(view, slide.dimensions, columns, rows, cell)
     if not tissue:

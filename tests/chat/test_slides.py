@@ -18,6 +18,7 @@ from PIL import Image
 
 from chat import selectors, services
 from chat.models import Attachment
+from imaging import slides
 from imaging.budget import ImageBudget
 from imaging.slides import PATCH_PX, SlideRejected, patches_for_message
 from tests.slide_files import (
@@ -235,3 +236,13 @@ def test_a_broken_slide_is_refused_with_a_message_and_others_are_kept(signed_in,
 
     assert "Upload 2 could not be read as a whole-slide image" in response.content.decode()
     assert Attachment.objects.filter(for_model=True).count() >= 4
+
+
+def test_a_slide_without_a_small_enough_level_is_refused_before_it_is_read_whole(
+    monkeypatch,
+):
+    # The fixture's overview would come from its 3584×2688 level 0: over a lower bound.
+    monkeypatch.setattr(slides, "MAX_VIEW_READ_PIXELS", 5_000_000)
+
+    with pytest.raises(SlideRejected, match="has no low-resolution level"):
+        patches_for_message(tissue_slide()[0], name="Upload 1", budget=BUDGET, answer_tokens=512)
