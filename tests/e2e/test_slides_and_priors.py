@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from tests.e2e.accessibility import axe_violations
 from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
     ASSISTANT,
     USER,
@@ -76,6 +77,7 @@ def test_an_image_marked_prior_with_the_form_goes_first_with_its_interval(server
     expect(pending).to_have_count(2)
     earlier = pending.nth(1)
     earlier.get_by_text("Prior?").click()
+    assert axe_violations(page) == []  # the open form, and the thumbnails around it
     earlier.get_by_label("Prior study, taken").fill("14")
     earlier.get_by_label("Unit").select_option("months")
     earlier.get_by_role("button", name="Mark as prior").click()
