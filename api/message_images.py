@@ -8,7 +8,12 @@ of one message are read together, as the chat page reads one upload: a series
 may come as a zip or as one part per file, and becomes the slices that fit
 (imaging.dicom.slices), rendered with the window asked for, each with its label
 for the model. A PDF becomes its pages as images ("Document page 1 of 3") in its
-place, as many as fit (imaging.documents), nothing else of the file kept.
+place, as many as fit (imaging.documents), nothing else of the file kept. A
+whole-slide image (SVS, tiled TIFF…) becomes its tissue patches at 10× in its
+place, as many as fit (imaging.slides), never its label or macro image; the
+overview the page shows is not sent. When the DICOM of a message holds studies
+of different dates, the older are prior studies: every image then comes in
+study order, labelled with its study and interval, never a date (imaging.priors).
 Other images are cleaned as the page cleans them.
 
 Nothing of a DICOM header reaches a response: labels and notices are built from
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 
 from api.errors import ApiError
 from chat import serving
-from imaging import ImageRejected, dicom, documents
+from imaging import ImageRejected, dicom, documents, priors, slides
 from imaging.archives import MAX_MEMBERS, ArchiveTooLarge, is_zip, zip_members
 from imaging.dicom.slices import slices_for_message
 from imaging.dicom.windows import AUTO
@@ -39,8 +44,10 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp"}
 DICOM_TYPES = {"application/dicom"}
 ZIP_TYPES = {"application/zip", "application/x-zip-compressed"}
 PDF_TYPES = {"application/pdf"}
+SLIDE_TYPES = {"image/tiff"}  # SVS and most slide formats are TIFF; others come untyped
 # Accepted as sent by clients that do not know what a file is; its bytes say.
 _UNTYPED = {"application/octet-stream"}
+# Slides (image/tiff, or untyped) are taken too; this sentence is the one clients know.
 _WHAT_IS_ACCEPTED = "a PNG, JPEG or WebP image, a PDF, a DICOM file or a zip of DICOM files"
 
 
@@ -73,7 +80,7 @@ def part_from_data_uri(uri: str, where: str) -> Part:
             "(data:image/png;base64,...); MedServer does not fetch URLs.",
         )
     media_type = (match.group("type") or "").lower()
-    if media_type not in IMAGE_TYPES | PDF_TYPES | DICOM_TYPES | ZIP_TYPES | _UNTYPED:
+    if media_type not in IMAGE_TYPES | PDF_TYPES | DICOM_TYPES | ZIP_TYPES | SLIDE_TYPES | _UNTYPED:
         raise ApiError(415, f"{where} must be {_WHAT_IS_ACCEPTED}.")
     encoded = uri[match.end() :]
     max_bytes = serving.config().max_payload_bytes
@@ -120,12 +127,16 @@ def message_images(
     param = param or where
     images: list[Part] = []
     pdfs: list[tuple[int, Part]] = []  # each with the number of images before it
+    slide_parts: list[tuple[int, Part]] = []  # likewise
     files: list[dicom.DicomFile] = []
     slices_at = None
     with _refusals(param):
         for part in parts:
             if _is_pdf(part):
                 pdfs.append((len(images), part))
+                continue
+            if slides.is_slide(part.raw):
+                slide_parts.append((len(images), part))
                 continue
             if _is_image(part):
                 images.append(part)
@@ -165,6 +176,22 @@ def message_images(
         added += len(document.pages)
         if slices_at is not None and at <= slices_at:
             slices_at += len(document.pages)
+    for at, part in slide_parts:
+        with _refusals(param):
+            found = slides.patches_for_message(
+                part.raw,
+                name=part.where,
+                budget=serving.image_budget(),
+                answer_tokens=answer_tokens,
+                other_images=len(cleaned),
+            )
+        place = at + added
+        cleaned[place:place] = [patch.png for patch in found.patches]
+        labels[place:place] = [patch.label for patch in found.patches]
+        notices += found.notices
+        added += len(found.patches)
+        if slices_at is not None and at <= slices_at:
+            slices_at += len(found.patches)
     if not files:
         return MessageImages(tuple(cleaned), tuple(labels), tuple(notices))
     with _refusals(param):
@@ -175,9 +202,19 @@ def message_images(
             other_images=len(cleaned),
             window=window,
         )
+    studies: list[priors.Interval | None] = [None] * len(cleaned)
     cleaned[slices_at:slices_at] = [piece.png for piece in slices.rendered]
     labels[slices_at:slices_at] = [piece.label for piece in slices.rendered]
-    return MessageImages(tuple(cleaned), tuple(labels), tuple(notices + slices.notices))
+    studies[slices_at:slices_at] = [piece.prior for piece in slices.rendered]
+    # Prior studies first, oldest first, each image labelled with its study.
+    ordered = priors.in_study_order(
+        list(range(len(cleaned))), lambda i: studies[i], lambda i: labels[i]
+    )
+    return MessageImages(
+        tuple(cleaned[i] for i, _ in ordered),
+        tuple(label for _, label in ordered),
+        tuple(notices + slices.notices),
+    )
 
 
 def _is_pdf(part: Part) -> bool:
@@ -223,5 +260,7 @@ def _refusals(param: str) -> Iterator[None]:
         raise ApiError(422, str(error), param=param, code="dicom_rejected") from None
     except documents.DocumentRejected as error:
         raise ApiError(422, str(error), param=param, code="document_rejected") from None
+    except slides.SlideRejected as error:
+        raise ApiError(422, str(error), param=param, code="slide_rejected") from None
     except ImageRejected as error:  # a damaged or encrypted zip
         raise ApiError(422, str(error), param=param, code="invalid_archive") from None

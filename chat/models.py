@@ -8,6 +8,8 @@ from pathlib import PurePath
 from django.conf import settings
 from django.db import models
 
+from imaging.priors import UNIT_CHOICES, Interval
+
 
 class ChatSession(models.Model):
     """A conversation, owned by one user and private to them."""
@@ -170,6 +172,24 @@ class Attachment(models.Model):
         blank=True,
         help_text="De-identified facts of a DICOM source: modality, body part, spacing, window.",
     )
+    # A prior study: how long before the current one it was taken (never a date:
+    # a date of service identifies a patient as much as a name). imaging.priors.
+    prior_amount = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="A prior study: taken this many units before the current."
+    )
+    prior_unit = models.CharField(
+        max_length=6, blank=True, choices=[(unit, unit) for unit in UNIT_CHOICES]
+    )
+    batch = models.UUIDField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="The images of one upload (a series, a slide): marked as a study together.",
+    )
+    for_model = models.BooleanField(
+        default=True,
+        help_text="Given to the model; a slide's overview (its patches outlined) is not.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -177,6 +197,13 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.content_type} {self.width}×{self.height}"
+
+    @property
+    def prior(self) -> Interval | None:
+        """How long before the current study this image was taken; None for the current one."""
+        if self.prior_amount and self.prior_unit:
+            return Interval(self.prior_amount, self.prior_unit)
+        return None
 
 
 class Preset(models.Model):

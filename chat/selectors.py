@@ -10,7 +10,7 @@ from pathlib import Path
 from django.db.models import F, Q, QuerySet
 
 from chat.models import Attachment, ChatSession, Draft, Message, Preset
-from imaging import localization
+from imaging import localization, priors
 from inference.engine import ChatTurn
 
 
@@ -194,9 +194,10 @@ def conversation_before(answer: Message) -> tuple[ChatTurn, ...]:
             role, images, labels = "assistant", (), ()
         else:
             role = "user"
-            attachments = list(message.attachments.all())
-            images = tuple(Path(a.file.path) for a in attachments)
-            labels = tuple(a.label for a in attachments)  # "CT slice 12 of 120 (lung window)"
+            # Prior studies first, oldest first, each image's label saying which study it is.
+            shown = [a for a in study_order(message.attachments.all()) if a.for_model]
+            images = tuple(Path(a.file.path) for a in shown)
+            labels = tuple(a.study_label for a in shown)  # "CT slice 12 of 120 (lung window)"
         if turns and turns[-1].role == role:
             previous = turns.pop()
             text = f"{previous.text}\n\n{message.content}".strip()
@@ -205,6 +206,20 @@ def conversation_before(answer: Message) -> tuple[ChatTurn, ...]:
         else:
             turns.append(ChatTurn(role, message.content, images, labels))
     return tuple(turns)
+
+
+def study_order(attachments) -> list[Attachment]:
+    """A message's images as the model reads them and the page shows them: prior
+    studies first, oldest first, then the current one (imaging.priors.in_study_order).
+    Each carries `study_label`, its label with the study it belongs to ("Prior
+    study (14 months before the current one): CT slice 3 of 10 (lung window)",
+    "Current study"), or its own label when no image of the message is prior."""
+    ordered = priors.in_study_order(
+        list(attachments), lambda a: a.prior if a.for_model else None, lambda a: a.label
+    )
+    for attachment, label in ordered:
+        attachment.study_label = label if attachment.for_model else attachment.label
+    return [attachment for attachment, _ in ordered]
 
 
 @dataclass(frozen=True)

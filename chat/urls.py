@@ -25,6 +25,11 @@ urlpatterns = [
     path(message + "select/", messages.message_select, name="message-select"),
     path(message + "delete/", messages.message_delete, name="message-delete"),
     path("attachments/<uuid:attachment_id>/", messages.attachment_file, name="attachment"),
+    path(
+        "attachments/<uuid:attachment_id>/study/",
+        messages.attachment_study,
+        name="attachment-study",
+    ),
     path("account/stay-signed-in/", account.stay_signed_in, name="stay-signed-in"),
     path("account/draft/", account.draft_save, name="draft-save"),
     path("setup/<str:token>/", account.first_admin_setup, name="setup"),

@@ -1,4 +1,5 @@
-"""Take the README's screenshots: the chat page at desktop and phone width.
+"""Take the README's screenshots: the chat page at desktop and phone width, and a
+whole-slide image's overview and patches in a question (docs/screenshots/).
 
     .venv/bin/python docs/take_screenshots.py
 
@@ -103,10 +104,42 @@ def main() -> None:
                 )
                 shoot(browser, server, docs / "screenshot-desktop.png", 1440, 1100, 1, True)
                 shoot(browser, server, docs / "screenshot-phone.png", 360, 780, 2, False)
+                shoot_slide(browser, server, docs / "screenshots" / "slide-patches.png")
                 browser.close()
         finally:
             stop_server(server)
-    print("wrote docs/screenshot-desktop.png and docs/screenshot-phone.png")
+    print(
+        "wrote docs/screenshot-desktop.png, docs/screenshot-phone.png and "
+        "docs/screenshots/slide-patches.png"
+    )
+
+
+def shoot_slide(browser, server, path: Path) -> None:
+    """A generated slide (tests/slide_files.py) attached in a new chat and sent: the
+    question shows the overview with the patches outlined, then the patches."""
+    from tests.slide_files import tissue_slide
+
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, device_scale_factor=1, color_scheme="dark"
+    )
+    page = context.new_page()
+    sign_in(page, server, "dr-grey")
+    page.get_by_role("button", name="New chat").click()
+    with tempfile.TemporaryDirectory() as folder:
+        slide = Path(folder) / "slide.svs"
+        slide.write_bytes(tissue_slide()[0])
+        page.locator("#image-input").set_input_files(str(slide))
+        expect(page.locator("#pending-attachments .is-overview")).to_have_count(1, timeout=60_000)
+    page.get_by_label("Message").fill(
+        "Colon biopsy. Describe the tissue in these patches for a teaching file."
+    )
+    page.get_by_role("button", name="Send").click()
+    question = page.locator('[data-message-role="user"]').last
+    expect(question.locator(".message-thumb")).to_have_count(7)
+    page.wait_for_timeout(500)
+    path.parent.mkdir(exist_ok=True)
+    question.screenshot(path=str(path))
+    context.close()
 
 
 def shoot(browser, server, path: Path, width: int, height: int, scale: int, open_thinking: bool):

@@ -65,7 +65,7 @@ def _markdown_question(number: int, message: Message, images: list[tuple[str, by
     lines = [f"## Question {number} · {when(message.created_at)}", ""]
     # A question is plain text on the page; hard line breaks keep its lines apart.
     lines.append("  \n".join(inert(message.content.strip()).splitlines()))
-    for index, attachment in enumerate(message.attachments.all(), start=1):
+    for index, attachment in enumerate(selectors.study_order(message.attachments.all()), 1):
         caption = inert(_escape_brackets(image_caption(index, attachment)))
         jpeg = thumbnail(attachment, MARKDOWN_THUMBNAIL_PX)
         if jpeg is None:

@@ -216,7 +216,7 @@ def _question(pdf: _ChartPdf, number: int, message: Message) -> None:
     _label(pdf, f"Question {number} · {when(message.created_at)}")
     pdf.set_fill_color(*QUESTION_FILL)
     pdf.paragraph(message.content.strip(), size=11, fill=True, padding=(2, 3))
-    attachments = list(message.attachments.all())
+    attachments = selectors.study_order(message.attachments.all())
     if attachments:
         pdf.ln(2)
         _thumbnails(pdf, attachments)

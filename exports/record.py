@@ -151,7 +151,10 @@ def review_lines(message: Message) -> list[str]:
 
 
 def image_caption(number: int, attachment: Attachment) -> str:
-    label = attachment.label or f"{attachment.width}×{attachment.height}"
+    """ "Image 2: Prior study (14 months before the current one): CT slice 3 of 10"; the
+    study is known when the images come through selectors.study_order."""
+    label = getattr(attachment, "study_label", attachment.label)
+    label = label or f"{attachment.width}×{attachment.height}"
     return f"Image {number}: {label}"
 
 

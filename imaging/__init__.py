@@ -1,4 +1,5 @@
-"""Medical images for the model: photos, DICOM series, zip archives, PDF pages, localization boxes.
+"""Medical images for the model: photos, DICOM series, zip archives, PDF pages, whole-slide
+images (slides), prior studies and their intervals (priors), localization boxes.
 
 A plain library: it imports neither Django nor the site nor any app. What it
 needs of the server's configuration (the model's context, an image's tokens,

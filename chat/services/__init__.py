@@ -13,7 +13,11 @@ from chat.services.answer_saving import (
     answer_save_progress,
     answers_mark_interrupted,
 )
-from chat.services.attachments import attachment_create, attachments_upload
+from chat.services.attachments import (
+    attachment_create,
+    attachments_mark_study,
+    attachments_upload,
+)
 from chat.services.drafts import draft_clear, draft_save
 from chat.services.messages import (
     TITLE_LENGTH,
@@ -46,6 +50,7 @@ __all__ = [
     "answer_save_progress",
     "answers_mark_interrupted",
     "attachment_create",
+    "attachments_mark_study",
     "attachments_upload",
     "draft_clear",
     "draft_save",

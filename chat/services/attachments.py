@@ -1,17 +1,24 @@
 """Writes of attached images: storing uploads (their files go with their rows,
-see chat.attachment_files).
+see chat.attachment_files), and marking them as a prior study.
 
-An upload is an image (PNG, JPEG, WebP), a PDF, a DICOM file, or a zip of DICOM
-files. Images are stored cleaned; a PDF becomes one PNG per page ("Document page 1
-of 3"), nothing else of it kept (imaging.documents); DICOM becomes one PNG per slice,
-labelled ("CT slice 12 of 120 (lung window)") and with its de-identified facts, a
-long series sampled evenly to as many slices as one message can carry
-(imaging.dicom.slices). Uploads are named in messages by their place ("Upload 2",
-"upload 2, file 4"), never by their file name, which often holds the patient's.
+An upload is an image (PNG, JPEG, WebP), a PDF, a DICOM file, a zip of DICOM
+files, or a whole-slide image. Images are stored cleaned; a PDF becomes one PNG
+per page ("Document page 1 of 3"), nothing else of it kept (imaging.documents);
+DICOM becomes one PNG per slice, labelled ("CT slice 12 of 120 (lung window)")
+and with its de-identified facts, a long series sampled evenly to as many slices
+as one message can carry (imaging.dicom.slices); when the DICOM of one upload
+holds studies of different dates, the older ones are stored as prior studies
+with their interval only (imaging.priors). A slide becomes its tissue patches
+and an overview for the clinician, its label and macro images never read
+(imaging.slides). The images stored from one upload share a `batch`, so that a
+series is marked as a prior study at once. Uploads are named in messages by
+their place ("Upload 2", "upload 2, file 4"), never by their file name, which
+often holds the patient's.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from django.core.files.base import ContentFile
@@ -20,11 +27,12 @@ from django.db import transaction
 from chat import generation_settings, serving
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession
-from imaging import ImageRejected, dicom, documents
+from imaging import ImageRejected, dicom, documents, slides
 from imaging.archives import is_zip, zip_members
 from imaging.dicom.slices import slices_for_message
 from imaging.dicom.windows import AUTO
 from imaging.images import clean_image
+from imaging.priors import Interval
 
 
 @dataclass
@@ -50,18 +58,27 @@ def attachment_create(*, owner, upload, session: ChatSession | None = None) -> A
         raise MessageRejected(str(rejected)) from None
 
 
-def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AUTO) -> Upload:
-    """Store `uploads` (images, PDFs, DICOM files, zips of DICOM files) as pending
-    attachments of `owner` for a message in `session`.
+def attachments_upload(
+    *,
+    owner,
+    session: ChatSession,
+    uploads,
+    window: str = AUTO,
+    magnification: str = slides.DEFAULT_MAGNIFICATION,
+) -> Upload:
+    """Store `uploads` (images, PDFs, DICOM files, zips of DICOM files, slides) as
+    pending attachments of `owner` for a message in `session`.
 
     DICOM series are rendered with `window` (imaging.dicom.windows.WINDOW_CHOICES) and, when
-    longer than `images_that_fit(session)` allows, sampled evenly. What can be
-    stored is stored; the rest is said in `errors`, and sampling in `notices`.
+    longer than `images_that_fit(session)` allows, sampled evenly; slides give
+    patches at `magnification` (a key of imaging.slides.MAGNIFICATIONS). What can
+    be stored is stored; the rest is said in `errors`, and sampling in `notices`.
     """
     config = serving.config()
     result = Upload()
     images: list[tuple[str, bytes]] = []
     pdfs: list[tuple[str, bytes]] = []
+    slide_files: list[tuple[str, bytes]] = []
     files: list[dicom.DicomFile] = []
     for number, upload in enumerate(uploads, 1):
         # Named by its place, never its file name, which often holds the patient's.
@@ -77,6 +94,8 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
                 files.append(dicom.DicomFile(name, lambda raw=raw: raw, force=True))
             elif documents.is_pdf(raw):
                 pdfs.append((name, raw))
+            elif slides.is_slide(raw, upload.name or ""):
+                slide_files.append((name, raw))
             else:
                 images.append((name, raw))
         except (MessageRejected, ImageRejected) as rejected:
@@ -99,12 +118,34 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
             _pages_create(owner, session, name, raw, result)
         except (MessageRejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
+    for name, raw in slide_files:
+        try:
+            _patches_create(owner, session, name, raw, magnification, result)
+        except (MessageRejected, ImageRejected) as rejected:
+            result.errors.append(str(rejected))
     if files:
         try:
             _series_create(owner, session, files, window, result)
         except (MessageRejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
     return result
+
+
+def attachments_mark_study(*, owner, attachment_id, prior: Interval | None) -> list[Attachment]:
+    """Mark the pending image `attachment_id` of `owner`, and every image stored
+    with it (a series, a document's pages, a slide's patches), as a prior study
+    taken `prior` before the current one, or (None) as the current study.
+    Return them; raise Attachment.DoesNotExist for anyone else's, or a sent one."""
+    attachment = Attachment.objects.get(owner=owner, pk=attachment_id, message__isnull=True)
+    together = Attachment.objects.filter(owner=owner, message__isnull=True)
+    if attachment.batch is not None:
+        together = together.filter(batch=attachment.batch)
+    else:
+        together = together.filter(pk=attachment.pk)
+    together.update(
+        prior_amount=prior.amount if prior else None, prior_unit=prior.unit if prior else ""
+    )
+    return list(together.order_by("created_at"))
 
 
 def images_that_fit(session: ChatSession) -> int:
@@ -121,10 +162,11 @@ def _series_create(owner, session, files, window: str, result: Upload) -> None:
         files,
         budget=serving.image_budget(),
         answer_tokens=generation_settings.sampling_for(session).max_new_tokens,
-        other_images=len(result.attachments),
+        other_images=sum(a.for_model for a in result.attachments),
         window=window,
     )
     result.notices += slices.notices
+    batches: dict[Interval | None, uuid.UUID] = {}  # one for each study
     with transaction.atomic():
         for piece in slices.rendered:
             attachment = Attachment(
@@ -136,6 +178,9 @@ def _series_create(owner, session, files, window: str, result: Upload) -> None:
                 size_bytes=len(piece.png),
                 label=piece.label,
                 dicom=piece.facts,
+                batch=batches.setdefault(piece.prior, uuid.uuid4()),
+                prior_amount=piece.prior.amount if piece.prior else None,
+                prior_unit=piece.prior.unit if piece.prior else "",
             )
             attachment.file.save("slice.png", ContentFile(piece.png), save=False)
             attachment.save()
@@ -149,9 +194,10 @@ def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None
         budget=serving.image_budget(),
         name=name,
         answer_tokens=generation_settings.sampling_for(session).max_new_tokens,
-        other_images=len(result.attachments),
+        other_images=sum(a.for_model for a in result.attachments),
     )
     result.notices += notices
+    batch = uuid.uuid4()
     with transaction.atomic():
         for page in document.pages:
             attachment = Attachment(
@@ -162,8 +208,46 @@ def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None
                 height=page.height,
                 size_bytes=len(page.png),
                 label=page.label,
+                batch=batch,
             )
             attachment.file.save("page.png", ContentFile(page.png), save=False)
+            attachment.save()
+            result.attachments.append(attachment)
+
+
+def _patches_create(owner, session, name: str, raw: bytes, magnification: str, result) -> None:
+    """Store the overview of the slide `raw` (shown to the clinician, never given
+    to the model), then its tissue patches that fit beside what is stored."""
+    found = slides.patches_for_message(
+        raw,
+        name=name,
+        budget=serving.image_budget(),
+        answer_tokens=generation_settings.sampling_for(session).max_new_tokens,
+        other_images=sum(a.for_model for a in result.attachments),
+        magnification=magnification,
+    )
+    result.notices += found.notices
+    batch = uuid.uuid4()
+    side = slides.PATCH_PX
+    # The overview first: it says where the patches after it come from.
+    overview = {"kind": "slide overview", "patches": len(found.patches)}
+    pieces = [(found.overview_png, found.overview_label, overview, False, found.overview_size)]
+    pieces += [(p.png, p.label, p.facts, True, (side, side)) for p in found.patches]
+    with transaction.atomic():
+        for png, label, facts, for_model, (width, height) in pieces:
+            attachment = Attachment(
+                owner=owner,
+                session=session,
+                content_type="image/png",
+                width=width,
+                height=height,
+                size_bytes=len(png),
+                label=label,
+                dicom=facts,
+                batch=batch,
+                for_model=for_model,
+            )
+            attachment.file.save("slide.png", ContentFile(png), save=False)
             attachment.save()
             result.attachments.append(attachment)
 

@@ -85,12 +85,15 @@ def message_send(
     """
     content = content.strip()
     attachment_ids = _attachment_uuids(attachment_ids)
-    _check_question(content, len(attachment_ids))
     attachments = list(
         Attachment.objects.select_for_update().filter(
             owner=session.owner, pk__in=attachment_ids, message__isnull=True
         )
     )
+    # A slide's overview is shown, not given to the model: it counts as no image
+    # (one no longer there counts as one, and is refused just below).
+    missing = len(attachment_ids) - len(attachments)
+    _check_question(content, sum(a.for_model for a in attachments) + missing)
     if len(attachments) != len(attachment_ids):
         raise MessageRejected("An attached image is no longer available; attach it again.")
     check_idle(session)
@@ -133,7 +136,7 @@ def message_edit(
     session = message.session
     content = content.strip()
     originals = list(message.attachments.all())
-    _check_question(content, len(originals))
+    _check_question(content, sum(a.for_model for a in originals))
     check_idle(session)
 
     question = _add_message(session, message.parent, role=Message.Role.USER, content=content)
@@ -150,6 +153,10 @@ def message_edit(
             size_bytes=original.size_bytes,
             label=original.label,
             dicom=original.dicom,
+            prior_amount=original.prior_amount,
+            prior_unit=original.prior_unit,
+            batch=original.batch,
+            for_model=original.for_model,
         )
     answer = _answer_placeholder(session, question, model_name)
     session.save(update_fields=["updated_at"])

@@ -14,6 +14,7 @@ register.filter("engine_label", provenance.engine_label)
 register.filter("provenance_facts", provenance.provenance_facts)
 register.filter("cut_off_notice", answer_notices.cut_off_notice)
 register.filter("rejection_lines", answer_notices.rejection_lines)
+register.filter("in_study_order", selectors.study_order)
 
 
 @register.filter

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from audit import trail
 from chat import answers, limits, selectors, services, serving, stream_html
 from chat.errors import LimitExceeded, MessageRejected
+from chat.models import Attachment
 from chat.views.base import (
     PAGE,
     user_message,
     user_session,
     with_toast,
 )
+from imaging.priors import UNIT_CHOICES, IntervalRejected, interval_from_form
 
 
 @require_GET
@@ -107,13 +109,36 @@ def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
         session=session,
         uploads=request.FILES.getlist("images"),
         window=request.POST.get("window", ""),
+        magnification=request.POST.get("magnification", ""),
     )
     context = {
         "attachments": upload.attachments,
         "alert": " ".join(upload.errors),
         "notice": " ".join(upload.notices),
+        "study_units": UNIT_CHOICES,
     }
     return render(request, f"{PAGE}#attachments-added", context)
+
+
+@require_POST
+def attachment_study(request: HttpRequest, attachment_id) -> HttpResponse:
+    """Mark an image waiting to be sent, with the images uploaded with it, as a
+    prior study taken `amount` `unit` before the current one (`prior` set) or as
+    the current study; answer with their thumbnails, swapped in place."""
+    try:
+        prior = None
+        if request.POST.get("prior"):
+            prior = interval_from_form(request.POST.get("amount"), request.POST.get("unit"))
+        marked = services.attachments_mark_study(
+            owner=request.user, attachment_id=attachment_id, prior=prior
+        )
+    except Attachment.DoesNotExist:
+        raise Http404("No such image waiting to be sent.") from None
+    except IntervalRejected as rejected:
+        context = {"alert": str(rejected), "oob": True}
+        return render(request, f"{PAGE}#composer-alert", context)
+    context = {"attachments": marked, "oob": True, "study_units": UNIT_CHOICES}
+    return render(request, f"{PAGE}#study-marked", context)
 
 
 @require_GET

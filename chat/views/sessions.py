@@ -25,6 +25,8 @@ from chat.views.base import (
     with_toast,
 )
 from imaging.dicom.windows import WINDOW_CHOICES
+from imaging.priors import UNIT_CHOICES
+from imaging.slides import DEFAULT_MAGNIFICATION, MAGNIFICATIONS
 from inference.hardware import gpu_facts
 
 
@@ -62,6 +64,9 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
         "can_think": generation_settings.can_think(),
         "presets": selectors.presets_for(request.user),
         "dicom_windows": WINDOW_CHOICES,
+        "slide_magnifications": MAGNIFICATIONS,
+        "default_magnification": DEFAULT_MAGNIFICATION,
+        "study_units": UNIT_CHOICES,
         "streaming": any(m.status == Message.Status.STREAMING for m in path),
         "draft": selectors.draft_for(session),
         **_status_context(request),
@@ -181,6 +186,9 @@ def session_settings(request: HttpRequest, session_id) -> HttpResponse:
         "saved": error is None,
         "limits": serving.page_limits(),
         "dicom_windows": WINDOW_CHOICES,
+        "slide_magnifications": MAGNIFICATIONS,
+        "default_magnification": DEFAULT_MAGNIFICATION,
+        "study_units": UNIT_CHOICES,
     }
     response = render(request, f"{TOPBAR}#settings-form", context)
     return response if error else with_toast(response, "Settings saved.")

@@ -31,6 +31,7 @@ model's context and the per-message image limit, first and last slice included.
 
 from __future__ import annotations
 
+import datetime
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +44,7 @@ from pydicom.multival import MultiValue
 from imaging import person_names
 from imaging.errors import ImageRejected
 from imaging.images import MAX_PIXELS
+from imaging.priors import dicom_date
 
 
 class DicomRejected(ImageRejected):
@@ -85,6 +87,9 @@ _IDENTIFYING = (
     "OperatorsName",
 )
 _LONG_NUMBER = re.compile(r"\d{6,}")  # a date, a record or accession number
+# A date written with separators ("15/01/2023", "2023-01-15", "15.1.23"): a date
+# of service identifies a patient, so a description holding one is dropped.
+_DATE = re.compile(r"\d{1,4}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{2,4}")
 SUFFIXES = (".dcm", ".dicom")  # a file so named is read as DICOM even without "DICM"
 
 
@@ -118,6 +123,9 @@ class Series:
     number: int | None
     facts: dict
     frames: list[Frame] = field(default_factory=list)
+    # When it was taken: only to tell a prior study from the current one
+    # (imaging.priors); never in `facts`, never stored, shown or sent.
+    taken: datetime.date | None = None
 
     @property
     def modality(self) -> str:
@@ -150,7 +158,9 @@ def read_series(files: Iterable[DicomFile]) -> tuple[list[Series], list[str]]:
         uid = str(dataset.get("SeriesInstanceUID") or f"file:{file.name}")
         series = by_uid.get(uid)
         if series is None:
-            series = by_uid[uid] = Series(uid, _int(dataset.get("SeriesNumber")), _facts(dataset))
+            series = by_uid[uid] = Series(
+                uid, _int(dataset.get("SeriesNumber")), _facts(dataset), taken=dicom_date(dataset)
+            )
         series.frames.extend(_frames(dataset, file))
     for series in by_uid.values():
         series.frames = order_frames(series.frames)
@@ -249,7 +259,7 @@ def _facts(dataset: pydicom.Dataset) -> dict:
 def _series_description(dataset: pydicom.Dataset) -> str:
     """The series description ("AX T2 FLAIR"), or "" when it may name someone."""
     text = " ".join(str(dataset.get("SeriesDescription") or "").split())[:64]
-    if not text or _LONG_NUMBER.search(text) or _names_anyone(text, dataset):
+    if not text or _LONG_NUMBER.search(text) or _DATE.search(text) or _names_anyone(text, dataset):
         return ""
     return text
 

@@ -29,6 +29,7 @@ from imaging.dicom.read import (
     tag_value,
 )
 from imaging.dicom.windows import AUTO, MEDGEMMA_CT_WINDOWS, PRESETS, Window, window_label
+from imaging.priors import Interval
 
 LABEL_LENGTH = 200  # the longest label a slice gets (Attachment.label's max_length)
 
@@ -40,6 +41,7 @@ class RenderedSlice:
     height: int
     label: str
     facts: dict
+    prior: Interval | None = None  # of a prior study: how long before the current one
 
 
 def render_series(series: Series, picked: list[int], window: str = AUTO) -> list[RenderedSlice]:

@@ -8,6 +8,7 @@ the same things when they do or when a file is left out.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from imaging.budget import ImageBudget
 from imaging.dicom.read import DicomFile, DicomRejected, read_series, sample_evenly
 from imaging.dicom.render import RenderedSlice, render_series
 from imaging.dicom.windows import AUTO, PRESETS, WINDOW_CHOICES
+from imaging.priors import intervals_from_dates
 
 
 @dataclass
@@ -37,8 +39,10 @@ def slices_for_message(
     `other_images`: at most what fits the context with room for `answer_tokens`
     and what the `budget` allows per message, a longer series sampled evenly.
 
-    `window` is a key of WINDOW_CHOICES (anything else is AUTO). Files that
-    cannot be read are left out and said in the notices. Raise DicomRejected
+    `window` is a key of WINDOW_CHOICES (anything else is AUTO). When the series
+    were taken on different dates, the newest are the current study and each
+    slice of an older one carries its interval (`prior`), never its date. Files
+    that cannot be read are left out and said in the notices. Raise DicomRejected
     when none holds an image, when no image fits, or when several series hold
     more images than fit.
     """
@@ -61,7 +65,8 @@ def slices_for_message(
         )
     if window not in WINDOW_CHOICES:
         window = AUTO
-    for series in all_series:
+    priors = intervals_from_dates([series.taken for series in all_series])
+    for number, series in enumerate(all_series):
         picked = sample_evenly(len(series.frames), room)
         if len(picked) < len(series.frames):
             result.notices.append(
@@ -72,5 +77,10 @@ def slices_for_message(
             result.notices.append(
                 f"Window presets are for CT; {series.describe()} is shown with its own window."
             )
-        result.rendered += render_series(series, picked, window)
+        rendered = render_series(series, picked, window)
+        prior = priors[number] if priors else None
+        if prior:
+            result.notices.append(f"{series.describe()}: {prior.label()}.")
+            rendered = [dataclasses.replace(piece, prior=prior) for piece in rendered]
+        result.rendered += rendered
     return result

@@ -14,10 +14,11 @@
   const maxBytes = Number(imageInput.dataset.maxBytes);
   const accepted = imageInput.accept.split(",");
   // DICOM files and zips of them become as many slices as fit, a PDF as many
-  // pages: the server counts (and samples) those, so they are not counted as images here.
+  // pages, a whole-slide image as many patches: the server counts (and samples)
+  // those, so they are not counted as images here.
   const expandsServerSide = (file) =>
-    /\.(dcm|dicom|zip|pdf)$/i.test(file.name) ||
-    ["application/dicom", "application/zip", "application/x-zip-compressed", "application/pdf"].includes(file.type);
+    /\.(dcm|dicom|zip|pdf|svs|tiff?|ndpi|scn|bif)$/i.test(file.name) ||
+    ["application/dicom", "application/zip", "application/x-zip-compressed", "application/pdf", "image/tiff"].includes(file.type);
 
   function toast(text) {
     document.dispatchEvent(new CustomEvent("medserver:toast", { detail: { text, kind: "error" } }));
@@ -66,7 +67,7 @@
     const files = Array.from(fileList);
     const images = files.filter((file) => accepted.includes(file.type) || expandsServerSide(file));
     if (images.length < files.length) {
-      toast("Only PNG, JPEG and WebP images, PDFs, DICOM files and zips of them can be attached.");
+      toast("Only PNG, JPEG and WebP images, PDFs, DICOM files and zips of them, and whole-slide images can be attached.");
     }
     if (!images.length) return;
     const transfer = new DataTransfer();

@@ -138,6 +138,7 @@ ROUTES: dict[str, tuple[list, set[str]]] = {
         {"GET"},
     ),
     "chat:attachment": ([("a", lambda a, b: {"attachment_id": a.attachment.pk})], {"GET"}),
+    "chat:attachment-study": ([("a", lambda a, b: {"attachment_id": a.attachment.pk})], {"POST"}),
     "api:api-token-revoke": ([("a", lambda a, b: {"token_id": a.token.pk})], {"POST"}),
     "chat:preset-change": ([("a", lambda a, b: {"preset_id": a.preset.pk})], {"POST"}),
     "chat:preset-delete": ([("a", lambda a, b: {"preset_id": a.preset.pk})], {"POST"}),
