@@ -183,6 +183,9 @@ class Attachment(models.Model):
         blank=True,
         help_text="De-identified facts of a DICOM source: modality, body part, spacing, window.",
     )
+    # The whole series a DICOM slice came from (imaging.dicom.volume), shared by
+    # the series' attachments: the viewer windows it, the composer picks slices from it.
+    volume = models.FileField(upload_to=attachment_path, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -19,6 +19,11 @@ urlpatterns = [
     path(session + "thinking/", views.session_thinking, name="session-thinking"),
     path(session + "settings/", views.session_settings, name="session-settings"),
     path(session + "attachments/", views.attachment_upload, name="attachment-upload"),
+    path(
+        session + "attachments/<uuid:attachment_id>/slices/",
+        views.series_slices_choose,
+        name="series-slices",
+    ),
     path(session + "export.<str:kind>", views.session_export, name="session-export"),
     path(session + "send/", views.message_post, name="message-post"),
     path(message, views.message_detail, name="message"),
@@ -29,6 +34,16 @@ urlpatterns = [
     path(message + "boxes.png", views.answer_boxes, name="answer-boxes"),
     path(message + "table.csv", views.answer_table_csv, name="answer-table-csv"),
     path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
+    path(
+        "attachments/<uuid:attachment_id>/series/",
+        views.attachment_series,
+        name="attachment-series",
+    ),
+    path(
+        "attachments/<uuid:attachment_id>/series/<int:number>/",
+        views.attachment_series_slice,
+        name="attachment-series-slice",
+    ),
     path("account/stay-signed-in/", views.stay_signed_in, name="stay-signed-in"),
     path("account/draft/", views.draft_save, name="draft-save"),
     path("setup/<str:token>/", views.first_admin_setup, name="setup"),

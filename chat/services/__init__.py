@@ -33,6 +33,7 @@ from chat.services.messages import (
 )
 from chat.services.presets import preset_delete, preset_save, sync_builtin_presets
 from chat.services.reviews import answer_review
+from chat.services.series import series_create, series_slices_choose
 from chat.services.sessions import (
     session_configure,
     session_create,
@@ -73,6 +74,8 @@ __all__ = [
     "session_delete",
     "session_rename",
     "session_set_thinking",
+    "series_create",
+    "series_slices_choose",
     "session_start",
     "sync_builtin_presets",
 ]

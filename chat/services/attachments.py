@@ -5,8 +5,9 @@ An upload is an image (PNG, JPEG, WebP), a PDF, a DICOM file, or a zip of DICOM
 files. Images are stored cleaned; a PDF becomes one PNG per page ("Document page 1
 of 3"), nothing else of it kept (imaging.documents); DICOM becomes one PNG per slice,
 labelled ("CT slice 12 of 120 (lung window)") and with its de-identified facts, a
-long series sampled evenly to as many slices as one message can carry
-(imaging.dicom.slices). Uploads are named in messages by their place ("Upload 2",
+long series sampled evenly to as many slices as one message can carry, the
+whole series kept for the viewer and for choosing other slices
+(chat.services.series). Uploads are named in messages by their place ("Upload 2",
 "upload 2, file 4"), never by their file name, which often holds the patient's.
 """
 
@@ -21,9 +22,9 @@ from django.db import transaction
 from chat import generation_settings, serving
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession
+from chat.services.series import series_create
 from imaging import ImageRejected, dicom, documents
 from imaging.archives import is_zip, zip_members
-from imaging.dicom.slices import slices_for_message
 from imaging.dicom.windows import AUTO
 from imaging.images import clean_image
 
@@ -99,9 +100,18 @@ def attachments_upload(*, owner, session: ChatSession, uploads, window: str = AU
             result.errors.append(str(rejected))
     if files:
         try:
-            _series_create(owner, session, files, window, result)
+            stored = series_create(
+                owner=owner,
+                session=session,
+                files=files,
+                window=window,
+                other_images=len(result.attachments),
+            )
         except (MessageRejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
+        else:
+            result.attachments += stored.attachments
+            result.notices += stored.notices
     return result
 
 
@@ -111,33 +121,6 @@ def images_that_fit(session: ChatSession) -> int:
     return serving.image_budget().images_that_fit(
         generation_settings.sampling_for(session).max_new_tokens
     )
-
-
-def _series_create(owner, session, files, window: str, result: Upload) -> None:
-    """Render the DICOM `files` as the slices that fit beside the images stored, and store them."""
-    slices = slices_for_message(
-        files,
-        budget=serving.image_budget(),
-        answer_tokens=generation_settings.sampling_for(session).max_new_tokens,
-        other_images=len(result.attachments),
-        window=window,
-    )
-    result.notices += slices.notices
-    with transaction.atomic():
-        for piece in slices.rendered:
-            attachment = Attachment(
-                owner=owner,
-                session=session,
-                content_type="image/png",
-                width=piece.width,
-                height=piece.height,
-                size_bytes=len(piece.png),
-                label=piece.label,
-                dicom=piece.facts,
-            )
-            attachment.file.save("slice.png", ContentFile(piece.png), save=False)
-            attachment.save()
-            result.attachments.append(attachment)
 
 
 def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None:

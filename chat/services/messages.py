@@ -151,6 +151,7 @@ def message_edit(
             size_bytes=original.size_bytes,
             label=original.label,
             dicom=original.dicom,
+            volume=original.volume.name,
         )
     answer = _answer_placeholder(session, question, model_name)
     session.save(update_fields=["updated_at"])

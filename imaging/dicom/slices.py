@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from imaging.budget import ImageBudget
-from imaging.dicom.read import DicomFile, DicomRejected, read_series, sample_evenly
+from imaging.dicom.read import DicomFile, DicomRejected, Series, read_series, sample_evenly
 from imaging.dicom.render import RenderedSlice, render_series
 from imaging.dicom.windows import AUTO, PRESETS, WINDOW_CHOICES
 
@@ -25,28 +25,31 @@ class Slices:
     notices: list[str] = field(default_factory=list)
 
 
-def slices_for_message(
-    files: Iterable[DicomFile],
-    *,
-    budget: ImageBudget,
-    answer_tokens: int,
-    other_images: int = 0,
-    window: str = AUTO,
-) -> Slices:
-    """Render the DICOM `files` as the slices one message can carry beside its
-    `other_images`: at most what fits the context with room for `answer_tokens`
-    and what the `budget` allows per message, a longer series sampled evenly.
+@dataclass
+class SeriesToSend:
+    """The series of one upload, checked, and how many slices of them fit in the message."""
 
-    `window` is a key of WINDOW_CHOICES (anything else is AUTO). Files that
-    cannot be read are left out and said in the notices. Raise DicomRejected
-    when none holds an image, when no image fits, or when several series hold
-    more images than fit.
+    series: list[Series]
+    room: int
+    notices: list[str] = field(default_factory=list)
+
+
+def series_for_message(
+    files: Iterable[DicomFile], *, budget: ImageBudget, answer_tokens: int, other_images: int = 0
+) -> SeriesToSend:
+    """Read the DICOM `files` and check that their slices can go in one message
+    beside its `other_images`: `room` is at most what fits the context with
+    room for `answer_tokens` and what the `budget` allows per message.
+
+    Files that cannot be read are left out and said in the notices. Raise
+    DicomRejected when none holds an image, when no image fits, or when
+    several series hold more images than fit.
     """
     room = budget.room(answer_tokens, other_images)
     all_series, problems = read_series(files)
     if not all_series:
         raise DicomRejected(problems[0] if problems else "No DICOM images were found.")
-    result = Slices()
+    result = SeriesToSend(all_series, room)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         result.notices.append(f"{len(problems)} file(s) left out: {problems[0]}{more}")
@@ -59,18 +62,52 @@ def slices_for_message(
             f"The DICOM files hold {len(all_series)} series, {total} images in all ({listing}), "
             f"and at most {room} fit in one message; upload one series at a time."
         )
+    return result
+
+
+def series_notices(
+    series: Series, picked: list[int], *, window: str, budget: ImageBudget, answer_tokens: int
+) -> list[str]:
+    """What the clinician should be told about sending `picked` of `series`
+    rendered with `window`: that a long series was sampled, that a CT preset
+    does not apply."""
+    notices = []
+    if len(picked) < len(series.frames):
+        notices.append(
+            f"{series.describe()}: {len(series.frames)} slices, {len(picked)} evenly "
+            f"spaced attached (the most that {budget.what_limits(answer_tokens)})."
+        )
+    if window in PRESETS and series.modality != "CT":
+        notices.append(
+            f"Window presets are for CT; {series.describe()} is shown with its own window."
+        )
+    return notices
+
+
+def slices_for_message(
+    files: Iterable[DicomFile],
+    *,
+    budget: ImageBudget,
+    answer_tokens: int,
+    other_images: int = 0,
+    window: str = AUTO,
+) -> Slices:
+    """Render the DICOM `files` as the slices one message can carry beside its
+    `other_images` (series_for_message), a longer series sampled evenly.
+
+    `window` is a key of WINDOW_CHOICES (anything else is AUTO). Raise
+    DicomRejected as series_for_message does, or for undecodable pixel data.
+    """
+    found = series_for_message(
+        files, budget=budget, answer_tokens=answer_tokens, other_images=other_images
+    )
     if window not in WINDOW_CHOICES:
         window = AUTO
-    for series in all_series:
-        picked = sample_evenly(len(series.frames), room)
-        if len(picked) < len(series.frames):
-            result.notices.append(
-                f"{series.describe()}: {len(series.frames)} slices, {len(picked)} evenly "
-                f"spaced attached (the most that {budget.what_limits(answer_tokens)})."
-            )
-        if window in PRESETS and series.modality != "CT":
-            result.notices.append(
-                f"Window presets are for CT; {series.describe()} is shown with its own window."
-            )
+    result = Slices(notices=list(found.notices))
+    for series in found.series:
+        picked = sample_evenly(len(series.frames), found.room)
+        result.notices += series_notices(
+            series, picked, window=window, budget=budget, answer_tokens=answer_tokens
+        )
         result.rendered += render_series(series, picked, window)
     return result
