@@ -66,9 +66,16 @@ def series_create(
         with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY_BYTES) as kept:
             try:
                 volume_write(series, kept, window=window)
-            except NotWindowable:
+            except (NotWindowable, ImageRejected) as not_kept:
+                # The slices sent are stored still (a damaged slice not among
+                # them does not stop them), only not the whole series.
                 rendered = render_series(series, picked, window)
                 result.attachments += _slices_store(owner, session, rendered)
+                if isinstance(not_kept, ImageRejected):
+                    result.notices.append(
+                        f"{series.describe()} could not be kept whole for the viewer "
+                        f"({not_kept}); its slices are attached as they are."
+                    )
                 continue
             kept.seek(0)
             rendered = Volume(kept).render(picked)

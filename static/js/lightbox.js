@@ -13,6 +13,8 @@
   const stage = box.querySelector(".lightbox-stage");
   const image = box.querySelector("img.lightbox-image");
   const canvas = box.querySelector("canvas.lightbox-image");
+  const prev = box.querySelector(".lightbox-prev");
+  const next = box.querySelector(".lightbox-next");
   const counter = box.querySelector(".lightbox-counter");
   const zoomLevel = box.querySelector(".lightbox-zoom-level");
   const MAX_SCALE = 8;
@@ -51,6 +53,8 @@
     box.toggleAttribute("data-single", false);
     counter.textContent = "";
     series = window.medserverSeriesViewer.open({ box, canvas, url: link.dataset.series });
+    prev.setAttribute("aria-label", "Previous slice");
+    next.setAttribute("aria-label", "Next slice");
     reset();
   }
   function closeSeries() {
@@ -59,6 +63,8 @@
     view = image;
     image.hidden = false;
     canvas.hidden = true;
+    prev.setAttribute("aria-label", "Previous image");
+    next.setAttribute("aria-label", "Next image");
   }
 
   function show(i) {
@@ -192,8 +198,8 @@
   stage.addEventListener("pointerup", endPointer);
   stage.addEventListener("pointercancel", endPointer);
 
-  box.querySelector(".lightbox-prev").addEventListener("click", () => (series ? series.step(-1) : show(index - 1)));
-  box.querySelector(".lightbox-next").addEventListener("click", () => (series ? series.step(1) : show(index + 1)));
+  prev.addEventListener("click", () => (series ? series.step(-1) : show(index - 1)));
+  next.addEventListener("click", () => (series ? series.step(1) : show(index + 1)));
   box.querySelector(".lightbox-close").addEventListener("click", () => box.close());
   box.querySelectorAll("[data-lightbox-zoom]").forEach((button) => {
     button.addEventListener("click", () => {

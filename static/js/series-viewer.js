@@ -14,6 +14,7 @@
   const PRESET_KEYS = { 1: "lung", 2: "mediastinum", 3: "bone", 4: "brain" };
   const PREFETCH = 3; // slices read ahead each way
   const WHEEL_STEP = 50; // pixels of wheel travel per slice (a mouse notch is 100)
+  const KEPT_SLICES = 200; // slices held in memory (100 MB at 512×512); the farthest go first
 
   // Round half to even, as numpy does, so the viewer's shades are the server's.
   function rint(x) {
@@ -108,12 +109,23 @@
         .then((buffer) => {
           slices.set(n, new Int16Array(buffer));
           reading.delete(n);
+          forgetFarthest();
         }, (error) => {
           reading.delete(n);
           throw error;
         });
       reading.set(n, promise);
       return promise;
+    }
+
+    function forgetFarthest() {
+      while (slices.size > KEPT_SLICES) {
+        let farthest = index;
+        slices.forEach((_, n) => {
+          if (Math.abs(n - index) > Math.abs(farthest - index)) farthest = n;
+        });
+        slices.delete(farthest);
+      }
     }
 
     function buildTrack() {

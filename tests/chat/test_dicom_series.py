@@ -4,24 +4,29 @@ them (chat.series, its endpoints) and choosing other slices before sending
 
 from __future__ import annotations
 
+import datetime
 import html
 import io
 import json
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from PIL import Image
+from pydicom.dataset import Dataset
+from pydicom.uid import RLELossless, SecondaryCaptureImageStorage
 
-from chat import services
+from chat import attachment_files, services
 from chat.errors import MessageRejected
 from chat.models import Attachment
 from chat.services.series import series_slices_choose
 from imaging import dicom
 from imaging.dicom.volume import NotWindowable, Volume, pick_range, volume_write
-from tests.dicom_files import ct_series, ct_slice, mr_slice, zip_of
+from tests.dicom_files import compressed, ct_series, ct_slice, damaged, dicom_file, mr_slice, zip_of
 
 
 def _series(*raws: bytes) -> dicom.Series:
@@ -92,10 +97,6 @@ def test_fractional_values_are_kept_to_within_a_65535th_of_their_range():
 
 
 def test_a_colour_series_is_not_kept():
-    from pydicom.dataset import Dataset
-    from pydicom.uid import SecondaryCaptureImageStorage
-
-    from tests.dicom_files import dicom_file
 
     dataset = Dataset()
     dataset.Modality = "OT"
@@ -292,3 +293,62 @@ def test_the_facts_kept_are_json_of_allow_listed_facts_only(signed_in, session, 
         "pixel_spacing_mm",
         "spacing_between_slices_mm",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_series_in_use_is_no_orphan_at_start_and_goes_with_its_unsent_slices(
+    signed_in, session, settings
+):
+
+    _upload(signed_in, session, count=4)
+    kept = next(Path(settings.MEDIA_ROOT).rglob("*.npz"))
+    old = timezone.now() - datetime.timedelta(days=2)
+    os.utime(kept, (old.timestamp(), old.timestamp()))
+
+    attachment_files.remove_stale_uploads()
+    assert kept.exists()  # its slices, sent or not, are less than a day old
+
+    Attachment.objects.update(created_at=old)
+    attachment_files.remove_stale_uploads()
+    assert not kept.exists() and not Attachment.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_draft_shows_a_series_with_its_range_again(signed_in, session):
+    _upload(signed_in, session)
+    first = Attachment.objects.order_by("created_at").first()
+    signed_in.post(
+        f"/chat/{session.pk}/attachments/{first.pk}/slices/",
+        {"start": "5", "end": "25", "count": "3"},
+    )
+    ids = [str(pk) for pk in Attachment.objects.order_by("created_at").values_list("pk", flat=True)]
+    services.draft_save(session=session, text="Nodules?", attachment_ids=ids)
+
+    page = html.unescape(signed_in.get(f"/chat/{session.pk}/").content.decode())
+
+    assert page.count('class="pending-series"') == 1
+    assert "10 of 40 slices fit in one message." in page
+    assert re.findall(r'name="attachments" value="([^"]+)"', page) == ids
+    assert re.search(r'name="start"[^>]* value="5"', page)
+    assert re.search(r'name="end"[^>]* value="25"', page)
+    assert re.search(r'name="count"[^>]* value="3"', page)
+
+
+@pytest.mark.django_db
+def test_a_damaged_slice_not_sent_leaves_the_series_unkept_but_its_slices_attached(
+    signed_in, session
+):
+
+    raws = ct_series(12)
+    raws[3] = damaged(compressed(raws[3], RLELossless))  # slice 4: not among the 10 sent
+    members = {f"CT/IM{n:04d}.dcm": raw for n, raw in enumerate(raws)}
+    upload = SimpleUploadedFile("ct.zip", zip_of(members), content_type="application/zip")
+
+    response = signed_in.post(f"/chat/{session.pk}/attachments/", {"images": [upload]})
+
+    stored = list(Attachment.objects.order_by("created_at"))
+    assert [a.dicom["slice"] for a in stored] == [1, 2, 3, 5, 6, 7, 8, 10, 11, 12]
+    assert all(a.volume.name == "" for a in stored)
+    page = html.unescape(response.content.decode())
+    assert "could not be kept whole for the viewer" in page and "damaged" in page
+    assert "pending-series" not in page

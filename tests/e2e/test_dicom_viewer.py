@@ -131,6 +131,8 @@ def test_the_viewer_steps_through_slices_and_windows_the_hounsfield_units(server
     page.keyboard.press("ArrowDown")
     expect(box).to_have_attribute("data-series-slice", "3")
     assert _close_enough(_band_pixels(page), _expected(dragged, 3))
+    box.get_by_role("button", name="Previous slice").click()
+    expect(box).to_have_attribute("data-series-slice", "2")
     page.keyboard.press("End")
     expect(box).to_have_attribute("data-series-slice", str(SLICES))
 
