@@ -22,6 +22,7 @@ from playwright.sync_api import expect
 from imaging.dicom import sample_evenly
 from imaging.dicom.windows import MEDGEMMA_CT_WINDOWS, PRESETS, Window
 from tests.dicom_files import BAND_HU, ct_bands, ct_series, zip_of
+from tests.e2e.accessibility import axe_violations
 from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
     ASSISTANT,
     USER,
@@ -67,6 +68,16 @@ def _close_enough(shown, expected) -> bool:
     return np.abs(np.array(shown) - np.array(expected)).max() <= 1
 
 
+def _accessibility(page, what: str) -> list[str]:
+    """axe-core's critical and serious violations, in both themes."""
+    failures = []
+    for theme in ("dark", "light"):
+        page.emulate_media(color_scheme=theme, reduced_motion="reduce")
+        page.wait_for_timeout(300)
+        failures += [f"{what} ({theme}) {line}" for line in axe_violations(page)]
+    return failures
+
+
 def _upload(page, tmp_path, name: str, raws: list[bytes]) -> None:
     archive = tmp_path / name
     archive.write_bytes(zip_of({f"CT/IM{n:04d}.dcm": raw for n, raw in enumerate(raws)}))
@@ -81,10 +92,14 @@ def test_the_viewer_steps_through_slices_and_windows_the_hounsfield_units(server
     expect(pending).to_have_count(10)
     sent = sample_evenly(SLICES, 10)
 
+    failures = _accessibility(page, "composer with a series")
+
     pending.first.locator("a").click()
     box = page.locator("#lightbox")
     expect(box).to_have_attribute("data-series-slice", "1")
     expect(box.locator(".series-label")).to_have_text("CT slice 1 of 12, AX LUNG 1.25")
+    failures += _accessibility(page, "viewer")
+    assert failures == [], "\n".join(failures)
     expect(box.locator(".series-sent")).to_have_text("Will be sent to the model")
     # 0, as opened: what the model gets, MedGemma's three CT windows as red, green, blue.
     expect(box).to_have_attribute("data-window-view", "model")
