@@ -470,7 +470,7 @@ def answer_review(request: HttpRequest, session_id, message_id: int) -> HttpResp
 
 def _kept_series(request: HttpRequest, attachment_id) -> Attachment:
     attachment = get_object_or_404(selectors.attachments_for(request.user), pk=attachment_id)
-    if not attachment.volume.name:
+    if not attachment.volume.name or not attachment.volume.storage.exists(attachment.volume.name):
         raise Http404("This image has no series kept with it.")
     return attachment
 

@@ -52,7 +52,9 @@
     canvas.setAttribute("aria-label", link.getAttribute("aria-label") || "DICOM series");
     box.toggleAttribute("data-single", false);
     counter.textContent = "";
-    series = window.medserverSeriesViewer.open({ box, canvas, url: link.dataset.series });
+    series = window.medserverSeriesViewer.open({
+      box, canvas, url: link.dataset.series, unavailable: () => show(links.indexOf(link)),
+    });
     prev.setAttribute("aria-label", "Previous slice");
     next.setAttribute("aria-label", "Next slice");
     reset();
@@ -65,6 +67,7 @@
     canvas.hidden = true;
     prev.setAttribute("aria-label", "Previous image");
     next.setAttribute("aria-label", "Next image");
+    box.toggleAttribute("data-single", links.length < 2);
   }
 
   function show(i) {

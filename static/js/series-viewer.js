@@ -53,7 +53,9 @@
   const range = (center, width) => ({ low: center - width / 2, high: center + width / 2 });
   const WINDOW_NAMES = { lung: "Lung", mediastinum: "Mediastinum", bone: "Bone", brain: "Brain" };
 
-  function open({ box, canvas, url }) {
+  // `unavailable` is called when the series cannot be read (the lightbox then
+  // shows the image itself).
+  function open({ box, canvas, url, unavailable }) {
     const panel = box.querySelector(".series-panel");
     const label = panel.querySelector(".series-label");
     const windowText = panel.querySelector(".series-window");
@@ -94,9 +96,8 @@
         box.setAttribute("data-series", "ready");
         show();
       })
-      .catch((error) => {
-        label.textContent = error.message;
-        box.setAttribute("data-series", "failed");
+      .catch(() => {
+        if (!closed) unavailable();
       });
 
     function read(n) {

@@ -189,6 +189,7 @@ def test_the_viewer_reads_the_series_facts_and_any_slice_of_its_owners_series(
     assert raw["Cache-Control"].startswith("no-store")
     assert np.frombuffer(raw.content, dtype="<i2").tolist() == [7] * 64
     assert signed_in.get(f"/attachments/{third.pk}/series/41/").status_code == 404
+    assert signed_in.get(f"/attachments/{third.pk}/").status_code == 200
     # Nobody else's.
     client.logout()
     other = django_user_model.objects.create_user("other", password="a-long-passphrase")
@@ -352,3 +353,14 @@ def test_a_damaged_slice_not_sent_leaves_the_series_unkept_but_its_slices_attach
     page = html.unescape(response.content.decode())
     assert "could not be kept whole for the viewer" in page and "damaged" in page
     assert "pending-series" not in page
+
+
+@pytest.mark.django_db
+def test_a_slice_whose_kept_series_is_gone_has_no_series_to_view(signed_in, session):
+    _upload(signed_in, session, count=3)
+    slice_ = Attachment.objects.first()
+    Path(slice_.volume.path).unlink()
+
+    assert signed_in.get(f"/attachments/{slice_.pk}/series/").status_code == 404
+    assert signed_in.get(f"/attachments/{slice_.pk}/series/1/").status_code == 404
+    assert signed_in.get(f"/attachments/{slice_.pk}/").status_code == 200  # the image itself

@@ -226,3 +226,18 @@ def test_the_range_chosen_before_sending_is_what_the_model_gets(server, page, tm
     page.keyboard.press("ArrowDown")
     expect(box).to_have_attribute("data-series-slice", "12")
     expect(box.locator(".series-sent")).to_have_text("")
+
+    # Without its kept series (a data dir restored from an older backup), a slice
+    # opens as the image it is.
+    page.keyboard.press("Escape")
+    with closing(sqlite3.connect(server.data_dir / "medserver.sqlite3", timeout=10)) as db:
+        found = db.execute(
+            "SELECT DISTINCT a.volume FROM chat_attachment a JOIN chat_message m "
+            "ON a.message_id = m.id WHERE m.content = 'Any nodules?'"
+        )
+        (volume,) = {row[0] for row in found}
+    (server.data_dir / "uploads" / volume).unlink()
+    question.locator("a[data-lightbox]").nth(1).click()
+    expect(box.locator("img.lightbox-image")).to_be_visible()
+    expect(box.locator("img.lightbox-image")).to_have_attribute("alt", titles[1])
+    expect(box.locator(".series-panel")).to_be_hidden()
