@@ -382,6 +382,7 @@ def series_slices_choose(request: HttpRequest, session_id, attachment_id) -> Htt
     `end`; answer with the series' group for the composer, or, when the choice
     cannot be made, the group as it was and why."""
     session = _session(request, session_id)
+    get_object_or_404(selectors.attachments_for(request.user), pk=attachment_id)
     try:
         chosen = services.series_slices_choose(
             owner=request.user,
