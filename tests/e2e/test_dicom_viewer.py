@@ -148,6 +148,16 @@ def test_the_viewer_steps_through_slices_and_windows_the_hounsfield_units(server
     assert _close_enough(_band_pixels(page), _expected(dragged, 3))
     box.get_by_role("button", name="Previous slice").click()
     expect(box).to_have_attribute("data-series-slice", "2")
+    # A finger swiping down 48 px steps 3 slices (one every 16 px), the window kept.
+    stage = box.locator(".lightbox-stage")
+    touch = {"pointerId": 7, "pointerType": "touch", "isPrimary": True, "clientX": 640}
+    stage.dispatch_event("pointerdown", {**touch, "clientY": 400})
+    for y in (416, 432, 448):
+        stage.dispatch_event("pointermove", {**touch, "clientY": y})
+    stage.dispatch_event("pointerup", {**touch, "clientY": 448})
+    expect(box).to_have_attribute("data-series-slice", "5")
+    expect(box).to_be_visible()
+    assert _close_enough(_band_pixels(page), _expected(dragged, 5))
     page.keyboard.press("End")
     expect(box).to_have_attribute("data-series-slice", str(SLICES))
 
