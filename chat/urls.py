@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from chat import views
+from chat import series_views, views
 
 app_name = "chat"
 
@@ -21,7 +21,7 @@ urlpatterns = [
     path(session + "attachments/", views.attachment_upload, name="attachment-upload"),
     path(
         session + "attachments/<uuid:attachment_id>/slices/",
-        views.series_slices_choose,
+        series_views.series_slices_choose,
         name="series-slices",
     ),
     path(session + "export.<str:kind>", views.session_export, name="session-export"),
@@ -36,12 +36,12 @@ urlpatterns = [
     path("attachments/<uuid:attachment_id>/", views.attachment_file, name="attachment"),
     path(
         "attachments/<uuid:attachment_id>/series/",
-        views.attachment_series,
+        series_views.attachment_series,
         name="attachment-series",
     ),
     path(
         "attachments/<uuid:attachment_id>/series/<int:number>/",
-        views.attachment_series_slice,
+        series_views.attachment_series_slice,
         name="attachment-series-slice",
     ),
     path("account/stay-signed-in/", views.stay_signed_in, name="stay-signed-in"),

@@ -33,9 +33,8 @@ from chat import (
 )
 from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
 from chat.forms import FirstAdminForm, PresetForm, SessionSettingsForm
-from chat.models import Attachment, ChatSession, Message, Preset
+from chat.models import ChatSession, Message, Preset
 from chat.setup_link import first_admin_create, setup_token_valid
-from imaging.dicom.volume import Volume, VolumeUnreadable
 from imaging.dicom.windows import WINDOW_CHOICES
 from inference.hardware import gpu_facts
 from inference.worker import engine_worker
@@ -376,60 +375,6 @@ def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
     return render(request, f"{PAGE}#attachments-added", context)
 
 
-@require_POST
-def series_slices_choose(request: HttpRequest, session_id, attachment_id) -> HttpResponse:
-    """Send other slices of a pending series: `count` from slice `start` to
-    `end`; answer with the series' group for the composer, or, when the choice
-    cannot be made, the group as it was and why."""
-    session = _session(request, session_id)
-    get_object_or_404(selectors.attachments_for(request.user), pk=attachment_id)
-    try:
-        chosen = services.series_slices_choose(
-            owner=request.user,
-            session=session,
-            attachment_id=attachment_id,
-            start=_whole_number(request.POST.get("start")),
-            end=_whole_number(request.POST.get("end")),
-            count=_whole_number(request.POST.get("count")),
-            composer_ids=request.POST.getlist("attachments"),
-        )
-        attachments, alert = chosen.attachments, ""
-    except MessageRejected as rejected:
-        attachments, alert = selectors.pending_series_of(request.user, attachment_id), str(rejected)
-    context = {
-        "session": session,
-        "pending": series.composer_items(attachments, fits=series.slices_that_fit(session)),
-        "alert": alert,
-    }
-    return render(request, f"{PAGE}#attachments-added", context)
-
-
-@require_GET
-def attachment_series(request: HttpRequest, attachment_id) -> JsonResponse:
-    """What the viewer needs to show the kept series of an image (its owner's only)."""
-    attachment = _kept_series(request, attachment_id)
-    with attachment.volume.open("rb") as kept:
-        facts = _volume(kept).facts
-    return JsonResponse(series.viewer_facts(attachment, facts))
-
-
-@require_GET
-def attachment_series_slice(request: HttpRequest, attachment_id, number: int) -> HttpResponse:
-    """Slice `number` of an image's kept series: int16 values, little-endian (chat.series)."""
-    attachment = _kept_series(request, attachment_id)
-    with attachment.volume.open("rb") as kept:
-        try:
-            data = series.slice_bytes(_volume(kept), number)
-        except IndexError:
-            raise Http404 from None
-        except VolumeUnreadable:
-            message = "The kept series is damaged."
-            return HttpResponse(message, status=500, content_type="text/plain")
-    response = HttpResponse(data, content_type="application/octet-stream")
-    response["X-Content-Type-Options"] = "nosniff"  # Cache-Control: no-store, site-wide
-    return response
-
-
 @require_GET
 def attachment_file(request: HttpRequest, attachment_id) -> FileResponse:
     """Serve an image to its owner only; anyone else gets 404."""
@@ -467,27 +412,6 @@ def answer_review(request: HttpRequest, session_id, message_id: int) -> HttpResp
     verdict = render_to_string("chat/review.html#answer-verdict", {"message": message, "oob": True})
     response.content += verdict.encode()
     return response
-
-
-def _kept_series(request: HttpRequest, attachment_id) -> Attachment:
-    attachment = get_object_or_404(selectors.attachments_for(request.user), pk=attachment_id)
-    if not attachment.volume.name or not attachment.volume.storage.exists(attachment.volume.name):
-        raise Http404("This image has no series kept with it.")
-    return attachment
-
-
-def _volume(kept) -> Volume:
-    try:
-        return Volume(kept)
-    except VolumeUnreadable:
-        raise Http404("The kept series could not be read.") from None
-
-
-def _whole_number(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _session(request: HttpRequest, session_id) -> ChatSession:
