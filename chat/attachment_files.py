@@ -3,7 +3,8 @@
 However the rows go (a chat or message deleted, a user deleted with admin's
 cascade, a QuerySet's delete(), retention), each Attachment's post_delete
 removes its file once the deletion is committed, unless another row still
-refers to it (an edited question keeps its original's images). A deleted
+refers to it (an edited question keeps its original's images; the slices of
+a series share the series' kept values, Attachment.volume). A deleted
 user's upload folder goes as a whole. Unsent uploads older than a day, and
 files no row refers to, are removed when the server starts.
 """
@@ -36,6 +37,9 @@ def remove_unused(names: set[str]) -> None:
 
     def remove() -> None:
         still_used = set(Attachment.objects.filter(file__in=names).values_list("file", flat=True))
+        still_used |= set(
+            Attachment.objects.filter(volume__in=names).values_list("volume", flat=True)
+        )
         for name in names - still_used:
             default_storage.delete(name)
 
@@ -47,8 +51,9 @@ def remove_unused(names: set[str]) -> None:
 def _attachment_deleted(sender, instance: Attachment, **kwargs) -> None:
     # Connected for QuerySet deletes and cascades too: Django then deletes
     # row by row instead of in one fast DELETE.
-    if instance.file.name:
-        remove_unused({instance.file.name})
+    names = {field.name for field in (instance.file, instance.volume) if field.name}
+    if names:
+        remove_unused(names)
 
 
 @receiver(post_delete, sender=settings.AUTH_USER_MODEL)
@@ -65,12 +70,14 @@ def remove_stale_uploads(*, now: datetime.datetime | None = None) -> int:
     cutoff = now - UNSENT_KEPT_FOR
     stale = Attachment.objects.filter(message__isnull=True, created_at__lt=cutoff)
     names = set(stale.values_list("file", flat=True))
+    names |= {name for name in stale.values_list("volume", flat=True) if name}
     with transaction.atomic():
         stale.delete()
     root = Path(settings.MEDIA_ROOT) / _FOLDER
     if not root.is_dir():
         return len(names)
     known = set(Attachment.objects.values_list("file", flat=True))
+    known |= set(Attachment.objects.values_list("volume", flat=True))
     orphans = 0
     for path in root.rglob("*"):
         name = path.relative_to(settings.MEDIA_ROOT).as_posix()

@@ -190,6 +190,9 @@ class Attachment(models.Model):
         default=True,
         help_text="Given to the model; a slide's overview (its patches outlined) is not.",
     )
+    # The whole series a DICOM slice came from (imaging.dicom.volume), shared by
+    # the series' attachments: the viewer windows it, the composer picks slices from it.
+    volume = models.FileField(upload_to=attachment_path, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

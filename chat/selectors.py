@@ -260,3 +260,16 @@ def presets_for(user) -> QuerySet[Preset]:
 def own_presets(user) -> QuerySet[Preset]:
     """The presets `user` made (and may change)."""
     return Preset.objects.filter(owner=user).order_by("name")
+
+
+def pending_series_of(user, attachment_id) -> list[Attachment]:
+    """The pending slices of `user` sharing the kept series of the attachment
+    `attachment_id`; none when it is not a pending slice of a kept series."""
+    attachment = attachments_for(user).filter(pk=attachment_id, message__isnull=True).first()
+    if attachment is None or not attachment.volume.name:
+        return []
+    return list(
+        Attachment.objects.filter(
+            owner=user, message__isnull=True, volume=attachment.volume.name
+        ).order_by("created_at")
+    )

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from chat.views import account, messages, sessions
+from chat.views import series as series_views
 
 app_name = "chat"
 
@@ -19,12 +20,27 @@ urlpatterns = [
     path(session + "thinking/", sessions.session_thinking, name="session-thinking"),
     path(session + "settings/", sessions.session_settings, name="session-settings"),
     path(session + "attachments/", messages.attachment_upload, name="attachment-upload"),
+    path(
+        session + "attachments/<uuid:attachment_id>/slices/",
+        series_views.series_slices_choose,
+        name="series-slices",
+    ),
     path(session + "send/", messages.message_post, name="message-post"),
     path(message, messages.message_detail, name="message"),
     path(message + "edit/", messages.message_edit, name="message-edit"),
     path(message + "select/", messages.message_select, name="message-select"),
     path(message + "delete/", messages.message_delete, name="message-delete"),
     path("attachments/<uuid:attachment_id>/", messages.attachment_file, name="attachment"),
+    path(
+        "attachments/<uuid:attachment_id>/series/",
+        series_views.attachment_series,
+        name="attachment-series",
+    ),
+    path(
+        "attachments/<uuid:attachment_id>/series/<int:number>/",
+        series_views.attachment_series_slice,
+        name="attachment-series-slice",
+    ),
     path(
         "attachments/<uuid:attachment_id>/study/",
         messages.attachment_study,

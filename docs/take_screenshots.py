@@ -1,7 +1,9 @@
-"""Take the README's screenshots: the chat page at desktop and phone width, and a
-whole-slide image's overview and patches in a question (docs/screenshots/).
+"""Take the README's screenshots: the chat page at desktop and phone width, the
+radiology viewer on a CT series, the composer's range of slices, and a whole-slide
+image's overview and patches in a question (docs/screenshots/).
 
-    .venv/bin/python docs/take_screenshots.py
+    .venv/bin/python docs/take_screenshots.py          # all of them
+    .venv/bin/python docs/take_screenshots.py viewer   # the viewer's two only
 
 Starts `medserver -m demo` on a free loopback port with a throwaway data dir,
 saves one conversation through chat.services (the demo model writes random
@@ -11,6 +13,7 @@ normal views render it, with Debian's Chromium.
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +23,7 @@ from playwright.sync_api import expect, sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.dicom_files import ct_phantom, zip_of  # noqa: E402
 from tests.e2e.chromium import CHROMIUM, PASSWORD, sign_in  # noqa: E402
 from tests.e2e.conftest import start_server, stop_server  # noqa: E402
 
@@ -91,7 +95,7 @@ services.answer_finish(
 """
 
 
-def main() -> None:
+def main(which: str = "all") -> None:
     docs = ROOT / "docs"
     with tempfile.TemporaryDirectory(prefix="medserver-screens-") as data_dir:
         server = start_server(Path(data_dir))
@@ -102,16 +106,15 @@ def main() -> None:
                 browser = playwright.chromium.launch(
                     executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
                 )
-                shoot(browser, server, docs / "screenshot-desktop.png", 1440, 1100, 1, True)
-                shoot(browser, server, docs / "screenshot-phone.png", 360, 780, 2, False)
-                shoot_slide(browser, server, docs / "screenshots" / "slide-patches.png")
+                if which == "all":
+                    shoot(browser, server, docs / "screenshot-desktop.png", 1440, 1100, 1, True)
+                    shoot(browser, server, docs / "screenshot-phone.png", 360, 780, 2, False)
+                    shoot_slide(browser, server, docs / "screenshots" / "slide-patches.png")
+                shoot_viewer(browser, server, docs, Path(data_dir))
                 browser.close()
         finally:
             stop_server(server)
-    print(
-        "wrote docs/screenshot-desktop.png, docs/screenshot-phone.png and "
-        "docs/screenshots/slide-patches.png"
-    )
+    print("wrote the screenshots in docs/")
 
 
 def shoot_slide(browser, server, path: Path) -> None:
@@ -162,5 +165,41 @@ def shoot(browser, server, path: Path, width: int, height: int, scale: int, open
     context.close()
 
 
+def shoot_viewer(browser, server, docs: Path, scratch: Path) -> None:
+    """The composer's range of slices of a CT series, then the viewer on a slice
+    sent (one with a nodule) in the lung window."""
+    context = browser.new_context(
+        viewport={"width": 1440, "height": 900}, device_scale_factor=1, color_scheme="dark"
+    )
+    page = context.new_page()
+    sign_in(page, server, "dr-grey")
+    page.get_by_role("button", name="New chat").first.click()
+    series = scratch / "chest-ct.zip"
+    series.write_bytes(zip_of({f"CT/IM{n:04d}.dcm": raw for n, raw in enumerate(ct_phantom(40))}))
+    page.locator("#image-input").set_input_files(str(series))
+    group = page.locator(".pending-series")
+    expect(group.locator(".pending-attachment")).to_have_count(10)
+    group.get_by_label("From slice").fill("9")
+    expect(group.locator('output[data-for="start"]')).to_have_text("9")
+    group.get_by_label("to slice").fill("32")
+    expect(group.locator(".pending-attachment").first).to_have_attribute(
+        "title", re.compile("^CT slice 9 of 40")
+    )
+    page.get_by_label("Message").fill("Any pulmonary nodules? Give size and location.")
+    page.wait_for_timeout(300)
+    page.locator(".composer").screenshot(path=str(docs / "screenshot-series-range.png"))
+
+    group.locator(".pending-attachment a").nth(4).click()
+    box = page.locator("#lightbox")
+    expect(box).to_have_attribute("data-series", "ready")
+    page.keyboard.press("1")
+    expect(box).to_have_attribute("data-window-view", "lung")
+    page.mouse.move(1300, 120)  # no hover on the image
+    page.evaluate("document.activeElement.blur()")  # no focus ring on the bar's first button
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(docs / "screenshot-viewer.png"))
+    context.close()
+
+
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])

@@ -78,12 +78,16 @@ def counts(path: Path) -> dict[str, int]:
 
 def attachment_files(path: Path) -> list[str]:
     """The names (relative to the uploads folder) of the files its image rows point at,
-    each once (an edited question's copy shares its original's file)."""
+    each once (an edited question's copy shares its original's file, the slices of a
+    DICOM series the series' kept values)."""
     with closing(connect(path)) as db:
         if not _has_table(db, "chat_attachment"):
             return []
-        query = "SELECT DISTINCT file FROM chat_attachment ORDER BY file"
-        return [row[0] for row in db.execute(query)]
+        names = {row[0] for row in db.execute("SELECT DISTINCT file FROM chat_attachment")}
+        if _has_volumes(db):
+            query = "SELECT DISTINCT volume FROM chat_attachment WHERE volume != ''"
+            names |= {row[0] for row in db.execute(query)}
+        return sorted(names)
 
 
 def attachments_still_saved(path: Path, names: list[str]) -> set[str]:
@@ -93,14 +97,28 @@ def attachments_still_saved(path: Path, names: list[str]) -> set[str]:
     with closing(connect(path)) as db:
         marks = ",".join("?" * len(names))
         query = f"SELECT file FROM chat_attachment WHERE file IN ({marks})"  # noqa: S608
-        return {row[0] for row in db.execute(query, names)}
+        saved = {row[0] for row in db.execute(query, names)}
+        if _has_volumes(db):
+            query = f"SELECT volume FROM chat_attachment WHERE volume IN ({marks})"  # noqa: S608
+            saved |= {row[0] for row in db.execute(query, names)}
+        return saved
 
 
 def attachments_drop(path: Path, names: list[str]) -> None:
-    """Delete the image rows pointing at `names` from the database (a snapshot) at `path`."""
+    """Delete the image rows pointing at `names` from the database (a snapshot) at
+    `path`; rows whose series' kept values are among `names` keep their image, not
+    the series."""
     with closing(connect(path)) as db:
         db.executemany("DELETE FROM chat_attachment WHERE file = ?", [(n,) for n in names])
+        if _has_volumes(db):
+            query = "UPDATE chat_attachment SET volume = '' WHERE volume = ?"
+            db.executemany(query, [(n,) for n in names])
         db.commit()
+
+
+def _has_volumes(db: sqlite3.Connection) -> bool:
+    """Whether image rows have kept series (Attachment.volume; older databases do not)."""
+    return any(row[1] == "volume" for row in db.execute("PRAGMA table_info(chat_attachment)"))
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:

@@ -256,3 +256,52 @@ def _lossless_jpeg(pixels: np.ndarray, precision: int = 16) -> bytes:
             b"\xff\xd9",
         ]
     )
+
+
+# Hounsfield units of the bands of ct_bands, left to right: air to dense bone.
+BAND_HU = (-1000, -850, -600, -400, -200, -100, -50, 0, 20, 40, 60, 80, 150, 400, 1000, 2000)
+
+
+def ct_bands(count: int, size: int = 512) -> list[bytes]:
+    """`count` CT slices of `size`×`size` pixels, each in len(BAND_HU) vertical
+    bands of equal width: band b of slice n (from 1) holds BAND_HU[b] + 5 × (n - 1) HU."""
+    columns = np.repeat(np.array(BAND_HU), -(-size // len(BAND_HU)))[:size]
+    return [
+        ct_slice(np.tile(columns + 5 * (n - 1), (size, 1)), instance=n, position=(0, 0, 2.0 * n))
+        for n in range(1, count + 1)
+    ]
+
+
+def ct_phantom(count: int, size: int = 384) -> list[bytes]:
+    """A CT series that looks like a chest (air, fat, soft tissue, lungs with
+    vessels, a spine and ribs, a nodule in a few slices), for screenshots."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    rng = np.random.default_rng(7)
+    slices = []
+    for n in range(1, count + 1):
+        t = n / count
+        hu = np.full((size, size), -1000.0)
+        body = ((x - 0.5) / 0.44) ** 2 + ((y - 0.52) / 0.34) ** 2
+        hu[body < 1.0] = -100  # subcutaneous fat
+        hu[body < 0.85] = 40  # muscle and organs
+        for side in (0.30, 0.70):
+            lung = ((x - side) / (0.15 + 0.02 * np.sin(t * np.pi))) ** 2 + ((y - 0.50) / 0.24) ** 2
+            hu[lung < 1.0] = -850
+            for k in range(7):  # vessels that drift from slice to slice
+                cx = side + 0.09 * np.cos(k * 1.7 + t * 2.0)
+                cy = 0.50 + 0.17 * np.sin(k * 2.3 + t * 1.5)
+                hu[(x - cx) ** 2 + (y - cy) ** 2 < (0.008 + 0.004 * (k % 3)) ** 2] = 40
+        hu[((x - 0.5) / 0.09) ** 2 + ((y - 0.50) / 0.12) ** 2 < 1.0] = 45  # mediastinum
+        hu[(x - 0.5) ** 2 + (y - 0.80) ** 2 < 0.05**2] = 700  # vertebral body
+        hu[(x - 0.5) ** 2 + (y - 0.80) ** 2 < 0.035**2] = 250  # its marrow
+        for k in range(10):  # ribs round the chest wall
+            angle = np.pi * (0.1 + 0.8 * k / 9)
+            cx, cy = 0.5 + 0.40 * np.cos(angle + np.pi), 0.52 - 0.29 * np.sin(angle)
+            hu[(x - cx) ** 2 + (y - cy) ** 2 < 0.014**2] = 600
+        if abs(t - 0.5) < 0.15:  # a nodule in the right lung
+            hu[(x - 0.26) ** 2 + (y - 0.42) ** 2 < (0.025 * (1 - abs(t - 0.5) / 0.15)) ** 2] = 30
+        hu += rng.normal(0, 8, hu.shape)
+        slices.append(
+            ct_slice(np.round(hu), instance=n, position=(0, 0, 2.5 * n), SliceThickness=2.5)
+        )
+    return slices

@@ -29,6 +29,7 @@ from chat.services.messages import (
     message_send,
 )
 from chat.services.presets import preset_check, preset_delete, preset_save, sync_builtin_presets
+from chat.services.series import series_create, series_slices_choose
 from chat.services.sessions import (
     session_configure,
     session_create,
@@ -67,6 +68,8 @@ __all__ = [
     "session_delete",
     "session_rename",
     "session_set_thinking",
+    "series_create",
+    "series_slices_choose",
     "session_for_new_chat",
     "sync_builtin_presets",
 ]

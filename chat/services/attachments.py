@@ -6,10 +6,11 @@ files, or a whole-slide image. Images are stored cleaned; a PDF becomes one PNG
 per page ("Document page 1 of 3"), nothing else of it kept (imaging.documents);
 DICOM becomes one PNG per slice, labelled ("CT slice 12 of 120 (lung window)")
 and with its de-identified facts, a long series sampled evenly to as many slices
-as one message can carry (imaging.dicom.slices); when the DICOM of one upload
-holds studies of different dates, the older ones are stored as prior studies
-with their interval only (imaging.priors). A slide becomes its tissue patches
-and an overview for the clinician, its label and macro images never read
+as one message can carry, the whole series kept for the viewer and for choosing
+other slices (chat.services.series); when the DICOM of one upload holds studies
+of different dates, the older ones are stored as prior studies with their
+interval only (imaging.priors). A slide becomes its tissue patches and an
+overview for the clinician, its label and macro images never read
 (imaging.slides). The images stored from one upload share a `batch`, so that a
 series is marked as a prior study at once. Uploads are named in messages by
 their place ("Upload 2", "upload 2, file 4"), never by their file name, which
@@ -27,9 +28,9 @@ from django.db import transaction
 from chat import generation_settings, serving
 from chat.errors import MessageRejected
 from chat.models import Attachment, ChatSession
+from chat.services.series import series_create
 from imaging import ImageRejected, dicom, documents, slides
 from imaging.archives import is_zip, zip_members
-from imaging.dicom.slices import slices_for_message
 from imaging.dicom.windows import AUTO
 from imaging.images import clean_image
 from imaging.priors import Interval
@@ -125,9 +126,18 @@ def attachments_upload(
             result.errors.append(str(rejected))
     if files:
         try:
-            _series_create(owner, session, files, window, result)
+            stored = series_create(
+                owner=owner,
+                session=session,
+                files=files,
+                window=window,
+                other_images=sum(a.for_model for a in result.attachments),
+            )
         except (MessageRejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
+        else:
+            result.attachments += stored.attachments
+            result.notices += stored.notices
     return result
 
 
@@ -154,37 +164,6 @@ def images_that_fit(session: ChatSession) -> int:
     return serving.image_budget().images_that_fit(
         generation_settings.sampling_for(session).max_new_tokens
     )
-
-
-def _series_create(owner, session, files, window: str, result: Upload) -> None:
-    """Render the DICOM `files` as the slices that fit beside the images stored, and store them."""
-    slices = slices_for_message(
-        files,
-        budget=serving.image_budget(),
-        answer_tokens=generation_settings.sampling_for(session).max_new_tokens,
-        other_images=sum(a.for_model for a in result.attachments),
-        window=window,
-    )
-    result.notices += slices.notices
-    batches: dict[Interval | None, uuid.UUID] = {}  # one for each study
-    with transaction.atomic():
-        for piece in slices.rendered:
-            attachment = Attachment(
-                owner=owner,
-                session=session,
-                content_type="image/png",
-                width=piece.width,
-                height=piece.height,
-                size_bytes=len(piece.png),
-                label=piece.label,
-                dicom=piece.facts,
-                batch=batches.setdefault(piece.prior, uuid.uuid4()),
-                prior_amount=piece.prior.amount if piece.prior else None,
-                prior_unit=piece.prior.unit if piece.prior else "",
-            )
-            attachment.file.save("slice.png", ContentFile(piece.png), save=False)
-            attachment.save()
-            result.attachments.append(attachment)
 
 
 def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None:

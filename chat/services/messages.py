@@ -157,6 +157,7 @@ def message_edit(
             prior_unit=original.prior_unit,
             batch=original.batch,
             for_model=original.for_model,
+            volume=original.volume.name,
         )
     answer = _answer_placeholder(session, question, model_name)
     session.save(update_fields=["updated_at"])

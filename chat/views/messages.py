@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from audit import trail
-from chat import answers, limits, selectors, services, serving, stream_html
+from chat import answers, limits, selectors, series, services, serving, stream_html
 from chat.errors import LimitExceeded, MessageRejected
 from chat.models import Attachment
 from chat.views.base import (
@@ -112,7 +112,8 @@ def attachment_upload(request: HttpRequest, session_id) -> HttpResponse:
         magnification=request.POST.get("magnification", ""),
     )
     context = {
-        "attachments": upload.attachments,
+        "session": session,
+        "pending": series.composer_items(upload.attachments, fits=series.slices_that_fit(session)),
         "alert": " ".join(upload.errors),
         "notice": " ".join(upload.notices),
         "study_units": UNIT_CHOICES,

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from audit import trail
-from chat import generation_settings, selectors, services, serving
+from chat import generation_settings, selectors, series, services, serving
 from chat.errors import SettingsRejected
 from chat.forms import SessionSettingsForm
 from chat.idle_sign_out import idle_seconds_left
@@ -54,6 +54,7 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
     session = user_session(request, session_id)
     trail.record(trail.Action.SESSION_VIEW, request=request, target=session)
     path = selectors.active_path(session)
+    draft = selectors.draft_for(session)
     context = {
         "session": session,
         "sessions": selectors.sessions_for(request.user)[:200],
@@ -68,7 +69,10 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:
         "default_magnification": DEFAULT_MAGNIFICATION,
         "study_units": UNIT_CHOICES,
         "streaming": any(m.status == Message.Status.STREAMING for m in path),
-        "draft": selectors.draft_for(session),
+        "draft": draft,
+        "pending": series.composer_items(draft.attachments, fits=series.slices_that_fit(session))
+        if draft
+        else [],
         **_status_context(request),
     }
     return render(request, PAGE, context)

@@ -1,5 +1,6 @@
 """DICOM: read series (read), render their slices (render), window them (windows),
-decode compressed pixel data (codecs), and pick what fits one message (slices)."""
+decode compressed pixel data (codecs), pick what fits one message (slices), and
+keep a whole series' values for a viewer and for picking again (volume)."""
 
 from imaging.dicom.read import (
     SUFFIXES,

@@ -79,7 +79,27 @@
   document.addEventListener("click", (event) => {
     if (event.target.closest("[data-attach]")) imageInput.click();
     const remove = event.target.closest("[data-remove-attachment]");
-    if (remove) remove.closest(".pending-attachment").remove();
+    if (remove) {
+      const series = remove.closest(".pending-series");
+      remove.closest(".pending-attachment").remove();
+      // A series with no slice left goes, range and all.
+      if (series && !series.querySelector(".pending-attachment")) series.remove();
+    }
+  });
+
+  // A series' range (chat/series.py): the numbers follow the sliders as they
+  // move, the first slice never after the last; htmx sends the choice on change.
+  composer.addEventListener("input", (event) => {
+    const range = event.target.closest("[data-series-range]");
+    if (!range || !["start", "end"].includes(event.target.name)) return;
+    const start = range.querySelector('input[name="start"]');
+    const end = range.querySelector('input[name="end"]');
+    if (Number(start.value) > Number(end.value)) {
+      if (event.target === start) end.value = start.value;
+      else start.value = end.value;
+    }
+    range.querySelector('output[data-for="start"]').value = start.value;
+    range.querySelector('output[data-for="end"]').value = end.value;
   });
 
   // Pasting a screenshot or a copied image attaches it; pasted text is left alone.

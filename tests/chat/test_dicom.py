@@ -435,12 +435,24 @@ def test_nothing_identifying_reaches_the_database_or_the_stored_files(signed_in,
     stored = list(Attachment.objects.values())
     assert len(stored) == 4
     text = json.dumps(stored, default=str).lower()
-    files = [p.read_bytes() for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
-    assert len(files) == 4
+    paths = [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+    # Each slice's PNG, and each series' kept values (one per upload: imaging.dicom.volume).
+    pngs = [p.read_bytes() for p in paths if p.suffix == ".png"]
+    volumes = [p for p in paths if p.suffix == ".npz"]
+    unpacked = []
+    assert (len(pngs), len(volumes), len(paths)) == (4, 2, 6)
+    for volume in volumes:
+        with np.load(volume, allow_pickle=False) as kept:
+            members = {name: kept[name] for name in kept.files}
+        facts = members.pop("facts").tobytes().decode()
+        assert all(array.dtype == np.int16 for array in members.values())
+        text += facts.lower()
+        unpacked.append(b"".join(array.tobytes() for array in members.values()) + facts.encode())
     for identifying in IDENTIFYING_TEXT:
         assert identifying.lower() not in text, identifying
-        assert all(identifying.encode() not in data for data in files), identifying
-    assert all(data.startswith(b"\x89PNG") and b"DICM" not in data for data in files)
+        assert all(identifying.encode() not in data for data in pngs + unpacked), identifying
+    assert all(data.startswith(b"\x89PNG") and b"DICM" not in data for data in pngs)
+    assert all(b"DICM" not in data for data in unpacked)
 
 
 @pytest.mark.django_db

@@ -28,6 +28,7 @@ from chat.routing import websocket_urlpatterns
 from reviews import services as review_services
 from reviews.models import AnswerReview
 from tests.chat.test_consumer import open_socket
+from tests.dicom_files import ct_series, zip_of
 
 # Words only A's data holds: B must never be shown any of them.
 A_SECRETS = ("Zebrafinch", "Quokka-47", "Marmoset-title")
@@ -59,6 +60,13 @@ class Owned:
         services.answer_fail(self.answer.pk, content=answer_text, thinking="", error="x")
         Message.objects.filter(pk=self.answer.pk).update(status=Message.Status.COMPLETE)
         self.attachment.refresh_from_db()
+        # A CT series in the composer, kept whole (chat.services.series): its pending slices.
+        series = zip_of({f"CT/IM{n}.dcm": raw for n, raw in enumerate(ct_series(3))})
+        upload = services.attachments_upload(
+            owner=user, session=self.session, uploads=[SimpleUploadedFile("ct.zip", series)]
+        )
+        self.slice = upload.attachments[0]
+        assert self.slice.volume.name
         self.token, self.key = api_tokens.api_token_create(owner=user, name="pacs")
         self.preset = services.preset_save(
             owner=user,
@@ -87,9 +95,11 @@ class Owned:
         tokens = list(ApiToken.objects.filter(owner=self.user).values().order_by("id"))
         presets = list(Preset.objects.filter(owner=self.user).values().order_by("id"))
         reviews = list(AnswerReview.objects.filter(message__session=self.session).values())
+        storage = self.attachment.file.storage
         files = sorted(
-            (a["file"], Path(self.attachment.file.storage.path(a["file"])).read_bytes())
-            for a in attachments
+            (name, Path(storage.path(name)).read_bytes())
+            for name in {a["file"] for a in attachments} | {a["volume"] for a in attachments}
+            if name
         )
         return {
             "session": session,
@@ -139,6 +149,19 @@ ROUTES: dict[str, tuple[list, set[str]]] = {
     ),
     "chat:attachment": ([("a", lambda a, b: {"attachment_id": a.attachment.pk})], {"GET"}),
     "chat:attachment-study": ([("a", lambda a, b: {"attachment_id": a.attachment.pk})], {"POST"}),
+    "chat:attachment-series": ([("a", lambda a, b: {"attachment_id": a.slice.pk})], {"GET"}),
+    "chat:attachment-series-slice": (
+        [("a", lambda a, b: {"attachment_id": a.slice.pk, "number": 1})],
+        {"GET"},
+    ),
+    "chat:series-slices": (
+        [
+            ("a", lambda a, b: {**_session(a), "attachment_id": a.slice.pk}),
+            # B's own session with A's slice in it.
+            ("b-session-a-slice", lambda a, b: {**_session(b), "attachment_id": a.slice.pk}),
+        ],
+        {"POST"},
+    ),
     "api:api-token-revoke": ([("a", lambda a, b: {"token_id": a.token.pk})], {"POST"}),
     "chat:preset-change": ([("a", lambda a, b: {"preset_id": a.preset.pk})], {"POST"}),
     "chat:preset-delete": ([("a", lambda a, b: {"preset_id": a.preset.pk})], {"POST"}),
@@ -182,6 +205,9 @@ HOSTILE_POST = {
     "verdict": "rejected",
     "rating": "down",
     "comment": "pwned",
+    "start": "1",
+    "end": "2",
+    "count": "1",
 }
 
 
@@ -258,6 +284,8 @@ def test_user_b_gets_404_for_every_route_with_user_as_ids_and_nothing_changes(cl
                         leaks.append(f"{where}: shows {secret!r}")
                 if a.attachment.file.name.encode() in body:
                     leaks.append(f"{where}: names A's stored file")
+                if a.slice.volume.name.encode() in body:
+                    leaks.append(f"{where}: names A's kept series")
     after = a.state()
     if after != before:
         leaks.append(f"A's data changed: {before} -> {after}")
