@@ -16,7 +16,7 @@ from api import tokens as api_tokens
 from api.errors import ApiError
 from audit import trail
 from chat import limits
-from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
+from chat.errors import LimitExceeded, Rejected
 from chat.serving import engine_worker
 from inference.worker import EngineBusy, EngineUnavailable
 
@@ -95,7 +95,7 @@ def api_endpoint(
             except EngineUnavailable:
                 message = "The model is not available; see /api/health."
                 return ApiError(503, message, retry_after=60).response()
-            except (MessageRejected, SettingsRejected) as error:
+            except Rejected as error:
                 return ApiError(422, str(error)).response()
             except MultiPartParserError as error:  # read by the CSRF check or the view
                 message = f"The multipart/form-data body could not be read: {error}"

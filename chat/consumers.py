@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from chat import account_sockets, answers, limits, selectors, services, stream_html
-from chat.errors import LimitExceeded, MessageRejected
+from chat.errors import LimitExceeded, Rejected
 from chat.models import ChatSession, Message
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
 
@@ -151,7 +151,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(text, str) and isinstance(attachment_ids, list):
             try:
                 services.draft_save(session=self.session, text=text, attachment_ids=attachment_ids)
-            except MessageRejected:
+            except Rejected:
                 pass  # far over any limit: the draft saved as it was typed stays
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
@@ -220,7 +220,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         `alert`. Return whether the answer started."""
         try:
             await use_case
-        except (LimitExceeded, MessageRejected) as error:
+        except (LimitExceeded, Rejected) as error:
             await alert(str(error))
             return False
         return True

@@ -4,7 +4,7 @@ from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from chat import selectors, services, sign_in_lockout
-from chat.errors import MessageRejected, SettingsRejected
+from chat.errors import Rejected
 from chat.models import ChatSession, Preset
 
 
@@ -73,7 +73,7 @@ class SessionSettingsForm(forms.Form):
         if not self.errors:
             try:
                 services.session_settings_check(session=self.session, **cleaned)
-            except SettingsRejected as rejected:
+            except Rejected as rejected:
                 raise ValidationError(str(rejected), code="bounds") from None
         return cleaned
 
@@ -103,12 +103,12 @@ class PresetForm(forms.Form):
         cleaned = super().clean()
         try:
             services.preset_check(cleaned["name"], cleaned["system_prompt"], self.max_length)
-        except MessageRejected as rejected:
+        except Rejected as rejected:
             raise ValidationError(str(rejected), code="preset") from None
         return cleaned
 
     def save(self) -> Preset:
-        """Save it; raise MessageRejected when the owner has a preset of that name."""
+        """Save it; raise Rejected when the owner has a preset of that name."""
         return services.preset_save(
             owner=self.owner, preset=self.preset, max_length=self.max_length, **self.cleaned_data
         )

@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django_htmx.http import reswap, trigger_client_event
 
 from chat import limits, stream_html
-from chat.errors import LimitExceeded, MessageRejected, SettingsRejected
+from chat.errors import LimitExceeded, Rejected
 
 # The API counts its own requests (api.auth) and answers in JSON.
 _API_PREFIXES = ("/api/", "/v1/")
@@ -46,8 +46,8 @@ class RateLimitMiddleware:
 
 
 class RefusalMiddleware:
-    """The pages' one mapping of a refusal raised by a service (MessageRejected,
-    SettingsRejected, LimitExceeded) that a view let through: for htmx, a notice
+    """The pages' one mapping of a refusal raised by a service (Rejected,
+    LimitExceeded) that a view let through: for htmx, a notice
     and nothing else on the page changes; otherwise the reason as plain text, with
     400 (429 and Retry-After for a limit). The API maps its own (api.errors), the
     chat socket its own (chat.consumers)."""
@@ -59,7 +59,7 @@ class RefusalMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, MessageRejected | SettingsRejected | LimitExceeded):
+        if not isinstance(exception, Rejected | LimitExceeded):
             return None
         if request.path.startswith(_API_PREFIXES):
             return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from chat import serving
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Message
 from reviews.models import AnswerReview
 
@@ -24,22 +24,22 @@ def answer_review(
     """Record `reviewer`'s judgement of an answer; what is not given stays as it was.
 
     `verdict` is "reviewed", "rejected" or "" (not yet); `rating` "up", "down"
-    or "" (none). The reviewer and the time are kept. Raise MessageRejected for
+    or "" (none). The reviewer and the time are kept. Raise Rejected for
     a question, an answer still being written, or a value that is not allowed.
     """
     if message.role != Message.Role.ASSISTANT:
-        raise MessageRejected("Only answers can be reviewed.")
+        raise Rejected("Only answers can be reviewed.")
     if message.status == Message.Status.STREAMING:
-        raise MessageRejected("Wait for the answer to finish before reviewing it.")
+        raise Rejected("Wait for the answer to finish before reviewing it.")
     if verdict is not UNCHANGED and verdict not in ("", *AnswerReview.Verdict.values):
-        raise MessageRejected("A review is either reviewed or rejected.")
+        raise Rejected("A review is either reviewed or rejected.")
     if rating is not UNCHANGED and rating not in ("", *AnswerReview.Rating.values):
-        raise MessageRejected("Rate an answer with thumbs up or down.")
+        raise Rejected("Rate an answer with thumbs up or down.")
     if comment is not UNCHANGED:
         comment = comment.strip()
         limit = serving.config().max_text_length
         if len(comment) > limit:
-            raise MessageRejected(
+            raise Rejected(
                 f"The comment is {len(comment):,} characters long; the limit is {limit:,}."
             )
     review, _ = AnswerReview.objects.select_for_update().get_or_create(

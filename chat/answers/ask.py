@@ -4,7 +4,7 @@ The chat socket (chat.consumers) and the page's form post (chat.views.messages)
 call these, so an answer is saved, submitted and shown the same way from
 either. Each saves its messages through a service, and the answer is written
 in the background by chat.answers.live. Each returns the HTML that shows every
-page of the chat the change; each raises LimitExceeded or MessageRejected with
+page of the chat the change; each raises LimitExceeded or Rejected with
 nothing saved or started.
 """
 

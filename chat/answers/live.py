@@ -88,7 +88,7 @@ async def begin_answer(user, session_id, save) -> str:
     hop, and the engine is given the request between them: it writes the
     first tokens while the pages are being told.
 
-    Raise LimitExceeded or MessageRejected with nothing saved or started.
+    Raise LimitExceeded or Rejected with nothing saved or started.
     """
     slot = reserve_stream(user)
     saving = asyncio.ensure_future(

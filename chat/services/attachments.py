@@ -26,7 +26,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from chat import generation_settings, serving
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Attachment, ChatSession
 from chat.services.series import series_create
 from imaging import ImageRejected, dicom, documents, slides
@@ -49,14 +49,14 @@ def attachment_create(*, owner, upload, session: ChatSession | None = None) -> A
     """Store an uploaded image (cleaned) as a pending attachment of `owner` in
     `session` (deleted with it unless sent).
 
-    Raise MessageRejected when the file is not an acceptable image.
+    Raise Rejected when the file is not an acceptable image.
     """
     config = serving.config()
     raw = upload.read(config.max_payload_bytes + 1)
     try:
         return _image_create(owner, session, raw, "The file")
     except ImageRejected as rejected:
-        raise MessageRejected(str(rejected)) from None
+        raise Rejected(str(rejected)) from None
 
 
 def attachments_upload(
@@ -87,7 +87,7 @@ def attachments_upload(
         raw = upload.read(config.max_payload_bytes + 1)
         try:
             if len(raw) > config.max_payload_bytes:
-                raise MessageRejected(f"{name} is larger than {config.max_payload_mb} MB.")
+                raise Rejected(f"{name} is larger than {config.max_payload_mb} MB.")
             if is_zip(raw):
                 members = zip_members(raw, name=name, max_bytes=config.max_payload_bytes)
                 files += [dicom.DicomFile(member.name, member.read) for member in members]
@@ -99,7 +99,7 @@ def attachments_upload(
                 slide_files.append((name, raw))
             else:
                 images.append((name, raw))
-        except (MessageRejected, ImageRejected) as rejected:
+        except (Rejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
     if len(images) > config.max_image_count:
         # The first ones are attached, and the clinician is told which were left out.
@@ -112,17 +112,17 @@ def attachments_upload(
     for name, raw in images:
         try:
             result.attachments.append(_image_create(owner, session, raw, name))
-        except (MessageRejected, ImageRejected) as rejected:
+        except (Rejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
     for name, raw in pdfs:
         try:
             _pages_create(owner, session, name, raw, result)
-        except (MessageRejected, ImageRejected) as rejected:
+        except (Rejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
     for name, raw in slide_files:
         try:
             _patches_create(owner, session, name, raw, magnification, result)
-        except (MessageRejected, ImageRejected) as rejected:
+        except (Rejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
     if files:
         try:
@@ -133,7 +133,7 @@ def attachments_upload(
                 window=window,
                 other_images=sum(a.for_model for a in result.attachments),
             )
-        except (MessageRejected, ImageRejected) as rejected:
+        except (Rejected, ImageRejected) as rejected:
             result.errors.append(str(rejected))
         else:
             result.attachments += stored.attachments

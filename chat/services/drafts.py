@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from chat import serving
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Attachment, ChatSession, Draft
 
 MAX_DRAFT_ATTACHMENTS = 1000  # more than any message may carry: a bound, not a rule
@@ -19,11 +19,11 @@ def draft_save(*, session: ChatSession, text: str, attachment_ids=()) -> Draft |
     Only the owner's images not yet sent are kept; an empty composer deletes
     the draft (and returns None). Text longer than a message may be is kept as
     it is: the composer says it is too long, the server loses none of it, up to
-    DRAFT_LENGTH_FACTOR times the limit; beyond that raise MessageRejected.
+    DRAFT_LENGTH_FACTOR times the limit; beyond that raise Rejected.
     """
     limit = serving.config().max_text_length * DRAFT_LENGTH_FACTOR
     if len(text) > limit:
-        raise MessageRejected(f"The draft is {len(text):,} characters long; it can keep {limit:,}.")
+        raise Rejected(f"The draft is {len(text):,} characters long; it can keep {limit:,}.")
     ids = _pending_ids(session, attachment_ids)
     if not text.strip() and not ids:
         draft_clear(session=session)

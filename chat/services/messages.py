@@ -7,7 +7,7 @@ import uuid
 from django.db import transaction
 
 from chat import generation_settings, selectors, serving
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Attachment, ChatSession, Draft, Message
 from chat.unicode_text import INVALID_TEXT, has_invalid_text
 
@@ -20,27 +20,27 @@ def _title_from(text: str) -> str:
 
 
 def _check_question(content: str, attachment_count: int) -> None:
-    """Raise MessageRejected when a question cannot be sent as it is."""
+    """Raise Rejected when a question cannot be sent as it is."""
     config = serving.config()
     if not content and not attachment_count:
-        raise MessageRejected("Type a message or attach an image first.")
+        raise Rejected("Type a message or attach an image first.")
     if has_invalid_text(content):
-        raise MessageRejected(INVALID_TEXT)
+        raise Rejected(INVALID_TEXT)
     if len(content) > config.max_text_length:
-        raise MessageRejected(
+        raise Rejected(
             f"The message is {len(content):,} characters long; the limit is "
             f"{config.max_text_length:,}."
         )
     if attachment_count > config.max_image_count:
-        raise MessageRejected(
+        raise Rejected(
             f"{attachment_count} images attached; at most {config.max_image_count} per message."
         )
 
 
 def check_idle(session: ChatSession) -> None:
-    """Raise MessageRejected while an answer of the session is being written."""
+    """Raise Rejected while an answer of the session is being written."""
     if session.messages.filter(status=Message.Status.STREAMING).exists():
-        raise MessageRejected("An answer is still being written; wait for it or stop it.")
+        raise Rejected("An answer is still being written; wait for it or stop it.")
 
 
 def _make_active(message: Message) -> None:
@@ -80,7 +80,7 @@ def message_send(
     """Save the user's message and an empty answer (status streaming) after it.
 
     The question follows the last message of the branch on show. Raise
-    MessageRejected, saving nothing, when the message is empty, too long,
+    Rejected, saving nothing, when the message is empty, too long,
     carries too many or foreign images, or an answer is still being written.
     """
     content = content.strip()
@@ -95,13 +95,13 @@ def message_send(
     missing = len(attachment_ids) - len(attachments)
     _check_question(content, sum(a.for_model for a in attachments) + missing)
     if len(attachments) != len(attachment_ids):
-        raise MessageRejected("An attached image is no longer available; attach it again.")
+        raise Rejected("An attached image is no longer available; attach it again.")
     check_idle(session)
 
     path = selectors.active_path(session)
     limit = serving.config().max_history_messages
     if len(path) + 2 > limit:
-        raise MessageRejected(
+        raise Rejected(
             f"This chat holds {len(path)} messages and the limit is {limit}; "
             "start a new chat to go on."
         )
@@ -127,12 +127,12 @@ def message_edit(
     """Save an edited question as a new version of `message`, and an empty answer to it.
 
     The original and everything that followed it stay, as the other branch.
-    The new version keeps the original's images. Raise MessageRejected, saving
+    The new version keeps the original's images. Raise Rejected, saving
     nothing, for an answer, an empty or too long text, or while an answer is
     being written.
     """
     if message.role != Message.Role.USER:
-        raise MessageRejected("Only questions can be edited; regenerate an answer instead.")
+        raise Rejected("Only questions can be edited; regenerate an answer instead.")
     session = message.session
     content = content.strip()
     originals = list(message.attachments.all())
@@ -169,10 +169,10 @@ def answer_regenerate(*, answer: Message, model_name: str = "") -> Message:
     """Save an empty new version of `answer` (status streaming) to be written again.
 
     The earlier version stays, reachable with the version switcher. Raise
-    MessageRejected for a question, or while an answer is being written.
+    Rejected for a question, or while an answer is being written.
     """
     if answer.role != Message.Role.ASSISTANT:
-        raise MessageRejected("Only answers can be regenerated; edit a question instead.")
+        raise Rejected("Only answers can be regenerated; edit a question instead.")
     check_idle(answer.session)
     question = Message.objects.get(pk=answer.parent_id)
     new = _answer_placeholder(answer.session, question, model_name)
@@ -186,13 +186,13 @@ def answer_continue(*, answer: Message) -> Message:
     where it stopped: the model goes on and the text is appended to the same
     answer, which keeps its provenance.
 
-    Raise MessageRejected for anything but an answer that was cut off, or while
+    Raise Rejected for anything but an answer that was cut off, or while
     an answer is being written.
     """
     if answer.role != Message.Role.ASSISTANT or answer.finish_reason != "length":
-        raise MessageRejected("Only an answer cut off at its token limit can be continued.")
+        raise Rejected("Only an answer cut off at its token limit can be continued.")
     if answer.status != Message.Status.COMPLETE or not answer.content:
-        raise MessageRejected("Only an answer cut off at its token limit can be continued.")
+        raise Rejected("Only an answer cut off at its token limit can be continued.")
     check_idle(answer.session)
     Message.objects.filter(pk=answer.pk).update(status=Message.Status.STREAMING, error="")
     answer.status = Message.Status.STREAMING
@@ -204,7 +204,7 @@ def answer_continue(*, answer: Message) -> Message:
 def message_select(*, message: Message) -> None:
     """Show `message`'s version of its turn (and the branch that follows it).
 
-    Raise MessageRejected while an answer is being written.
+    Raise Rejected while an answer is being written.
     """
     check_idle(message.session)
     _make_active(message)
@@ -217,7 +217,7 @@ def message_delete(*, message: Message) -> None:
     What followed the deleted message in its branch goes with it. An answer
     that is its question's only version takes the question with it. Another
     version of the turn, if any, is shown instead. The images of deleted
-    messages are removed from disk. Raise MessageRejected while an answer is
+    messages are removed from disk. Raise Rejected while an answer is
     being written.
     """
     session = message.session
@@ -236,10 +236,8 @@ def message_delete(*, message: Message) -> None:
 
 
 def _attachment_uuids(values) -> list[uuid.UUID]:
-    """Parse the ids a client sent; raise MessageRejected for anything else."""
+    """Parse the ids a client sent; raise Rejected for anything else."""
     try:
         return list(dict.fromkeys(uuid.UUID(str(value)) for value in values if value))
     except ValueError:
-        raise MessageRejected(
-            "An attached image is no longer available; attach it again."
-        ) from None
+        raise Rejected("An attached image is no longer available; attach it again.") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from chat.builtin_presets import BUILTIN_PRESETS
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Preset
 
 NAME_LENGTH = 100
@@ -33,17 +33,17 @@ def sync_builtin_presets() -> None:
 
 
 def preset_check(name: str, system_prompt: str, max_length: int) -> tuple[str, str]:
-    """Return the name and instructions as a preset keeps them; raise MessageRejected
+    """Return the name and instructions as a preset keeps them; raise Rejected
     when one is missing or too long."""
     name, system_prompt = " ".join(name.split()), system_prompt.strip()
     if not name:
-        raise MessageRejected("Give the preset a name.")
+        raise Rejected("Give the preset a name.")
     if len(name) > NAME_LENGTH:
-        raise MessageRejected(f"A preset's name can be at most {NAME_LENGTH} characters.")
+        raise Rejected(f"A preset's name can be at most {NAME_LENGTH} characters.")
     if not system_prompt:
-        raise MessageRejected("Write the preset's instructions.")
+        raise Rejected("Write the preset's instructions.")
     if len(system_prompt) > max_length:
-        raise MessageRejected(
+        raise Rejected(
             f"The instructions are {len(system_prompt):,} characters long; the limit is "
             f"{max_length:,}."
         )
@@ -56,14 +56,14 @@ def preset_save(
 ) -> Preset:
     """Create `owner`'s preset, or change `preset` (theirs), raising its version.
 
-    Raise MessageRejected when the name or instructions are missing or too long,
+    Raise Rejected when the name or instructions are missing or too long,
     or the owner already has a preset of that name.
     """
     name, system_prompt = preset_check(name, system_prompt, max_length)
     if preset is None:
         preset = Preset(owner=owner)
     elif preset.owner_id != owner.pk:
-        raise MessageRejected("Only your own presets can be changed.")
+        raise Rejected("Only your own presets can be changed.")
     elif preset.system_prompt != system_prompt:
         preset.version += 1
     preset.name, preset.system_prompt = name, system_prompt
@@ -71,12 +71,12 @@ def preset_save(
         with transaction.atomic():
             preset.save()
     except IntegrityError:
-        raise MessageRejected(f"You already have a preset called “{name}”.") from None
+        raise Rejected(f"You already have a preset called “{name}”.") from None
     return preset
 
 
 def preset_delete(*, owner, preset: Preset) -> None:
     """Delete `owner`'s own preset; sessions using it keep their own instructions."""
     if preset.owner_id != owner.pk:
-        raise MessageRejected("Only your own presets can be deleted.")
+        raise Rejected("Only your own presets can be deleted.")
     preset.delete()

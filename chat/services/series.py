@@ -23,7 +23,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from chat import generation_settings, serving
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Attachment, ChatSession
 from imaging import ImageRejected
 from imaging.dicom import DicomFile, RenderedSlice, render_series, sample_evenly
@@ -118,7 +118,7 @@ def series_slices_choose(
 
     `composer_ids` are the attachments the composer holds: those of other
     series or images count against what fits in one message. Raise
-    MessageRejected, changing nothing, for an attachment that is not a pending
+    Rejected, changing nothing, for an attachment that is not a pending
     slice of a kept series, a range outside the series, or more slices than fit.
     """
     attachment = _pending_slice(owner, session, attachment_id)
@@ -126,7 +126,7 @@ def series_slices_choose(
         try:
             volume = Volume(kept)
         except VolumeUnreadable as unreadable:
-            raise MessageRejected(str(unreadable)) from None
+            raise Rejected(str(unreadable)) from None
         others = _other_pending(owner, composer_ids, attachment.volume.name)
         budget = serving.image_budget()
         answer_tokens = generation_settings.sampling_for(session).max_new_tokens
@@ -134,7 +134,7 @@ def series_slices_choose(
         if count > room:
             plural = "s" if others != 1 else ""
             beside = f" beside the {others} other image{plural}" if others else ""
-            raise MessageRejected(
+            raise Rejected(
                 f"At most {max(room, 0)} slices fit in one message{beside} (the most that "
                 f"{budget.what_limits(answer_tokens)}); choose {max(room, 0)} or fewer."
             )
@@ -142,7 +142,7 @@ def series_slices_choose(
             picked = pick_range(volume.count, start=start, end=end, limit=count)
             rendered = volume.render(picked)
         except (ValueError, ImageRejected) as wrong:
-            raise MessageRejected(str(wrong)) from None
+            raise Rejected(str(wrong)) from None
     name = attachment.volume.name
     with transaction.atomic():
         # Replaced, not kept beside: the message carries the chosen slices only.
@@ -167,7 +167,7 @@ def _pending_slice(owner, session: ChatSession, attachment_id) -> Attachment:
         .first()
     )
     if attachment is None:
-        raise MessageRejected(
+        raise Rejected(
             "These slices were sent or removed already; upload the series again to choose others."
         )
     return attachment

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from chat import generation_settings
-from chat.errors import SettingsRejected
+from chat.errors import Rejected
 from chat.models import ChatSession, Preset
 from chat.services.messages import check_idle
 
@@ -31,14 +31,14 @@ def session_for_new_chat(*, owner, model_name: str) -> ChatSession:
 def session_rename(*, session: ChatSession, title: str) -> ChatSession:
     """Give the session a title of the user's choosing.
 
-    Raise SettingsRejected for an empty or too long title.
+    Raise Rejected for an empty or too long title.
     """
     title = " ".join(title.split())
     limit = ChatSession._meta.get_field("title").max_length
     if not title:
-        raise SettingsRejected("Give the chat a title.")
+        raise Rejected("Give the chat a title.")
     if len(title) > limit:
-        raise SettingsRejected(f"A title can be at most {limit} characters long.")
+        raise Rejected(f"A title can be at most {limit} characters long.")
     session.title = title
     # A new name is not activity: the session keeps its place in the list.
     session.save(update_fields=["title"])
@@ -50,7 +50,7 @@ def session_delete(*, session: ChatSession) -> None:
     """Delete the session, its messages and their images, and images uploaded
     in it but not sent.
 
-    Raise MessageRejected while one of its answers is being written.
+    Raise Rejected while one of its answers is being written.
     """
     check_idle(session)
     session.delete()  # its images, sent or not, go with it (chat.attachment_files)
@@ -71,32 +71,32 @@ def session_settings_check(
     max_new_tokens: int | None,
     preset: Preset | None = None,
 ) -> None:
-    """Raise SettingsRejected for a setting `session_configure` would refuse: a value
+    """Raise Rejected for a setting `session_configure` would refuse: a value
     outside the server's bounds, a temperature or top-p while the server has locked
     them, or another user's preset."""
     bounds = generation_settings.bounds()
     system_prompt = system_prompt.strip()
     if len(system_prompt) > bounds.max_system_prompt:
-        raise SettingsRejected(
+        raise Rejected(
             f"The system prompt is {len(system_prompt):,} characters long; the limit is "
             f"{bounds.max_system_prompt:,}."
         )
     if bounds.sampling_locked and (temperature is not None or top_p is not None):
-        raise SettingsRejected("This server sets temperature and top-p; they cannot be changed.")
+        raise Rejected("This server sets temperature and top-p; they cannot be changed.")
     if temperature is not None and not (
         bounds.min_temperature <= temperature <= bounds.max_temperature
     ):
-        raise SettingsRejected(
+        raise Rejected(
             f"Temperature must be from {bounds.min_temperature:g} to {bounds.max_temperature:g}."
         )
     if top_p is not None and not (0 < top_p <= bounds.max_top_p):
-        raise SettingsRejected(f"Top-p must be above 0 and at most {bounds.max_top_p:g}.")
+        raise Rejected(f"Top-p must be above 0 and at most {bounds.max_top_p:g}.")
     if max_new_tokens is not None and not (1 <= max_new_tokens <= bounds.max_new_tokens):
-        raise SettingsRejected(
+        raise Rejected(
             f"Max tokens must be from 1 to {bounds.max_new_tokens:,} (the context length)."
         )
     if preset is not None and preset.owner_id not in (None, session.owner_id):
-        raise SettingsRejected("That preset is not available.")
+        raise Rejected("That preset is not available.")
 
 
 def session_configure(
@@ -110,7 +110,7 @@ def session_configure(
 ) -> ChatSession:
     """Save the session's preset, system prompt and generation settings (None: server default).
 
-    Raise SettingsRejected, changing nothing, for what session_settings_check refuses.
+    Raise Rejected, changing nothing, for what session_settings_check refuses.
     """
     session_settings_check(
         session=session,

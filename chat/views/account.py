@@ -14,7 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit import trail
 from chat import generation_settings, selectors, services
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.forms import FirstAdminForm, PresetForm
 from chat.idle_sign_out import idle_seconds_left, note_activity
 from chat.models import Preset
@@ -88,7 +88,7 @@ def _presets_page(request: HttpRequest, *, editing: Preset | None) -> HttpRespon
         )
         try:
             preset = form.save() if form.is_valid() else None
-        except MessageRejected as rejected:  # a name the owner already uses
+        except Rejected as rejected:  # a name the owner already uses
             form.add_error(None, str(rejected))
             preset = None
         if preset is None:

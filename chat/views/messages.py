@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit import trail
 from chat import answers, limits, selectors, series, services, serving, stream_html
-from chat.errors import LimitExceeded, MessageRejected
+from chat.errors import LimitExceeded, Rejected
 from chat.models import Attachment
 from chat.views.base import (
     PAGE,
@@ -94,7 +94,7 @@ async def message_post(request: HttpRequest, session_id) -> HttpResponse:
             text=request.POST.get("content", ""),
             attachment_ids=request.POST.getlist("attachments"),
         )
-    except (LimitExceeded, MessageRejected) as error:
+    except (LimitExceeded, Rejected) as error:
         return HttpResponse(stream_html.composer_alert(str(error)))
     return HttpResponse(html + stream_html.composer_sent())
 

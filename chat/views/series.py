@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import selectors, series, services
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Attachment
 from imaging.dicom.volume import Volume, VolumeUnreadable
 
@@ -34,7 +34,7 @@ def series_slices_choose(request: HttpRequest, session_id, attachment_id) -> Htt
             composer_ids=request.POST.getlist("attachments"),
         )
         attachments, alert = chosen.attachments, ""
-    except MessageRejected as rejected:
+    except Rejected as rejected:
         attachments, alert = selectors.pending_series_of(request.user, attachment_id), str(rejected)
     context = {
         "session": session,

@@ -11,7 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit import trail
 from chat import generation_settings, selectors, series, services, serving
-from chat.errors import SettingsRejected
+from chat.errors import Rejected
 from chat.forms import SessionSettingsForm
 from chat.idle_sign_out import idle_seconds_left
 from chat.models import Message
@@ -129,7 +129,7 @@ def session_rename(request: HttpRequest, session_id) -> HttpResponse:
         return render(request, f"{SIDEBAR}#session-rename", context)
     try:
         services.session_rename(session=item, title=request.POST.get("title", ""))
-    except SettingsRejected as error:
+    except Rejected as error:
         return render(request, f"{SIDEBAR}#session-rename", {**context, "error": str(error)})
     # The new title is not recorded: titles come from questions, and the audit trail,
     # which nothing may change, must hold no patient content (erase_user relies on it).

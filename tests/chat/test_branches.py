@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from PIL import Image
 
 from chat import selectors, services
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Attachment, ChatSession, Message
 from inference.engine import ChatTurn
 from tests.chat.conversation import exchange, finish_answer
@@ -84,7 +84,7 @@ def test_regenerating_an_earlier_answer_branches_off_what_followed_it(session):
 
 def test_a_question_cannot_be_regenerated(session):
     question, _ = exchange(session, "Q1", "A1")
-    with pytest.raises(MessageRejected, match="Only answers"):
+    with pytest.raises(Rejected, match="Only answers"):
         services.answer_regenerate(answer=question)
 
 
@@ -92,7 +92,7 @@ def test_regenerate_is_refused_while_an_answer_is_being_written(session):
     _, a1 = exchange(session, "Q1", "A1")
     services.message_send(session=session, content="Q2")  # its answer is streaming
 
-    with pytest.raises(MessageRejected, match="still being written"):
+    with pytest.raises(Rejected, match="still being written"):
         services.answer_regenerate(answer=a1)
     assert Message.objects.filter(session=session).count() == 4
 
@@ -133,16 +133,16 @@ def test_edit_checks_the_text_like_a_new_message(session, medserver_settings):
     medserver_settings(max_text_length=10)
     question, _ = exchange(session, "Short", "A")
 
-    with pytest.raises(MessageRejected, match="limit is 10"):
+    with pytest.raises(Rejected, match="limit is 10"):
         services.message_edit(message=question, content="x" * 11)
-    with pytest.raises(MessageRejected, match="Type a message"):
+    with pytest.raises(Rejected, match="Type a message"):
         services.message_edit(message=question, content="   ")
     assert Message.objects.filter(session=session).count() == 2
 
 
 def test_an_answer_cannot_be_edited(session):
     _, answer = exchange(session, "Q1", "A1")
-    with pytest.raises(MessageRejected, match="Only questions"):
+    with pytest.raises(Rejected, match="Only questions"):
         services.message_edit(message=answer, content="Better answer")
 
 
@@ -206,7 +206,7 @@ def test_switching_is_refused_while_an_answer_is_being_written(session):
     _, first = exchange(session, "Q1", "A1")
     services.answer_regenerate(answer=first)  # streaming
 
-    with pytest.raises(MessageRejected, match="still being written"):
+    with pytest.raises(Rejected, match="still being written"):
         services.message_select(message=first)
 
 
@@ -285,7 +285,7 @@ def test_delete_is_refused_while_an_answer_is_being_written(session):
     q1, _ = exchange(session, "Q1", "A1")
     services.message_send(session=session, content="Q2")
 
-    with pytest.raises(MessageRejected, match="still being written"):
+    with pytest.raises(Rejected, match="still being written"):
         services.message_delete(message=q1)
 
 

@@ -8,7 +8,7 @@ from django.utils.html import strip_tags
 
 import exports
 from chat import services
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Message
 from chat.templatetags.chat_format import copied_answer
 from tests.chat.conversation import exchange
@@ -53,10 +53,10 @@ async def test_continue_appends_to_the_same_answer_and_keeps_its_provenance(user
 
 def test_only_a_cut_off_answer_can_be_continued(user, short_answers):
     _, finished = exchange(short_answers, "Q", "A whole answer.", reason="stop")
-    with pytest.raises(MessageRejected, match="cut off"):
+    with pytest.raises(Rejected, match="cut off"):
         services.answer_continue(answer=finished)
     question, _ = exchange(short_answers, "Q2", "Half an ans", reason="length")
-    with pytest.raises(MessageRejected, match="cut off"):
+    with pytest.raises(Rejected, match="cut off"):
         services.answer_continue(answer=question)
 
 

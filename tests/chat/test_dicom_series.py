@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import RLELossless, SecondaryCaptureImageStorage
 
 from chat import attachment_files, services
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Attachment
 from chat.services.series import series_slices_choose
 from imaging import dicom
@@ -253,7 +253,7 @@ def test_other_images_in_the_composer_leave_less_room(signed_in, session, user):
     image = Attachment.objects.get(volume="")
     first = Attachment.objects.exclude(volume="").order_by("created_at").first()
 
-    with pytest.raises(MessageRejected, match="At most 9 slices fit in one message beside the 1"):
+    with pytest.raises(Rejected, match="At most 9 slices fit in one message beside the 1"):
         series_slices_choose(
             owner=user,
             session=session,

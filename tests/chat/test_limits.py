@@ -86,7 +86,7 @@ async def test_review_clicks_leave_the_next_question_answered(async_client, user
 
 
 def test_a_chat_at_the_history_limit_refuses_more(user, medserver_settings):
-    from chat.errors import MessageRejected
+    from chat.errors import Rejected
     from chat.models import Message
 
     medserver_settings(max_history_messages=4)
@@ -94,7 +94,7 @@ def test_a_chat_at_the_history_limit_refuses_more(user, medserver_settings):
     for n in range(2):
         _, answer = services.message_send(session=session, content=f"Q{n}")
         Message.objects.filter(pk=answer.pk).update(status="complete", content="A")
-    with pytest.raises(MessageRejected, match="limit is 4"):
+    with pytest.raises(Rejected, match="limit is 4"):
         services.message_send(session=session, content="One more")
 
 

@@ -7,7 +7,7 @@ import pytest
 from audit.models import AuditEvent
 from chat import answers, generation_settings, selectors, services
 from chat.builtin_presets import BUILTIN_PRESETS
-from chat.errors import MessageRejected, SettingsRejected
+from chat.errors import Rejected
 from chat.models import Message, Preset
 from chat.services.presets import sync_builtin_presets
 
@@ -96,14 +96,14 @@ def test_a_users_preset_goes_up_a_version_only_when_its_instructions_change(user
     ],
 )
 def test_a_preset_without_a_name_or_instructions_or_too_long_is_refused(user, name, prompt, error):
-    with pytest.raises(MessageRejected, match=error):
+    with pytest.raises(Rejected, match=error):
         services.preset_save(owner=user, name=name, system_prompt=prompt, max_length=1000)
     assert not Preset.objects.filter(owner=user).exists()
 
 
 def test_two_presets_of_one_user_cannot_share_a_name(user, other_user):
     _own(user)
-    with pytest.raises(MessageRejected, match="already have a preset"):
+    with pytest.raises(Rejected, match="already have a preset"):
         _own(user)
     _own(other_user)  # another user may use the name
 
@@ -127,7 +127,7 @@ def test_without_preset_or_instructions_there_is_no_system_turn(session, engine)
 
 def test_a_chat_cannot_use_another_users_preset(user, other_user, session):
     foreign = _own(other_user, name="Theirs")
-    with pytest.raises(SettingsRejected):
+    with pytest.raises(Rejected):
         _configure(session, preset=foreign)
     session.refresh_from_db()
     assert session.preset is None

@@ -9,7 +9,7 @@ import pytest
 
 from audit.models import AuditEvent
 from chat import services
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Message
 from reviews import services as review_services
 from reviews.export import COLUMNS
@@ -50,17 +50,17 @@ def test_a_review_keeps_who_and_when_and_changes_only_what_is_given(answer, user
     "change", [{"verdict": "approved"}, {"rating": "5"}, {"comment": "x" * 50_001}]
 )
 def test_a_review_with_a_value_not_allowed_is_refused(answer, user, change):
-    with pytest.raises(MessageRejected):
+    with pytest.raises(Rejected):
         review_services.answer_review(message=answer, reviewer=user, **change)
     assert not AnswerReview.objects.exists()
 
 
 def test_questions_and_answers_being_written_cannot_be_reviewed(answer, user):
-    with pytest.raises(MessageRejected, match="Only answers"):
+    with pytest.raises(Rejected, match="Only answers"):
         review_services.answer_review(message=answer.parent, reviewer=user, rating="up")
     Message.objects.filter(pk=answer.pk).update(status=Message.Status.STREAMING)
     answer.refresh_from_db()
-    with pytest.raises(MessageRejected, match="Wait for the answer"):
+    with pytest.raises(Rejected, match="Wait for the answer"):
         review_services.answer_review(message=answer, reviewer=user, rating="up")
 
 

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from chat import selectors, services
-from chat.errors import MessageRejected
+from chat.errors import Rejected
 from chat.models import Attachment, ChatSession, Message
 from inference.engine import ChatTurn
 from tests.chat.conversation import finish_answer
@@ -122,7 +122,7 @@ def test_attachments_are_linked_to_the_question(session, user):
 
 @pytest.mark.parametrize("content", ["", "   \n\t "])
 def test_empty_message_is_refused_and_nothing_saved(session, content):
-    with pytest.raises(MessageRejected, match="Type a message or attach an image"):
+    with pytest.raises(Rejected, match="Type a message or attach an image"):
         services.message_send(session=session, content=content)
 
     _nothing_saved(session)
@@ -131,7 +131,7 @@ def test_empty_message_is_refused_and_nothing_saved(session, content):
 def test_message_over_text_limit_is_refused_and_nothing_saved(session, medserver_settings):
     medserver_settings(max_text_length=10)
 
-    with pytest.raises(MessageRejected) as refused:
+    with pytest.raises(Rejected) as refused:
         services.message_send(session=session, content="x" * 11)
 
     assert str(refused.value) == "The message is 11 characters long; the limit is 10."
@@ -150,7 +150,7 @@ def test_too_many_attachments_are_refused_and_stay_unlinked(session, user, medse
     medserver_settings(max_image_count=2)
     images = [_attachment(user) for _ in range(3)]
 
-    with pytest.raises(MessageRejected, match="3 images attached; at most 2"):
+    with pytest.raises(Rejected, match="3 images attached; at most 2"):
         services.message_send(
             session=session, content="Look", attachment_ids=[a.pk for a in images]
         )
@@ -173,7 +173,7 @@ def test_the_same_attachment_twice_counts_once(session, user, medserver_settings
 def test_another_users_attachment_is_refused_and_nothing_saved(session, user, other_user):
     mine, theirs = _attachment(user), _attachment(other_user)
 
-    with pytest.raises(MessageRejected, match="no longer available"):
+    with pytest.raises(Rejected, match="no longer available"):
         services.message_send(session=session, content="Look", attachment_ids=[mine.pk, theirs.pk])
 
     _nothing_saved(session)
@@ -187,21 +187,21 @@ def test_attachment_already_sent_cannot_be_sent_again(session, user):
     _, answer = services.message_send(session=session, content="One", attachment_ids=[image.pk])
     finish_answer(answer)
 
-    with pytest.raises(MessageRejected, match="no longer available"):
+    with pytest.raises(Rejected, match="no longer available"):
         services.message_send(session=session, content="Two", attachment_ids=[image.pk])
 
     assert session.messages.count() == 2
 
 
 def test_unknown_attachment_id_is_refused(session):
-    with pytest.raises(MessageRejected, match="no longer available"):
+    with pytest.raises(Rejected, match="no longer available"):
         services.message_send(session=session, content="Look", attachment_ids=[uuid.uuid4()])
 
     _nothing_saved(session)
 
 
 def test_malformed_attachment_id_is_refused_and_nothing_saved(session):
-    with pytest.raises(MessageRejected):
+    with pytest.raises(Rejected):
         services.message_send(session=session, content="Look", attachment_ids=["not-a-uuid"])
 
     _nothing_saved(session)
@@ -210,7 +210,7 @@ def test_malformed_attachment_id_is_refused_and_nothing_saved(session):
 def test_send_while_an_answer_is_streaming_is_refused_and_nothing_saved(session):
     services.message_send(session=session, content="First")
 
-    with pytest.raises(MessageRejected, match="still being written"):
+    with pytest.raises(Rejected, match="still being written"):
         services.message_send(session=session, content="Second")
 
     assert session.messages.count() == 2
@@ -450,7 +450,7 @@ def test_attachment_create_stores_a_clean_image_under_a_random_name(user):
 def test_attachment_create_refuses_a_non_image_and_stores_nothing(user, settings):
     upload = SimpleUploadedFile("notes.txt", b"not an image", content_type="image/png")
 
-    with pytest.raises(MessageRejected, match="The file could not be read as an image"):
+    with pytest.raises(Rejected, match="The file could not be read as an image"):
         services.attachment_create(owner=user, upload=upload)
 
     assert Attachment.objects.count() == 0
@@ -462,7 +462,7 @@ def test_attachment_create_refuses_a_file_over_the_payload_limit(user, medserver
     medserver_settings(max_payload_mb=1)
     upload = SimpleUploadedFile("big.png", _png() + b"\0" * (1024 * 1024), content_type="image/png")
 
-    with pytest.raises(MessageRejected, match="the limit is 1 MB"):
+    with pytest.raises(Rejected, match="the limit is 1 MB"):
         services.attachment_create(owner=user, upload=upload)
 
     assert Attachment.objects.count() == 0

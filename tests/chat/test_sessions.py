@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chat import answers, generation_settings, selectors, services
-from chat.errors import MessageRejected, SettingsRejected
+from chat.errors import Rejected
 from chat.generation_settings import THINKING_BUDGET_FACTOR
 from chat.models import ChatSession, Message
 from inference.engine import ChatTurn
@@ -40,7 +40,7 @@ def test_rename_sets_the_title_without_moving_the_chat_in_the_list(session, user
 
 @pytest.mark.parametrize(("title", "error"), [("   ", "Give the chat a title"), ("x" * 201, "200")])
 def test_rename_refuses_an_empty_or_too_long_title(session, title, error):
-    with pytest.raises(SettingsRejected, match=error):
+    with pytest.raises(Rejected, match=error):
         services.session_rename(session=session, title=title)
     session.refresh_from_db()
     assert session.title == ""
@@ -61,7 +61,7 @@ def test_delete_removes_the_session_and_its_messages(session, user):
 
 def test_delete_is_refused_while_an_answer_is_being_written(session):
     services.message_send(session=session, content="Q")
-    with pytest.raises(MessageRejected, match="still being written"):
+    with pytest.raises(Rejected, match="still being written"):
         services.session_delete(session=session)
     assert ChatSession.objects.filter(pk=session.pk).exists()
 
@@ -142,7 +142,7 @@ def test_empty_settings_mean_the_servers_defaults(session, medserver_settings):
 )
 def test_settings_outside_the_bounds_are_refused_and_nothing_changes(session, change, error):
     _configure(session, temperature=0.5)
-    with pytest.raises(SettingsRejected, match=error):
+    with pytest.raises(Rejected, match=error):
         _configure(session, system_prompt="New prompt", **change)
     session.refresh_from_db()
     assert (session.system_prompt, session.temperature) == ("", 0.5)
@@ -155,7 +155,7 @@ def test_the_bounds_are_inclusive(session):
 
 def test_a_system_prompt_over_the_text_limit_is_refused(session, medserver_settings):
     medserver_settings(max_text_length=20)
-    with pytest.raises(SettingsRejected, match="limit is 20"):
+    with pytest.raises(Rejected, match="limit is 20"):
         _configure(session, system_prompt="x" * 21)
 
 
@@ -163,7 +163,7 @@ def test_locked_sampling_cannot_be_set_and_is_not_applied(session, medserver_set
     _configure(session, temperature=1.5, top_p=0.4)
     config = medserver_settings(allow_client_sampling_config=False, default_temperature=0.1)
 
-    with pytest.raises(SettingsRejected, match="This server sets temperature and top-p"):
+    with pytest.raises(Rejected, match="This server sets temperature and top-p"):
         _configure(session, temperature=0.9)
     _configure(session, system_prompt="Be brief.", max_new_tokens=50)  # the rest still can
     _, answer = services.message_send(session=session, content="Q")

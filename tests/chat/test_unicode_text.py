@@ -96,8 +96,8 @@ async def test_socket_refuses_lone_surrogates_and_stays_open(session, user, fram
 
 
 def test_message_service_refuses_lone_surrogates(session):
-    from chat.errors import MessageRejected
+    from chat.errors import Rejected
 
-    with pytest.raises(MessageRejected, match="not valid Unicode"):
+    with pytest.raises(Rejected, match="not valid Unicode"):
         services.message_send(session=session, content="x\ud800", attachment_ids=[])
     assert Message.objects.count() == 0
