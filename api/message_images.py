@@ -126,17 +126,14 @@ def message_images(
     config = serving.config()
     param = param or where
     images: list[Part] = []
-    pdfs: list[tuple[int, Part]] = []  # each with the number of images before it
-    slide_parts: list[tuple[int, Part]] = []  # likewise
+    # PDFs and slides, in order, each with the number of images before it.
+    expanded: list[tuple[int, Part]] = []
     files: list[dicom.DicomFile] = []
     slices_at = None
     with _refusals(param):
         for part in parts:
-            if _is_pdf(part):
-                pdfs.append((len(images), part))
-                continue
-            if slides.is_slide(part.raw):
-                slide_parts.append((len(images), part))
+            if _is_pdf(part) or slides.is_slide(part.raw):
+                expanded.append((len(images), part))
                 continue
             if _is_image(part):
                 images.append(part)
@@ -160,38 +157,19 @@ def message_images(
     labels = [""] * len(cleaned)
     notices: list[str] = []
     added = 0
-    for at, part in pdfs:
+    # Documents and slides become their pages and patches, in the place they came.
+    for at, part in expanded:
         with _refusals(param):
-            document, said = documents.pages_for_message(
-                part.raw,
-                name=part.where,
-                budget=serving.image_budget(),
-                answer_tokens=answer_tokens,
-                other_images=len(cleaned),
+            pngs, part_labels, said = _pages_or_patches(
+                part, answer_tokens=answer_tokens, other_images=len(cleaned)
             )
         place = at + added
-        cleaned[place:place] = [page.png for page in document.pages]
-        labels[place:place] = [page.label for page in document.pages]
+        cleaned[place:place] = pngs
+        labels[place:place] = part_labels
         notices += said
-        added += len(document.pages)
+        added += len(pngs)
         if slices_at is not None and at <= slices_at:
-            slices_at += len(document.pages)
-    for at, part in slide_parts:
-        with _refusals(param):
-            found = slides.patches_for_message(
-                part.raw,
-                name=part.where,
-                budget=serving.image_budget(),
-                answer_tokens=answer_tokens,
-                other_images=len(cleaned),
-            )
-        place = at + added
-        cleaned[place:place] = [patch.png for patch in found.patches]
-        labels[place:place] = [patch.label for patch in found.patches]
-        notices += found.notices
-        added += len(found.patches)
-        if slices_at is not None and at <= slices_at:
-            slices_at += len(found.patches)
+            slices_at += len(pngs)
     if not files:
         return MessageImages(tuple(cleaned), tuple(labels), tuple(notices))
     with _refusals(param):
@@ -264,3 +242,27 @@ def _refusals(param: str) -> Iterator[None]:
         raise ApiError(422, str(error), param=param, code="slide_rejected") from None
     except ImageRejected as error:  # a damaged or encrypted zip
         raise ApiError(422, str(error), param=param, code="invalid_archive") from None
+
+
+def _pages_or_patches(
+    part: Part, *, answer_tokens: int, other_images: int
+) -> tuple[list[bytes], list[str], list[str]]:
+    """A PDF's pages or a slide's tissue patches as they fit beside `other_images`:
+    their PNGs, labels, and what the client should be told."""
+    if _is_pdf(part):
+        document, said = documents.pages_for_message(
+            part.raw,
+            name=part.where,
+            budget=serving.image_budget(),
+            answer_tokens=answer_tokens,
+            other_images=other_images,
+        )
+        return [p.png for p in document.pages], [p.label for p in document.pages], said
+    found = slides.patches_for_message(
+        part.raw,
+        name=part.where,
+        budget=serving.image_budget(),
+        answer_tokens=answer_tokens,
+        other_images=other_images,
+    )
+    return [p.png for p in found.patches], [p.label for p in found.patches], found.notices

@@ -28,6 +28,7 @@ from django.db import transaction
 from chat import generation_settings, serving
 from chat.errors import Rejected
 from chat.models import Attachment, ChatSession
+from chat.services.rendered_images import rendered_attachment
 from chat.services.series import series_create
 from imaging import ImageRejected, dicom, documents, slides
 from imaging.archives import is_zip, zip_members
@@ -179,19 +180,17 @@ def _pages_create(owner, session, name: str, raw: bytes, result: Upload) -> None
     batch = uuid.uuid4()
     with transaction.atomic():
         for page in document.pages:
-            attachment = Attachment(
-                owner=owner,
-                session=session,
-                content_type="image/png",
-                width=page.width,
-                height=page.height,
-                size_bytes=len(page.png),
-                label=page.label,
-                batch=batch,
+            result.attachments.append(
+                rendered_attachment(
+                    owner=owner,
+                    session=session,
+                    png=page.png,
+                    size=(page.width, page.height),
+                    label=page.label,
+                    filename="page.png",
+                    batch=batch,
+                )
             )
-            attachment.file.save("page.png", ContentFile(page.png), save=False)
-            attachment.save()
-            result.attachments.append(attachment)
 
 
 def _patches_create(owner, session, name: str, raw: bytes, magnification: str, result) -> None:
@@ -213,22 +212,20 @@ def _patches_create(owner, session, name: str, raw: bytes, magnification: str, r
     pieces = [(found.overview_png, found.overview_label, overview, False, found.overview_size)]
     pieces += [(p.png, p.label, p.facts, True, (side, side)) for p in found.patches]
     with transaction.atomic():
-        for png, label, facts, for_model, (width, height) in pieces:
-            attachment = Attachment(
-                owner=owner,
-                session=session,
-                content_type="image/png",
-                width=width,
-                height=height,
-                size_bytes=len(png),
-                label=label,
-                dicom=facts,
-                batch=batch,
-                for_model=for_model,
+        for png, label, facts, for_model, size in pieces:
+            result.attachments.append(
+                rendered_attachment(
+                    owner=owner,
+                    session=session,
+                    png=png,
+                    size=size,
+                    label=label,
+                    filename="slide.png",
+                    dicom=facts,
+                    batch=batch,
+                    for_model=for_model,
+                )
             )
-            attachment.file.save("slide.png", ContentFile(png), save=False)
-            attachment.save()
-            result.attachments.append(attachment)
 
 
 def _image_create(owner, session, raw: bytes, name: str) -> Attachment:

@@ -19,15 +19,15 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.core.files import File
-from django.core.files.base import ContentFile
 from django.db import transaction
 
 from chat import generation_settings, serving
 from chat.errors import Rejected
 from chat.models import Attachment, ChatSession
+from chat.services.rendered_images import rendered_attachment
 from imaging import ImageRejected
-from imaging.dicom import DicomFile, RenderedSlice, render_series, sample_evenly
-from imaging.dicom.slices import series_for_message, series_notices
+from imaging.dicom import DicomFile, RenderedSlice, render_series
+from imaging.dicom.slices import series_for_message
 from imaging.dicom.volume import NotWindowable, Volume, VolumeUnreadable, pick_range, volume_write
 from imaging.dicom.windows import AUTO, WINDOW_CHOICES
 
@@ -59,16 +59,10 @@ def series_create(
     )
     window = window if window in WINDOW_CHOICES else AUTO
     result = StoredSeries(notices=list(found.notices))
-    for number, series in enumerate(found.series):
-        picked = sample_evenly(len(series.frames), found.room)
-        result.notices += series_notices(
-            series,
-            picked,
-            window=window,
-            budget=budget,
-            answer_tokens=answer_tokens,
-            prior=found.prior_of(number),
-        )
+    for number, series, picked, notices in found.picks(
+        window=window, budget=budget, answer_tokens=answer_tokens
+    ):
+        result.notices += notices
         # One batch per series: a series is marked as a prior study at once.
         batch = uuid.uuid4()
         with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY_BYTES) as kept:
@@ -199,20 +193,19 @@ def _slices_store(
     stored = []
     with transaction.atomic():
         for piece in rendered:
-            attachment = Attachment(
+            attachment = rendered_attachment(
                 owner=owner,
                 session=session,
-                content_type="image/png",
-                width=piece.width,
-                height=piece.height,
-                size_bytes=len(piece.png),
+                png=piece.png,
+                size=(piece.width, piece.height),
                 label=piece.label,
+                filename="slice.png",
+                save=False,
                 dicom=piece.facts,
                 batch=batch,
                 prior_amount=piece.prior.amount if piece.prior else None,
                 prior_unit=piece.prior.unit if piece.prior else "",
             )
-            attachment.file.save("slice.png", ContentFile(piece.png), save=False)
             if volume is not None and not volume_name:
                 attachment.volume.save("series.npz", volume, save=False)
                 volume_name = attachment.volume.name

@@ -9,7 +9,7 @@ the same things when they do or when a file is left out.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from imaging.budget import ImageBudget
@@ -41,6 +41,23 @@ class SeriesToSend:
     def prior_of(self, number: int) -> Interval | None:
         """How long before the current study series `number` was taken (None: current)."""
         return self.priors[number] if self.priors else None
+
+    def picks(
+        self, *, window: str, budget: ImageBudget, answer_tokens: int
+    ) -> Iterator[tuple[int, Series, list[int], list[str]]]:
+        """For each series: its number, itself, the frames sent (evenly spaced, as
+        many as fit) and what the clinician should be told about them."""
+        for number, series in enumerate(self.series):
+            picked = sample_evenly(len(series.frames), self.room)
+            notices = series_notices(
+                series,
+                picked,
+                window=window,
+                budget=budget,
+                answer_tokens=answer_tokens,
+                prior=self.prior_of(number),
+            )
+            yield number, series, picked, notices
 
     def with_prior(self, number: int, rendered: list[RenderedSlice]) -> list[RenderedSlice]:
         """The slices of series `number`, carrying its interval when it is a prior study."""
@@ -131,15 +148,9 @@ def slices_for_message(
     if window not in WINDOW_CHOICES:
         window = AUTO
     result = Slices(notices=list(found.notices))
-    for number, series in enumerate(found.series):
-        picked = sample_evenly(len(series.frames), found.room)
-        result.notices += series_notices(
-            series,
-            picked,
-            window=window,
-            budget=budget,
-            answer_tokens=answer_tokens,
-            prior=found.prior_of(number),
-        )
+    for number, series, picked, notices in found.picks(
+        window=window, budget=budget, answer_tokens=answer_tokens
+    ):
+        result.notices += notices
         result.rendered += found.with_prior(number, render_series(series, picked, window))
     return result
