@@ -58,3 +58,31 @@ def test_a_long_module_says_why():
             if "long" not in docstring:
                 too_long.append(str(path.relative_to(PROJECT)))
     assert too_long == []
+
+
+def test_no_module_imports_itself_back_through_others():
+    """No import cycle between any two of the project's modules (package __init__
+    files included), not only between the modules of one package."""
+    import grimp
+
+    graph = grimp.build_graph(*PACKAGES)
+    edges = {
+        module: {m for m in graph.find_modules_directly_imported_by(module) if m in graph.modules}
+        for module in graph.modules
+    }
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+
+    def walk(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for imported in sorted(edges[module]):
+            if state.get(imported) == 1:
+                cycles.append(path[path.index(imported) :] + [imported])
+            elif imported not in state:
+                walk(imported, [*path, imported])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            walk(module, [module])
+    assert cycles == []
