@@ -1,13 +1,16 @@
 """Take the README's screenshots: the chat page at desktop and phone width, the
-radiology viewer on a CT series, the composer's range of slices, and a whole-slide
-image's overview and patches in a question (docs/screenshots/).
+radiology viewer on a CT series, the composer's range of slices, a whole-slide
+image's overview and patches in a question (docs/screenshots/), and an answer's
+localization boxes drawn on a chest X-ray.
 
     .venv/bin/python docs/take_screenshots.py          # all of them
     .venv/bin/python docs/take_screenshots.py viewer   # the viewer's two only
+    .venv/bin/python docs/take_screenshots.py boxes    # the localization boxes only
 
 Starts `medserver -m demo` on a free loopback port with a throwaway data dir,
 saves one conversation through chat.services (the demo model writes random
-words, so the answer shown is written here), and photographs the page as the
+words, so the answers shown are written here, with chat.services.answer_finish
+in a `manage.py shell` on the same data dir), and photographs the page as the
 normal views render it, with Debian's Chromium.
 """
 
@@ -26,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from tests.dicom_files import ct_phantom, zip_of  # noqa: E402
 from tests.e2e.chromium import CHROMIUM, PASSWORD, sign_in  # noqa: E402
 from tests.e2e.conftest import start_server, stop_server  # noqa: E402
+from tests.radiograph_files import FINDINGS, chest_radiograph  # noqa: E402
 
 QUESTION = (
     "58-year-old man, 2 hours of crushing central chest pain radiating to the left arm, "
@@ -95,7 +99,43 @@ services.answer_finish(
 """
 
 
+# MedGemma 1.5's answer to the Locate findings prompt, in the format of Google's
+# localization notebook: reasoning, then the boxes of the findings
+# tests.radiograph_files.chest_radiograph draws.
+BOXES_JSON = ",\n".join(
+    f'  {{"box_2d": {list(box)}, "label": "{label}"}}' for label, box in FINDINGS.items()
+)
+BOXES_ANSWER = f"""The image is a frontal (PA) chest radiograph, the "L" marker at the upper right.
+
+- In the **right lower zone** there is a patchy airspace opacity, the right heart \
+border preserved: consolidation.
+- In the **left upper zone**, a well-defined round nodule of about 1 cm.
+- The **left costophrenic angle** is blunted with a meniscus: a small pleural effusion.
+- The heart size and the mediastinum are within normal limits; no pneumothorax.
+
+Final Answer:
+```json
+[
+{BOXES_JSON}
+]
+```"""
+
+FINISH_AS_MEDGEMMA = """
+from chat import services
+from inference.engine import Finished
+
+services.answer_finish(
+    {answer_id}, content={content!r}, thinking="",
+    finished=Finished("stop", 1342, 188, 0.5, 6.2), engine="transformers",
+)
+"""
+
+MODES = ("all", "viewer", "boxes")
+
+
 def main(which: str = "all") -> None:
+    if which not in MODES:
+        sys.exit(f"take_screenshots.py: unknown screenshots {which!r}; choose one of {MODES}")
     docs = ROOT / "docs"
     with tempfile.TemporaryDirectory(prefix="medserver-screens-") as data_dir:
         server = start_server(Path(data_dir))
@@ -110,7 +150,10 @@ def main(which: str = "all") -> None:
                     shoot(browser, server, docs / "screenshot-desktop.png", 1440, 1100, 1, True)
                     shoot(browser, server, docs / "screenshot-phone.png", 360, 780, 2, False)
                     shoot_slide(browser, server, docs / "screenshots" / "slide-patches.png")
-                shoot_viewer(browser, server, docs, Path(data_dir))
+                if which in ("all", "viewer"):
+                    shoot_viewer(browser, server, docs, Path(data_dir))
+                if which in ("all", "boxes"):
+                    shoot_boxes(browser, server, docs / "screenshot-boxes.png", Path(data_dir))
                 browser.close()
         finally:
             stop_server(server)
@@ -198,6 +241,43 @@ def shoot_viewer(browser, server, docs: Path, scratch: Path) -> None:
     page.evaluate("document.activeElement.blur()")  # no focus ring on the bar's first button
     page.wait_for_timeout(300)
     page.screenshot(path=str(docs / "screenshot-viewer.png"))
+    context.close()
+
+
+def shoot_boxes(browser, server, path: Path, scratch: Path) -> None:
+    """A chest X-ray sent in a new chat with the Locate findings quick prompt; its
+    answer, once the demo model has written it, saved as MedGemma 1.5's answer with
+    boxes (BOXES_ANSWER); the page reloaded shows them drawn on the image."""
+    context = browser.new_context(
+        viewport={"width": 1100, "height": 1500}, device_scale_factor=1, color_scheme="dark"
+    )  # tall enough for the whole answer above the composer
+    page = context.new_page()
+    sign_in(page, server, "dr-grey")
+    page.get_by_role("button", name="New chat").first.click()
+    radiograph = scratch / "chest-pa.png"
+    radiograph.write_bytes(chest_radiograph())
+    page.locator("#image-input").set_input_files(str(radiograph))
+    expect(page.locator("#pending-attachments .pending-attachment")).to_have_count(1)
+    page.locator(".suggestion", has_text="Locate findings").click()
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator('[data-message-role="assistant"]').last
+    # Written and saved by the demo model first, so nothing overwrites the answer below.
+    finished = re.compile("^(complete|stopped)$")
+    expect(answer).to_have_attribute("data-status", finished, timeout=120_000)
+    answer_id = int(answer.get_attribute("data-message-id"))
+    server.manage(
+        "shell", "-c", FINISH_AS_MEDGEMMA.format(answer_id=answer_id, content=BOXES_ANSWER)
+    )
+
+    page.reload()
+    answer = page.locator(f"#message-{answer_id}")
+    expect(answer.locator(".answer-boxes-legend li")).to_have_count(len(FINDINGS))
+    expect(answer.locator(".answer-boxes-image")).to_have_js_property("complete", True)
+    page.locator("#messages").evaluate("m => m.scrollTo({top: m.scrollHeight})")
+    page.evaluate("document.getElementById('jump-latest').hidden = true")
+    page.mouse.move(5, 5)  # no hover on the answer's actions
+    page.wait_for_timeout(300)
+    answer.screenshot(path=str(path))
     context.close()
 
 
