@@ -54,11 +54,12 @@ def _data_uri(data: str, filename: str | None) -> str:
     return f"data:{media_type};base64,{data}"
 
 
-def _text_as_part(part_type: str):
-    """Content sent as a string is one text part; none, no parts."""
+def _text_as_part(part_type: str, *, none_is_empty: bool = True):
+    """Content sent as a string is one text part; none (where `none_is_empty`), no
+    parts; anything else as it is, to be checked."""
 
     def read(content: object) -> object:
-        if content is None:
+        if content is None and none_is_empty:
             return []
         return [{"type": part_type, "text": content}] if isinstance(content, str) else content
 
@@ -240,7 +241,11 @@ class InputMessage(Body):
     content: Annotated[
         list[InputPart],
         Items("part", phrase="a string or a list of parts"),
-        BeforeValidator(_text_as_part("input_text"), json_schema_input_type=str | list[InputPart]),
+        # Required, as OpenAI has it: a message item without content is refused.
+        BeforeValidator(
+            _text_as_part("input_text", none_is_empty=False),
+            json_schema_input_type=str | list[InputPart],
+        ),
     ]
 
     def raw_turn(self, where: str) -> RawTurn:

@@ -196,8 +196,9 @@ def test_the_range_chosen_before_sending_is_what_the_model_gets(server, page, tm
     expect(group.locator(".pending-attachment")).to_have_count(4)
     group.get_by_label("From slice").fill("11")
     expect(group.locator('output[data-for="start"]')).to_have_text("11")
+    # The slices are rendered again on the server: on a loaded 2-core machine, seconds.
     expect(group.locator(".pending-attachment").first).to_have_attribute(
-        "title", re.compile(r"^CT slice 11 of 40")
+        "title", re.compile(r"^CT slice 11 of 40"), timeout=30_000
     )
     group.get_by_label("to slice").fill("20")
     titles = [f"CT slice {n} of 40, AX LUNG 1.25 (brain window)" for n in (11, 14, 17, 20)]
