@@ -14,7 +14,7 @@ from httpx_sse import connect_sse
 from PIL import Image
 
 from tests.dicom_files import IDENTIFYING_TEXT, PATIENT_TAGS, ct_series, zip_of
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.server import start_server
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def server(tmp_path_factory):
     running = start_server(tmp_path_factory.mktemp("api-server"))
     running.api_key = running.admin_token("pacs")
     yield running
-    stop_server(running)
+    running.stop()
 
 
 @pytest.fixture
@@ -218,4 +218,4 @@ def test_a_model_that_cannot_load_gives_503_with_a_reason(tmp_path):
         assert response.headers["Retry-After"]
         assert "not available" in response.json()["error"]["message"]
     finally:
-        stop_server(server)
+        server.stop()

@@ -17,7 +17,7 @@ from PIL import Image
 
 from chat import services
 from chat.models import ApiToken
-from tests.api.conftest import read_events
+from tests.support.sse import read_events
 
 pytestmark = pytest.mark.django_db
 

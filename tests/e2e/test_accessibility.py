@@ -6,15 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.accessibility import axe_violations
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    PASSWORD,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    send,
-    sign_in,
-)
+from tests.support.browser import ASSISTANT, send, sign_in
 
 pytestmark = pytest.mark.browser
 THEMES = ("dark", "light")
@@ -37,7 +29,7 @@ def test_no_page_has_a_critical_or_serious_accessibility_violation(server, page)
 
     page.goto(server.url + "/accounts/login/")
     check(page, "login", failures)
-    create_user(server, "dr-axe")
+    server.create_user("dr-axe")
     sign_in(page, server, "dr-axe")
     check(page, "chat (empty)", failures)
     send(page, "Dose of amoxicillin for otitis media?")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e.chromium import ASSISTANT, browser_fixture, page_fixture  # noqa: F401
+from tests.support.browser import ASSISTANT
 
 pytestmark = pytest.mark.browser
 

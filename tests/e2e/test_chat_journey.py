@@ -15,17 +15,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    PASSWORD,
-    USER,
-    browser_fixture,
-    open_page,
-    page_fixture,
-    send,
-    sign_in,
-)
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.browser import ASSISTANT, PASSWORD, USER, open_page, send, sign_in
+from tests.support.server import start_server
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +39,7 @@ def server(tmp_path_factory):
         "1000/minute",
     )
     yield running
-    stop_server(running)
+    running.stop()
 
 
 @pytest.fixture(scope="module", autouse=True)

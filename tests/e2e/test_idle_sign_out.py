@@ -8,15 +8,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    PASSWORD,
-    USER,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    sign_in,
-)
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.browser import PASSWORD, USER, sign_in
+from tests.support.server import start_server
 
 pytestmark = pytest.mark.browser
 
@@ -27,11 +20,11 @@ HISTORY = "58M, 2 h of crushing chest pain, diaphoretic, BP 90/60. ECG pending."
 def idle_server(tmp_path_factory):
     running = start_server(tmp_path_factory.mktemp("idle-data"), "--session-timeout", "1")
     yield running
-    stop_server(running)
+    running.stop()
 
 
 def test_idle_sign_out_warns_blanks_the_chat_and_gives_the_draft_back(idle_server, page, tmp_path):
-    create_user(idle_server, "dr-idle")
+    idle_server.create_user("dr-idle")
     sign_in(page, idle_server, "dr-idle")
     composer = page.get_by_label("Message")
     expect(composer).to_be_focused()  # signed in: ready to type

@@ -15,7 +15,7 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.server import start_server
 
 # litellm fetches its model cost map from the internet on import unless told not to.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -29,7 +29,7 @@ def server(tmp_path_factory):
     output = running.manage("create_api_token", "--service", "open-webui")
     running.api_key = output.strip().splitlines()[-1]
     yield running
-    stop_server(running)
+    running.stop()
 
 
 @pytest.fixture

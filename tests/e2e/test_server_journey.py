@@ -14,7 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.chat.test_consumer import FINAL
-from tests.e2e.conftest import READY_WITHIN_SECONDS
+from tests.support.server import READY_WITHIN_SECONDS
 
 
 class Browserless:

@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.chromium import ASSISTANT, PASSWORD, browser_fixture, open_page  # noqa: F401
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.browser import ASSISTANT, PASSWORD, open_page
+from tests.support.server import start_server
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,7 @@ def server(tmp_path_factory):
         DJANGO_SUPERUSER_PASSWORD=PASSWORD,
     )
     yield running
-    stop_server(running)
+    running.stop()
 
 
 def test_blocked_websockets_fall_back_to_posting_and_polling(server, browser):
