@@ -13,7 +13,6 @@ from django.shortcuts import redirect
 
 LOCAL_USER = "local"
 _ACTIVITY_KEY = "medserver_last_activity"
-_ACTIVITY_RESOLUTION = 30  # seconds; fewer session writes, same timeout to the minute
 
 
 class IdleSignOutMiddleware:
@@ -44,7 +43,7 @@ class IdleSignOutMiddleware:
                 return redirect(signed_out_url(request.path))
             if (
                 not _is_polling(request)
-                and now - last >= _ACTIVITY_RESOLUTION
+                and now - last >= _activity_resolution()
                 or (_ACTIVITY_KEY not in request.session)
             ):
                 request.session[_ACTIVITY_KEY] = now
@@ -62,7 +61,7 @@ def session_still_active(session, *, note: bool = True) -> bool:
         return False
     if not note:
         return True
-    if now - last >= _ACTIVITY_RESOLUTION or _ACTIVITY_KEY not in session:
+    if now - last >= _activity_resolution() or _ACTIVITY_KEY not in session:
         session[_ACTIVITY_KEY] = now
         session.save()
     return True
@@ -81,7 +80,7 @@ def idle_seconds_left(session) -> int | None:
 
 
 def note_activity(session) -> None:
-    """Count now as activity, at once (the middleware rounds to half a minute)."""
+    """Count now as activity, at once (the middleware notes it at most every half minute)."""
     session[_ACTIVITY_KEY] = time.time()
 
 
@@ -94,6 +93,13 @@ def signed_out_url(next_path: str) -> str:
 
 def _idle_too_long(last_activity: float, now: float) -> bool:
     return now - last_activity > settings.MEDSERVER.session_timeout * 60
+
+
+def _activity_resolution() -> float:
+    """Seconds between two notes of activity: fewer session writes. Half a minute,
+    the timeout the same to the minute; a quarter of a timeout shorter than two
+    minutes, so that activity once the warning shows (half-way) is always noted."""
+    return min(30.0, settings.MEDSERVER.session_timeout * 60 / 4)
 
 
 def _is_polling(request) -> bool:
