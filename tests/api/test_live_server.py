@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import time
@@ -18,11 +19,11 @@ from tests.support.server import start_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("api-server"))
+def server(demo_server):
+    """The session's shared `medserver -m demo`, with an API token of the user pacs."""
+    running = dataclasses.replace(demo_server)
     running.api_key = running.admin_token("pacs")
-    yield running
-    running.stop()
+    return running
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Fixtures of the end-to-end tests: a real `medserver -m demo` process, and
-Debian's Chromium with pages that watch what they load.
+"""Fixtures of the end-to-end tests: a real `medserver -m demo` process (the
+session's shared one, tests/conftest.py), and Debian's Chromium with pages that
+watch what they load.
 
 The server starter and the browser helpers behind them are plain modules in
 tests/support/ (server.py, browser.py), which test modules import by name.
@@ -17,16 +18,24 @@ from tests.support.server import start_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`medserver -m demo`, for the tests of one module."""
-    running = start_server(tmp_path_factory.mktemp("medserver-data"))
+def server(demo_server):
+    """`medserver -m demo` with the default flags: the session's shared one
+    (tests/conftest.py). A module that needs other flags defines its own."""
+    return demo_server
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory):
+    """`medserver -m demo` of the module's own, that nobody has used yet: no account
+    exists, so its one-time setup link still works."""
+    running = start_server(tmp_path_factory.mktemp("fresh-medserver"))
     yield running
     running.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """Chromium, for the tests of one module."""
+    """Chromium, one for the session (each test's page has a context of its own)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run `bash install.sh --dev` first")
     with sync_playwright() as playwright:

@@ -9,6 +9,14 @@ from tests.e2e.accessibility import axe_violations
 from tests.support.browser import ASSISTANT, send, sign_in
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(fresh_server):
+    """A server nobody has used yet: the first-run setup page is there to visit."""
+    return fresh_server
+
+
 THEMES = ("dark", "light")
 
 

@@ -107,11 +107,9 @@ def remote(tmp_path_factory, transformers_serve):
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    """`medserver -m demo`, the model in process: the reference."""
-    running = start_server(tmp_path_factory.mktemp("local-medserver"))
-    yield _with_token(running)
-    running.stop()
+def local(demo_server):
+    """`medserver -m demo`, the model in process (the session's shared one): the reference."""
+    return _with_token(dataclasses.replace(demo_server))
 
 
 def client_of(server) -> openai.OpenAI:
