@@ -24,6 +24,23 @@ def server(demo_server):
     return demo_server
 
 
+@pytest.fixture(scope="session")
+def busy_server(tmp_path_factory):
+    """`medserver -m demo` for the modules that drive the page hard, shared: greedy,
+    the loop guard off (the random model soon repeats itself, and the tests that
+    watch a long answer stream need it to go on), and the rate budget raised,
+    since every test comes from 127.0.0.1."""
+    running = start_server(
+        tmp_path_factory.mktemp("busy-medserver"),
+        "--loop-guard",
+        "0",
+        "--rate-limit",
+        "1000/minute",
+    )
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="module")
 def fresh_server(tmp_path_factory):
     """`medserver -m demo` of the module's own, that nobody has used yet: no account

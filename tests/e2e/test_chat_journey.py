@@ -16,7 +16,6 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.support.browser import ASSISTANT, PASSWORD, USER, open_page, send, sign_in
-from tests.support.server import start_server
 
 pytestmark = pytest.mark.browser
 
@@ -27,19 +26,12 @@ USERS = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(busy_server):
     """The demo model, greedy, with the loop guard off: the random model soon repeats
     itself, and the tests that watch a long answer stream need it to go on. Every
-    test comes from 127.0.0.1, so the address's rate budget is raised for the module."""
-    running = start_server(
-        tmp_path_factory.mktemp("medserver-data"),
-        "--loop-guard",
-        "0",
-        "--rate-limit",
-        "1000/minute",
-    )
-    yield running
-    running.stop()
+    test comes from 127.0.0.1, so the address's rate budget is raised
+    (tests/e2e/conftest.py)."""
+    return busy_server
 
 
 @pytest.fixture(scope="module", autouse=True)
