@@ -82,8 +82,10 @@ def demo_server(tmp_path_factory) -> RunningServer:
     Its users are each module's own (told apart by name, never counted); a
     module that wants an attribute of its own (an `api_key`) sets it on a
     `dataclasses.replace` copy. Tests that stop, restart or reconfigure a server,
-    or need one that nobody has used yet, start their own.
+    or need one that nobody has used yet, start their own. Its clinic is far
+    from UTC (TZ=Asia/Kolkata): every time any page shows must be the clinic's,
+    which tests/e2e/test_clinical_safety.py checks.
     """
-    running = start_server(tmp_path_factory.mktemp("shared-medserver"))
+    running = start_server(tmp_path_factory.mktemp("shared-medserver"), env={"TZ": "Asia/Kolkata"})
     yield running
     running.stop()

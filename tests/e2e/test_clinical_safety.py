@@ -13,17 +13,16 @@ from playwright.sync_api import expect
 from pypdf import PdfReader
 
 from tests.support.browser import ASSISTANT, send, sign_in
-from tests.support.server import start_server
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def clinic_server(tmp_path_factory):
-    # A clinic far from UTC: every time shown must be its own.
-    running = start_server(tmp_path_factory.mktemp("clinic-data"), env={"TZ": "Asia/Kolkata"})
-    yield running
-    running.stop()
+def clinic_server(demo_server):
+    """A clinic far from UTC (TZ=Asia/Kolkata): every time shown must be its own.
+    The session's shared server (tests/conftest.py), on the default flags: the
+    default rate limit is what the review clicks must not use up."""
+    return demo_server
 
 
 def test_a_cut_off_answer_says_so_and_continue_extends_it(clinic_server, page):
