@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from chat.markdown import render_markdown
 from chat.services import INTERRUPTED
 from tests.chat.test_consumer import DELTA, FINAL, streamed_text, visible_text
-from tests.e2e.test_server_journey import Browserless
+from tests.support.browserless import Browserless
 from tests.support.server import start_server
 
 PASSWORD = "a-long-passphrase"

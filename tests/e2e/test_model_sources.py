@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 
 from inference.demo_model import ensure_demo_model
 from tests.chat.test_consumer import FINAL
-from tests.e2e.test_server_journey import Browserless
+from tests.support.browserless import Browserless
 from tests.support.server import start_server
 
 

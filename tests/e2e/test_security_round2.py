@@ -26,7 +26,7 @@ from PIL import Image
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.e2e.test_server_journey import Browserless
+from tests.support.browserless import Browserless
 from tests.support.server import start_server
 
 PASSWORD = "a-long-passphrase"
