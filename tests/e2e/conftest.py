@@ -50,9 +50,12 @@ def fresh_server(tmp_path_factory):
     running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Chromium, one for the session (each test's page has a context of its own)."""
+    """Chromium, for the tests of one module (each test's page has a context of its
+    own). Not one for the session: Playwright's sync API holds an event loop of its
+    own while it runs, which the asyncio tests after the browser modules need not
+    share; a launch costs a second or two."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run `bash install.sh --dev` first")
     with sync_playwright() as playwright:
