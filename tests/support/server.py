@@ -191,7 +191,3 @@ def start_server(
         time.sleep(0.2)
     server.stop(timeout=5)
     raise ServerError("medserver never became ready:\n" + "".join(server.output))
-
-
-def stop_server(server: RunningServer) -> None:
-    server.stop()
