@@ -18,7 +18,6 @@ from django_htmx.http import HttpResponseClientRedirect
 from chat import serving
 
 _ACTIVITY_KEY = "medserver_last_activity"
-_ACTIVITY_RESOLUTION = 30  # seconds; fewer session writes, same timeout to the minute
 
 
 class IdleSignOutMiddleware:
@@ -48,7 +47,7 @@ class IdleSignOutMiddleware:
                 return redirect(signed_out_url(request.path))
             if (
                 not _is_polling(request)
-                and now - last >= _ACTIVITY_RESOLUTION
+                and now - last >= _activity_resolution()
                 or (_ACTIVITY_KEY not in request.session)
             ):
                 request.session[_ACTIVITY_KEY] = now
@@ -66,7 +65,7 @@ def session_still_active(session, *, note: bool = True) -> bool:
         return False
     if not note:
         return True
-    if now - last >= _ACTIVITY_RESOLUTION or _ACTIVITY_KEY not in session:
+    if now - last >= _activity_resolution() or _ACTIVITY_KEY not in session:
         session[_ACTIVITY_KEY] = now
         session.save()
     return True
@@ -85,7 +84,7 @@ def idle_seconds_left(session) -> int | None:
 
 
 def note_activity(session) -> None:
-    """Count now as activity, at once (the middleware rounds to half a minute)."""
+    """Count now as activity, at once (the middleware notes it at most every half minute)."""
     session[_ACTIVITY_KEY] = time.time()
 
 
@@ -102,3 +101,10 @@ def _idle_too_long(last_activity: float, now: float) -> bool:
 
 def _is_polling(request) -> bool:
     return request.path in settings.MEDSERVER_POLLING_PATHS
+
+
+def _activity_resolution() -> float:
+    """Seconds between two notes of activity: fewer session writes. Half a minute,
+    the timeout the same to the minute; a quarter of a timeout shorter than two
+    minutes, so that activity once the warning shows (half-way) is always noted."""
+    return min(30.0, serving.config().session_timeout * 60 / 4)

@@ -65,7 +65,7 @@ class PageLimits:
     max_payload_mb: int
     max_payload_bytes: int
     max_text_length: int
-    session_timeout: int  # minutes of inactivity before the sign-out
+    session_timeout: float  # minutes of inactivity before the sign-out (a fraction: seconds)
 
 
 def page_limits() -> PageLimits:

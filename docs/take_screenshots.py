@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.dicom_files import ct_phantom, zip_of  # noqa: E402
-from tests.e2e.chromium import CHROMIUM, PASSWORD, sign_in  # noqa: E402
-from tests.e2e.conftest import start_server, stop_server  # noqa: E402
 from tests.radiograph_files import FINDINGS, chest_radiograph  # noqa: E402
+from tests.support.browser import CHROMIUM, sign_in  # noqa: E402
+from tests.support.server import PASSWORD, start_server  # noqa: E402
 
 QUESTION = (
     "58-year-old man, 2 hours of crushing central chest pain radiating to the left arm, "
@@ -156,7 +156,7 @@ def main(which: str = "all") -> None:
                     shoot_boxes(browser, server, docs / "screenshot-boxes.png", Path(data_dir))
                 browser.close()
         finally:
-            stop_server(server)
+            server.stop()
     print("wrote the screenshots in docs/")
 
 

@@ -66,6 +66,17 @@ def _int_in(low: int, high: int | None, what: str) -> Callable[[str], int]:
     return parse
 
 
+def _minutes_in(low: float, high: float, what: str) -> Callable[[str], float]:
+    """Minutes, a fraction allowed (0.5 is 30 s): whole minutes come back as an int."""
+    as_float = _float_in(low, high, what)
+
+    def parse(text: str) -> float:
+        value = as_float(text)
+        return int(value) if value.is_integer() else value
+
+    return parse
+
+
 def _float_in(low: float, high: float, what: str, *, low_open: bool = False) -> Callable:
     def parse(text: str) -> float:
         try:
@@ -234,7 +245,8 @@ class ServerConfig:
     # Stop an answer whose tail is one block repeated this many times; 0 = off.
     loop_guard: int = _opt(10, _int_in(0, 1000, "loop guard"))
     # Accounts and transport security.
-    session_timeout: int = _opt(30, _int_in(1, 43_200, "session timeout (minutes)"))
+    # Minutes; a fraction is seconds (0.4 is 24 s), for trying the sign-out without waiting.
+    session_timeout: float = _opt(30, _minutes_in(0.1, 43_200, "session timeout (minutes)"))
     # The clinic's time zone for the page, exports and admin; "" = the system's.
     time_zone: str = _opt("", parse_time_zone)
     no_auth: bool = _opt(False, parse_bool)

@@ -9,6 +9,7 @@ from channels.layers import channel_layers
 from django.core.cache import cache
 
 from inference.worker import EngineWorker, start_engine_worker
+from tests.support.server import RunningServer, start_server
 
 # Short answers keep generation on the demo model to a fraction of a second.
 TEST_ANSWER_TOKENS = 12
@@ -71,3 +72,20 @@ def user(django_user_model):
 @pytest.fixture
 def other_user(django_user_model):
     return django_user_model.objects.create_user("colleague", password="a-long-passphrase")
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory) -> RunningServer:
+    """One `medserver -m demo` process with the default flags, shared by every test
+    module that needs no other: starting one costs 15-30 s on a 2-core machine.
+
+    Its users are each module's own (told apart by name, never counted); a
+    module that wants an attribute of its own (an `api_key`) sets it on a
+    `dataclasses.replace` copy. Tests that stop, restart or reconfigure a server,
+    or need one that nobody has used yet, start their own. Its clinic is far
+    from UTC (TZ=Asia/Kolkata): every time any page shows must be the clinic's,
+    which tests/e2e/test_clinical_safety.py checks.
+    """
+    running = start_server(tmp_path_factory.mktemp("shared-medserver"), env={"TZ": "Asia/Kolkata"})
+    yield running
+    running.stop()

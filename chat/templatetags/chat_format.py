@@ -50,9 +50,15 @@ def date_group(moment) -> str:
 
 
 @register.simple_tag
-def session_timeout() -> int:
-    """Minutes without activity before the sign-out (--session-timeout)."""
-    return serving.config().session_timeout
+def session_timeout_words() -> str:
+    """How long without activity before the sign-out (--session-timeout), in words:
+    "30 minutes", "1 minute", or in seconds for a fraction of a minute ("24 seconds")."""
+    minutes = serving.config().session_timeout
+    if float(minutes).is_integer():
+        count, unit = int(minutes), "minute"
+    else:
+        count, unit = round(minutes * 60), "second"
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 @register.simple_tag

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.core.cache import cache
 
@@ -60,10 +58,3 @@ def async_api(async_client, api_key, engine, medserver_settings):
             )
 
     return AsyncApi()
-
-
-async def read_events(response) -> list:
-    """The data of each Server-Sent Event: parsed JSON, or the text [DONE]."""
-    body = b"".join([chunk async for chunk in response.streaming_content]).decode()
-    frames = [line[len("data: ") :] for line in body.split("\n") if line.startswith("data: ")]
-    return [frame if frame == "[DONE]" else json.loads(frame) for frame in frames]

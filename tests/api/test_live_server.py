@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import time
@@ -14,15 +15,15 @@ from httpx_sse import connect_sse
 from PIL import Image
 
 from tests.dicom_files import IDENTIFYING_TEXT, PATIENT_TAGS, ct_series, zip_of
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.server import start_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("api-server"))
+def server(demo_server):
+    """The session's shared `medserver -m demo`, with an API token of the user pacs."""
+    running = dataclasses.replace(demo_server)
     running.api_key = running.admin_token("pacs")
-    yield running
-    stop_server(running)
+    return running
 
 
 @pytest.fixture
@@ -218,4 +219,4 @@ def test_a_model_that_cannot_load_gives_503_with_a_reason(tmp_path):
         assert response.headers["Retry-After"]
         assert "not available" in response.json()["error"]["message"]
     finally:
-        stop_server(server)
+        server.stop()

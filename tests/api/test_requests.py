@@ -17,7 +17,7 @@ from PIL import Image
 
 from api import tokens as api_tokens
 from api.models import ApiToken
-from tests.api.conftest import read_events
+from tests.support.sse import read_events
 
 pytestmark = pytest.mark.django_db
 

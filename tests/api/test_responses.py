@@ -20,7 +20,7 @@ from api.generation import Generation
 from chat import limits
 from inference.engine import ChatTurn, Delta, Finished, GenerationRequest, Sampling
 from inference.handle import GenerationHandle
-from tests.api.conftest import read_events
+from tests.support.sse import read_events
 
 pytestmark = pytest.mark.django_db
 

@@ -149,8 +149,14 @@ def test_settings_outside_the_bounds_are_refused_and_nothing_changes(session, ch
 
 
 def test_the_bounds_are_inclusive(session):
-    _configure(session, temperature=2.0, top_p=1.0, max_new_tokens=8192)
-    _configure(session, temperature=0.0, top_p=0.01, max_new_tokens=1)
+    for temperature, top_p, max_new_tokens in [(2.0, 1.0, 8192), (0.0, 0.01, 1)]:
+        _configure(session, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+        session.refresh_from_db()
+        assert (session.temperature, session.top_p, session.max_new_tokens) == (
+            temperature,
+            top_p,
+            max_new_tokens,
+        )
 
 
 def test_a_system_prompt_over_the_text_limit_is_refused(session, medserver_settings):

@@ -6,17 +6,17 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.accessibility import axe_violations
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    PASSWORD,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    send,
-    sign_in,
-)
+from tests.support.browser import ASSISTANT, send, sign_in
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(fresh_server):
+    """A server nobody has used yet: the first-run setup page is there to visit."""
+    return fresh_server
+
+
 THEMES = ("dark", "light")
 
 
@@ -37,7 +37,7 @@ def test_no_page_has_a_critical_or_serious_accessibility_violation(server, page)
 
     page.goto(server.url + "/accounts/login/")
     check(page, "login", failures)
-    create_user(server, "dr-axe")
+    server.create_user("dr-axe")
     sign_in(page, server, "dr-axe")
     check(page, "chat (empty)", failures)
     send(page, "Dose of amoxicillin for otitis media?")

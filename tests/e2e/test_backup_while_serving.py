@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from websockets.sync.client import connect
 
 from tests.chat.test_consumer import FINAL
-from tests.e2e.conftest import start_server, stop_server
 from tests.e2e.test_crash_durability import Chat
-from tests.e2e.test_server_journey import Browserless
 from tests.lifecycle.content import noise_png
 from tests.lifecycle.datadir import files_under, medserver, query
+from tests.support.browserless import Browserless
+from tests.support.server import start_server
 
 PASSWORD = "a-long-passphrase"
 SERVER_ARGS = (
@@ -157,7 +157,7 @@ def test_backup_while_answers_stream_and_uploads_arrive_restores_whole(tmp_path)
         assert during, "nothing happened while the backup was taken"
     finally:
         stop.set()
-        stop_server(server)
+        server.stop()
 
     restored = tmp_path / "restored"
     done = medserver("restore", str(archive), "--data-dir", str(restored))

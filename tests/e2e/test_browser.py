@@ -8,9 +8,15 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e.chromium import ASSISTANT, browser_fixture, page_fixture  # noqa: F401
+from tests.support.browser import ASSISTANT
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(fresh_server):
+    """A server nobody has used yet: the first-run setup page is there to visit."""
+    return fresh_server
 
 
 def test_first_visitor_creates_the_admin_then_chats_and_the_answer_survives_reload(

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e.chromium import ASSISTANT, CHROMIUM, create_user, sign_in
+from tests.support.browser import ASSISTANT, CHROMIUM, sign_in
 
 QUESTION = "Describe this radiograph, case 7f3a9c."
 
@@ -22,7 +22,7 @@ def cache_holds(profile: Path, data: bytes) -> bool:
 
 
 def test_after_sign_out_the_disk_cache_holds_no_image_or_page_of_the_chat(server, tmp_path):
-    create_user(server, "dr-shared")
+    server.create_user("dr-shared")
     image = tmp_path / "Kowalczyk_Wieslawa.png"
     Image.new("L", (256, 256), color=90).save(image)
     profile = tmp_path / "profile"

@@ -15,17 +15,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    PASSWORD,
-    USER,
-    browser_fixture,
-    open_page,
-    page_fixture,
-    send,
-    sign_in,
-)
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.browser import ASSISTANT, PASSWORD, USER, open_page, send, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -36,19 +26,12 @@ USERS = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(busy_server):
     """The demo model, greedy, with the loop guard off: the random model soon repeats
     itself, and the tests that watch a long answer stream need it to go on. Every
-    test comes from 127.0.0.1, so the address's rate budget is raised for the module."""
-    running = start_server(
-        tmp_path_factory.mktemp("medserver-data"),
-        "--loop-guard",
-        "0",
-        "--rate-limit",
-        "1000/minute",
-    )
-    yield running
-    stop_server(running)
+    test comes from 127.0.0.1, so the address's rate budget is raised
+    (tests/e2e/conftest.py)."""
+    return busy_server
 
 
 @pytest.fixture(scope="module", autouse=True)

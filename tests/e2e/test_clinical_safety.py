@@ -12,29 +12,21 @@ import pytest
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    send,
-    sign_in,
-)
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.browser import ASSISTANT, send, sign_in
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def clinic_server(tmp_path_factory):
-    # A clinic far from UTC: every time shown must be its own.
-    running = start_server(tmp_path_factory.mktemp("clinic-data"), env={"TZ": "Asia/Kolkata"})
-    yield running
-    stop_server(running)
+def clinic_server(demo_server):
+    """A clinic far from UTC (TZ=Asia/Kolkata): every time shown must be its own.
+    The session's shared server (tests/conftest.py), on the default flags: the
+    default rate limit is what the review clicks must not use up."""
+    return demo_server
 
 
 def test_a_cut_off_answer_says_so_and_continue_extends_it(clinic_server, page):
-    create_user(clinic_server, "dr-cut")
+    clinic_server.create_user("dr-cut")
     sign_in(page, clinic_server, "dr-cut")
     send(page, "List the causes of acute chest pain.")  # the demo model runs to its limit
     answer = page.locator(ASSISTANT)
@@ -56,7 +48,7 @@ def test_a_cut_off_answer_says_so_and_continue_extends_it(clinic_server, page):
 
 def test_a_rejected_answer_carries_its_verdict_into_copy_pdf_and_markdown(clinic_server, page):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    create_user(clinic_server, "dr-reject")
+    clinic_server.create_user("dr-reject")
     sign_in(page, clinic_server, "dr-reject")
     send(page, "PA chest film, 64F: findings?")
     answer = page.locator(ASSISTANT)
@@ -95,7 +87,7 @@ def test_a_rejected_answer_carries_its_verdict_into_copy_pdf_and_markdown(clinic
 
 
 def test_thirty_review_clicks_in_a_minute_leave_the_next_question_answered(clinic_server, page):
-    create_user(clinic_server, "dr-clicks")
+    clinic_server.create_user("dr-clicks")
     sign_in(page, clinic_server, "dr-clicks")
     send(page, "Normal adult potassium range?")
     for _ in range(30):  # more than the 20 questions a minute of --rate-limit
@@ -111,7 +103,7 @@ def test_thirty_review_clicks_in_a_minute_leave_the_next_question_answered(clini
 
 
 def test_the_model_is_named_at_any_width_and_a_phone_keeps_the_chats_context(clinic_server, page):
-    create_user(clinic_server, "dr-phone")
+    clinic_server.create_user("dr-phone")
     sign_in(page, clinic_server, "dr-phone")
     model = "MedServer demo (tiny, random weights)"
     expect(page.locator(".status-model")).to_have_text(model)

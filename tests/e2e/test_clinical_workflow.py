@@ -6,20 +6,13 @@ import pytest
 from playwright.sync_api import expect
 
 from chat.disclaimer import CLINICAL_DISCLAIMER
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    send,
-    sign_in,
-)
+from tests.support.browser import ASSISTANT, send, sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def test_a_preset_is_chosen_the_answer_says_how_it_was_written_and_is_reviewed(server, page):
-    create_user(server, "dr-review")
+    server.create_user("dr-review")
     sign_in(page, server, "dr-review")
 
     page.get_by_role("button", name="Chat settings").click()
@@ -63,7 +56,7 @@ def test_a_preset_is_chosen_the_answer_says_how_it_was_written_and_is_reviewed(s
 
 def test_what_is_copied_or_printed_carries_the_disclaimer(server, page):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    create_user(server, "dr-copy")
+    server.create_user("dr-copy")
     sign_in(page, server, "dr-copy")
     send(page, "Normal adult potassium range?")
     answer = page.locator(ASSISTANT)

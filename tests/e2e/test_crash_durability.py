@@ -22,8 +22,8 @@ from websockets.sync.client import connect
 from chat.markdown import render_markdown
 from chat.services import INTERRUPTED
 from tests.chat.test_consumer import DELTA, FINAL, streamed_text, visible_text
-from tests.e2e.conftest import start_server, stop_server
-from tests.e2e.test_server_journey import Browserless
+from tests.support.browserless import Browserless
+from tests.support.server import start_server
 
 PASSWORD = "a-long-passphrase"
 SERVER_ARGS = ("--max-new-tokens", "4000", "--loop-guard", "0", "--default-temperature", "0")
@@ -141,7 +141,7 @@ def test_sigkill_mid_answer_keeps_every_saved_message_and_the_text_so_far(data_d
         assert cut, "every answer finished before the kill; find a longer prompt"
     finally:
         if server.process.poll() is None:
-            stop_server(server)
+            server.stop()
     answer_id, streamed = cut
     assert server.process.returncode == -signal.SIGKILL
 
@@ -182,7 +182,7 @@ def test_sigkill_mid_answer_keeps_every_saved_message_and_the_text_so_far(data_d
         assert final[: len(after)] == after
         assert [row[3] for row in final[len(after) :]] == ["complete", "complete"]
     finally:
-        stop_server(restarted)
+        restarted.stop()
 
 
 def test_streamed_text_is_saved_within_a_second_of_being_shown(data_dir):

@@ -8,19 +8,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.dicom_files import ct_series, zip_of
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    sign_in,
-)
+from tests.support.browser import ASSISTANT, sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def test_a_zipped_ct_series_is_sampled_to_the_limit_labelled_and_sent(server, page, tmp_path):
-    create_user(server, "dr-dicom")
+    server.create_user("dr-dicom")
     sign_in(page, server, "dr-dicom")
     series = tmp_path / "chest-ct.zip"
     series.write_bytes(zip_of({f"CT/IM{n:04d}.dcm": raw for n, raw in enumerate(ct_series(30))}))

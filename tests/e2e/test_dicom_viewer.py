@@ -23,14 +23,7 @@ from imaging.dicom import sample_evenly
 from imaging.dicom.windows import MEDGEMMA_CT_WINDOWS, PRESETS, Window
 from tests.dicom_files import BAND_HU, ct_bands, ct_series, zip_of
 from tests.e2e.accessibility import axe_violations
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    USER,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    sign_in,
-)
+from tests.support.browser import ASSISTANT, USER, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -85,7 +78,7 @@ def _upload(page, tmp_path, name: str, raws: list[bytes]) -> None:
 
 
 def test_the_viewer_steps_through_slices_and_windows_the_hounsfield_units(server, page, tmp_path):
-    create_user(server, "dr-viewer")
+    server.create_user("dr-viewer")
     sign_in(page, server, "dr-viewer")
     _upload(page, tmp_path, "bands.zip", ct_bands(SLICES, SIZE))
     pending = page.locator("#pending-attachments .pending-attachment")
@@ -176,7 +169,7 @@ def test_the_viewer_steps_through_slices_and_windows_the_hounsfield_units(server
 
 
 def test_the_range_chosen_before_sending_is_what_the_model_gets(server, page, tmp_path):
-    create_user(server, "dr-range")
+    server.create_user("dr-range")
     sign_in(page, server, "dr-range")
     page.get_by_role("button", name="Chat settings").click()
     page.get_by_label("CT window").select_option(label="Brain (40/80)")

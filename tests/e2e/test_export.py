@@ -10,19 +10,13 @@ from playwright.sync_api import expect
 from pypdf import PdfReader
 
 from chat.disclaimer import CLINICAL_DISCLAIMER
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    browser_fixture,
-    create_user,
-    page_fixture,
-    send,
-    sign_in,
-)
+from tests.support.browser import send, sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def test_export_menu_downloads_the_chat_as_pdf_and_markdown(server, page):
-    create_user(server, "dr-export")
+    server.create_user("dr-export")
     sign_in(page, server, "dr-export")
     send(page, "Lactate 4.1 mmol/L ≥ 4: next steps?")
     chat_url = page.url

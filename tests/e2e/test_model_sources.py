@@ -14,8 +14,8 @@ from websockets.sync.client import connect
 
 from inference.demo_model import ensure_demo_model
 from tests.chat.test_consumer import FINAL
-from tests.e2e.conftest import start_server, stop_server
-from tests.e2e.test_server_journey import Browserless
+from tests.support.browserless import Browserless
+from tests.support.server import start_server
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_a_copied_model_folder_is_served_and_answers(copied_model, tmp_path):
                 pass
         assert final.group(2) == "complete"
     finally:
-        stop_server(server)
+        server.stop()
 
 
 def test_a_model_that_cannot_load_says_why_in_one_console_line(tmp_path):
@@ -70,7 +70,7 @@ def test_a_model_that_cannot_load_says_why_in_one_console_line(tmp_path):
         reason = json.load(answer.value)["reason"]
         assert reason.startswith("Cannot reach the Hugging Face hub")
     finally:
-        stop_server(server)
+        server.stop()
 
     output = "".join(server.output)
     assert "google/medgemma-1.5-4b-it, not in the Hugging Face cache yet" in output

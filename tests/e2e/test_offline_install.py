@@ -3,7 +3,10 @@
 The test machines reach no package index during tests, so the "connected
 machine" here is played by a folder of wheels made from the packages this very
 test environment has installed (the ones install.sh put there): that folder
-stands in for PyPI. make_wheelhouse.sh prepares a wheelhouse from it, as it
+stands in for PyPI. It holds what MedServer needs to run (its dependencies,
+theirs, and so on, as this Python's markers choose them) with pip and
+setuptools; the test tools are left out, as a plain install never asks for
+them (a third less to pack). make_wheelhouse.sh prepares a wheelhouse from it, as it
 would from PyPI; install.sh then builds a fresh .venv in a copy of the checkout
 from that wheelhouse alone, with pip's configuration emptied and every proxy
 variable pointing at a closed port, so that a single download would fail.
@@ -29,6 +32,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from inference.demo_model import ensure_demo_model
 from medserver_site import __version__
@@ -73,12 +78,40 @@ def wheel_from_installed(dist: importlib.metadata.Distribution, out: Path) -> Pa
     return wheel
 
 
+def runtime_distributions() -> list[importlib.metadata.Distribution]:
+    """The installed distributions a plain install of MedServer takes (MedServer's
+    requirements, theirs, and so on, with the extras each asks for; markers
+    evaluated for this Python), and pip and setuptools, which install.sh and
+    make_wheelhouse.sh take from the index too. MedServer itself is not among them."""
+    installed = {
+        canonicalize_name(dist.metadata["Name"]): dist
+        for dist in importlib.metadata.distributions()
+    }
+    wanted: dict[str, importlib.metadata.Distribution] = {}
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    todo: list[tuple[str, tuple[str, ...]]] = [("medserver", ()), ("pip", ()), ("setuptools", ())]
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        wanted[name] = dist = installed[name]  # pip installed each; a KeyError says which is not
+        for line in dist.requires or []:
+            requirement = Requirement(line)
+            marker = requirement.marker
+            if marker is None or any(marker.evaluate({"extra": e}) for e in ("", *extras)):
+                asked = tuple(sorted(requirement.extras))
+                todo.append((canonicalize_name(requirement.name), asked))
+    del wanted["medserver"]
+    return list(wanted.values())
+
+
 @pytest.fixture(scope="module")
 def package_index(tmp_path_factory) -> Path:
-    """The stand-in for PyPI: every distribution installed here (MedServer itself aside)."""
+    """The stand-in for PyPI: what MedServer needs to run, as installed here."""
     folder = tmp_path_factory.mktemp("package-index")
-    for dist in importlib.metadata.distributions():
-        if dist.metadata["Name"].lower() != "medserver" and (Path(dist._path) / "WHEEL").exists():
+    for dist in runtime_distributions():
+        if (Path(dist._path) / "WHEEL").exists():
             wheel_from_installed(dist, folder)
     return folder
 
@@ -155,7 +188,10 @@ def test_make_wheelhouse_then_install_without_the_network(package_index, checkou
         ["bash", "install.sh", "--yes", "--wheelhouse", str(wheelhouse)]
         + ["--hf-token", "hf_install_token", "--model", "4"],
         cwd=checkout,
-        env=_offline_env(HF_ENDPOINT=hub.url, HF_HOME=str(hf_home)),
+        # PIP_COMPILE=0: pip writes no .pyc files for the thousands of modules of torch
+        # and transformers (minutes of CPU here, and none of install.sh's doing);
+        # Python compiles what the checks below import.
+        env=_offline_env(HF_ENDPOINT=hub.url, HF_HOME=str(hf_home), PIP_COMPILE="0"),
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,

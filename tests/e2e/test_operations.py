@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import free_port, start_server, stop_server
+from tests.support.server import free_port, start_server
 
 METRICS_TOKEN = "metrics-secret-for-tests"
 
@@ -39,7 +39,7 @@ def server(tmp_path_factory):
         time.sleep(0.2)
     running.api_key = running.admin_token("it")
     yield running
-    stop_server(running)
+    running.stop()
 
 
 def _families(text: str) -> dict:

@@ -6,15 +6,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    USER,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    send,
-    sign_in,
-)
+from tests.support.browser import ASSISTANT, USER, send, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +20,7 @@ def _box(locator) -> dict:
 
 def test_code_blocks_copy_chats_group_by_date_and_search_shows_the_match(server, page):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    create_user(server, "dr-code")
+    server.create_user("dr-code")
     sign_in(page, server, "dr-code")
     long_question = "List the causes of acute chest pain in adults under forty"
     send(page, long_question)
@@ -56,7 +48,7 @@ def test_code_blocks_copy_chats_group_by_date_and_search_shows_the_match(server,
 
 
 def test_opening_a_review_does_not_move_the_answers_footer(server, page):
-    create_user(server, "dr-layout")
+    server.create_user("dr-layout")
     sign_in(page, server, "dr-layout")
     send(page, "Normal TSH range?")
     answer = page.locator(ASSISTANT)
@@ -78,7 +70,7 @@ def test_opening_a_review_does_not_move_the_answers_footer(server, page):
 
 def test_question_and_answer_cards_differ_in_the_dark_and_a_phone_keeps_room(server, page):
     page.emulate_media(color_scheme="dark")
-    create_user(server, "dr-dark")
+    server.create_user("dr-dark")
     sign_in(page, server, "dr-dark")
     send(page, "Warfarin and clarithromycin?")
     colour = "e => getComputedStyle(e).backgroundColor"
@@ -92,7 +84,7 @@ def test_question_and_answer_cards_differ_in_the_dark_and_a_phone_keeps_room(ser
 
 
 def test_eleven_images_attach_the_first_ten_with_a_note(server, page, tmp_path):
-    create_user(server, "dr-eleven")
+    server.create_user("dr-eleven")
     sign_in(page, server, "dr-eleven")
     files = []
     for n in range(11):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,6 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import start_server, stop_server
-
 # litellm fetches its model cost map from the internet on import unless told not to.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
@@ -24,12 +23,11 @@ MODEL = "medserver-demo"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("recipes-server"))  # default limits
+def server(demo_server):
+    running = dataclasses.replace(demo_server)  # the shared one: default limits
     output = running.manage("create_api_token", "--service", "open-webui")
     running.api_key = output.strip().splitlines()[-1]
-    yield running
-    stop_server(running)
+    return running
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from inference.engine import ChatTurn, EngineError, GenerationRequest, Sampling
 from inference.registry import MODELS
 from inference.remote_engine import RemoteEngine
 from tests.dicom_files import ct_series, zip_of
-from tests.e2e.conftest import free_port, start_server, stop_server
+from tests.support.server import free_port, start_server
 
 TRANSFORMERS_CLI = Path(sys.executable).parent / "transformers"
 MODEL = "medserver-demo"
@@ -103,15 +103,13 @@ def remote(tmp_path_factory, transformers_serve):
         "1",
     )
     yield _with_token(running)
-    stop_server(running)
+    running.stop()
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    """`medserver -m demo`, the model in process: the reference."""
-    running = start_server(tmp_path_factory.mktemp("local-medserver"))
-    yield _with_token(running)
-    stop_server(running)
+def local(demo_server):
+    """`medserver -m demo`, the model in process (the session's shared one): the reference."""
+    return _with_token(dataclasses.replace(demo_server))
 
 
 def client_of(server) -> openai.OpenAI:
@@ -272,7 +270,7 @@ def test_a_server_of_another_model_is_refused_at_start(tmp_path, transformers_se
         reason = server.health()["reason"]
         assert "is not MedGemma 1.5 4B (-m 4)" in reason
     finally:
-        stop_server(server)
+        server.stop()
 
 
 def test_images_are_refused_by_an_engine_whose_prompt_does_not_grow_for_them(

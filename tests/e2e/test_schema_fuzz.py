@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.server import start_server
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -27,7 +27,7 @@ def server(tmp_path_factory):
     )
     running.api_key = output.strip().splitlines()[-1]
     yield running
-    stop_server(running)
+    running.stop()
 
 
 def test_schemathesis_finds_no_failure_with_every_check(server, tmp_path):

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from websockets.sync.client import connect
 
 from tests.chat.test_consumer import FINAL
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.server import start_server
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -115,7 +115,7 @@ def test_https_serves_the_chat_with_secure_cookies_and_hsts(certificate, tmp_pat
         with pytest.raises(OSError):  # the port speaks TLS only
             urllib.request.urlopen(f"{plain}/api/health", timeout=5)
     finally:
-        stop_server(server)
+        server.stop()
 
 
 def test_check_deploy_is_clean_with_tls(certificate, tmp_path):
@@ -147,4 +147,4 @@ def test_no_auth_on_loopback_serves_without_a_sign_in(tmp_path):
         assert 'name="content"' in page.read().decode()
         assert any("No sign-in" in line for line in server.output)
     finally:
-        stop_server(server)
+        server.stop()

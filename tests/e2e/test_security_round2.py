@@ -26,8 +26,8 @@ from PIL import Image
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.e2e.conftest import start_server, stop_server
-from tests.e2e.test_server_journey import Browserless
+from tests.support.browserless import Browserless
+from tests.support.server import start_server
 
 PASSWORD = "a-long-passphrase"
 SIGNED_OUT_WITHIN_SECONDS = 1.0
@@ -53,7 +53,7 @@ def server(tmp_path_factory):
     # Every test signs a clinician in from 127.0.0.1: a budget that is no test's subject.
     running = start_server(tmp_path_factory.mktemp("medserver-data"), "--rate-limit", "1000/m")
     yield running
-    stop_server(running)
+    running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -367,11 +367,11 @@ def test_unsent_uploads_older_than_a_day_are_removed_when_the_server_starts(serv
     stored = server.data_dir / "uploads" / name
     assert stored.exists()
 
-    stop_server(server)
+    server.stop()
     restarted = start_server(server.data_dir, "--rate-limit", "1000/m")
     try:
         with database(restarted) as db:
             assert db.execute("SELECT COUNT(*) FROM chat_attachment").fetchone()[0] == 0
         assert not stored.exists()
     finally:
-        stop_server(restarted)
+        restarted.stop()

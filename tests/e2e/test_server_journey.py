@@ -8,42 +8,13 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.cookiejar import CookieJar
 
 import pytest
 from websockets.sync.client import connect
 
 from tests.chat.test_consumer import FINAL
-from tests.e2e.conftest import READY_WITHIN_SECONDS
-
-
-class Browserless:
-    """A cookie-keeping HTTP client that logs in like a browser form does."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.cookies = CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
-
-    def get(self, path: str):
-        return self.opener.open(self.base + path, timeout=10)
-
-    def cookie(self, name: str) -> str:
-        return next(c.value for c in self.cookies if c.name == name)
-
-    def login(self, username: str, password: str) -> str:
-        self.get("/accounts/login/")
-        body = urllib.parse.urlencode(
-            {
-                "username": username,
-                "password": password,
-                "csrfmiddlewaretoken": self.cookie("csrftoken"),
-            }
-        ).encode()
-        request = urllib.request.Request(
-            self.base + "/accounts/login/", data=body, headers={"Referer": self.base + "/"}
-        )
-        return self.opener.open(request, timeout=10).geturl()
+from tests.support.browserless import Browserless
+from tests.support.server import READY_WITHIN_SECONDS
 
 
 def test_server_is_ready_within_a_minute_and_says_so(server):

@@ -13,15 +13,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.e2e.accessibility import axe_violations
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    ASSISTANT,
-    USER,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    sign_in,
-)
 from tests.slide_files import tissue_slide
+from tests.support.browser import ASSISTANT, USER, sign_in
 
 pytestmark = pytest.mark.browser
 # Where to save the README's screenshot of a slide, when asked (docs/screenshots/).
@@ -29,7 +22,7 @@ SCREENSHOT = os.environ.get("MEDSERVER_SLIDE_SCREENSHOT")
 
 
 def test_a_slide_shows_its_overview_and_patches_and_the_model_answers(server, page, tmp_path):
-    create_user(server, "dr-slide")
+    server.create_user("dr-slide")
     sign_in(page, server, "dr-slide")
     slide = tmp_path / "DOE_JANE.svs"
     slide.write_bytes(tissue_slide()[0])
@@ -67,7 +60,7 @@ def _png(path, level: int) -> str:
 
 
 def test_an_image_marked_prior_with_the_form_goes_first_with_its_interval(server, page, tmp_path):
-    create_user(server, "dr-prior")
+    server.create_user("dr-prior")
     sign_in(page, server, "dr-prior")
     pending = page.locator("#pending-attachments .pending-attachment")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 from lifecycle.manifest import Manifest
-from tests.e2e.conftest import start_server, stop_server
 from tests.lifecycle.datadir import archive_members, django_run, query
 from tests.lifecycle.test_backup_restore import MARK, PREVIOUS_RELEASE, chat_as_of
+from tests.support.server import start_server
 
 AGED = """
 from django.db import connection
@@ -49,4 +49,4 @@ def test_start_backs_up_before_migrating_and_runs_retention(tmp_path):
         )
         assert detail.startswith("1 chats idle for more than 30 days deleted, with 1 messages")
     finally:
-        stop_server(server)
+        server.stop()

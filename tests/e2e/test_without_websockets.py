@@ -7,15 +7,15 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.chromium import ASSISTANT, PASSWORD, browser_fixture, open_page  # noqa: F401
-from tests.e2e.conftest import start_server, stop_server
+from tests.support.browser import ASSISTANT, PASSWORD, open_page
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("no-websockets"), "--rate-limit", "1000/minute")
+def server(busy_server):
+    """The shared server with the rate budget raised (tests/e2e/conftest.py), and dr-proxy."""
+    running = busy_server
     running.manage(
         "createsuperuser",
         "--noinput",
@@ -25,8 +25,7 @@ def server(tmp_path_factory):
         "proxy@clinic.example",
         DJANGO_SUPERUSER_PASSWORD=PASSWORD,
     )
-    yield running
-    stop_server(running)
+    return running
 
 
 def test_blocked_websockets_fall_back_to_posting_and_polling(server, browser):

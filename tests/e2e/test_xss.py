@@ -14,14 +14,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.chromium import (  # noqa: F401 - the fixtures browser and page
-    USER,
-    browser_fixture,
-    create_user,
-    page_fixture,
-    send,
-    sign_in,
-)
+from tests.support.browser import USER, send, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -76,7 +69,7 @@ def assert_messages_shown_as_text(page: Page) -> None:
 
 def test_payloads_in_messages_and_title_never_run(server, page):
     dialogs = watch_for_scripts(page)
-    create_user(server, "dr-xss")
+    server.create_user("dr-xss")
     sign_in(page, server, "dr-xss")
     for payload in MESSAGE_PAYLOADS:
         send(page, payload)
@@ -111,7 +104,7 @@ def test_payloads_in_messages_and_title_never_run(server, page):
 def test_markdown_answer_with_script_and_javascript_links_is_inert(server, page):
     """An answer (the model's Markdown, rendered to HTML) cannot carry script or bad links."""
     dialogs = watch_for_scripts(page)
-    create_user(server, "dr-md")
+    server.create_user("dr-md")
     seed = f"""
 from django.contrib.auth.models import User
 from chat import services

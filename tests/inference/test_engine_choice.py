@@ -25,7 +25,7 @@ from inference.sglang_engine import (
     tensor_parallel_size,
 )
 from inference.worker import EngineWorker
-from tests.e2e.conftest import MEDSERVER, start_server, stop_server
+from tests.support.server import MEDSERVER, start_server
 
 LINUX_H100 = Platform("Linux", (9, 0), "NVIDIA H100", sglang_installed=True)
 WINDOWS = dataclasses.replace(LINUX_H100, system="Windows")
@@ -189,7 +189,7 @@ def served(tmp_path_factory):
     )  # fmt: skip
     server.api_key = server.manage("create_api_token", "engine").strip().splitlines()[-1]
     yield server
-    stop_server(server)
+    server.stop()
 
 
 def test_the_start_banner_says_which_sglang_will_run_or_why_none(served):

@@ -19,7 +19,6 @@ import pytest
 from lifecycle import database
 from lifecycle.backup import files_to_copy
 from lifecycle.manifest import Manifest
-from tests.e2e.conftest import free_port
 from tests.lifecycle.datadir import (
     MEDSERVER,
     archive_members,
@@ -30,6 +29,7 @@ from tests.lifecycle.datadir import (
     medserver,
     query,
 )
+from tests.support.server import free_port
 
 MARK = "RESTOREMARK5"
 PREVIOUS_RELEASE = ("chat", "0005_presets_reviews_provenance_dicom")  # as released at 0881a99

@@ -135,6 +135,8 @@ def test_data_dir_flag_beats_the_variable(monkeypatch, tmp_path):
         (["--default-temperature", "0"], "default_temperature", 0.0),
         (["--default-top-p", "0.8"], "default_top_p", 0.8),
         (["--no-allow-client-sampling-config"], "allow_client_sampling_config", False),
+        (["--session-timeout", "45"], "session_timeout", 45),
+        (["--session-timeout", "0.4"], "session_timeout", 0.4),
         (["--allow-client-sampling-config"], "allow_client_sampling_config", True),
     ],
 )
@@ -221,6 +223,8 @@ def test_exported_hf_token_beats_dot_env(monkeypatch):
         (["-m", "4", "--default-temperature", "-1"], ["temperature", "-1"]),
         (["-m", "4", "--workers", "0"], ["workers", "0"]),
         (["-m", "4", "--max-image-count", "-1"], ["max image count", "-1"]),
+        (["-m", "4", "--session-timeout", "0"], ["session timeout", "0"]),
+        (["-m", "4", "--session-timeout", "soon"], ["session timeout", "soon"]),
         (["-m", "4", "-ip", " "], ["host"]),
         ([], ["-m/--model", "required"]),
         (["-p", "7070"], ["-m/--model", "required"]),

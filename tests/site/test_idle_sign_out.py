@@ -104,3 +104,39 @@ def test_signing_in_again_from_an_idle_session_goes_through(
         {"username": user.username, "password": "a-long-passphrase", "next": "/chat/new/"},
     )
     assert response.status_code == 302 and response["Location"] == "/chat/new/"
+
+
+def test_the_chat_page_holds_the_signed_out_card_naming_the_timeout(
+    client, user, engine, medserver_settings
+):
+    medserver_settings(session_timeout=1)
+    client.force_login(user)
+    page = client.get("/", follow=True).content.decode()
+    assert "You were signed out after 1 minute without activity" in page
+    assert 'data-idle-timeout="1"' in page
+
+
+def test_a_fraction_of_a_minute_is_a_timeout_in_seconds(client, user, engine, medserver_settings):
+    medserver_settings(session_timeout=0.4)
+    client.force_login(user)
+    page = client.get("/", follow=True).content.decode()
+    assert "You were signed out after 24 seconds without activity" in page
+    assert 'data-idle-timeout="0.4"' in page  # the page warns half-way, 12 s before
+    idle_for(client, 10)
+    status = client.get("/chat/status/").content.decode()
+    assert 'data-seconds-left="14"' in status or 'data-seconds-left="13"' in status
+    idle_for(client, 25)
+    assert client.get("/").status_code == 302
+
+
+def test_activity_half_way_through_a_short_timeout_is_noted(
+    client, user, engine, medserver_settings
+):
+    """The warning shows half-way; what the user does then must count (a minute's
+    timeout notes activity every 15 s, not every half minute)."""
+    medserver_settings(session_timeout=1)
+    client.force_login(user)
+    client.get("/", follow=True)
+    idle_for(client, 20)
+    client.get("/", follow=True)
+    assert time.time() - client.session[ACTIVITY] < 5

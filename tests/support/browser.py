@@ -1,39 +1,33 @@
 """Debian's Chromium driven by Playwright, for the browser tests.
 
-Every page a test opens records the requests it makes; the `page` fixture
-fails the test if any went to a host other than the server's own loopback
-address, if the page threw a JavaScript error, or if the Content-Security-
-Policy blocked anything.
+Every page opened with `open_page` records the requests it makes; the `page`
+fixture (tests/e2e/conftest.py) fails the test if any went to a host other
+than the server's own loopback address, if the page threw a JavaScript error,
+or if the Content-Security-Policy blocked anything.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
+
+from tests.support.server import PASSWORD
 
 CHROMIUM = os.environ.get("MEDSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
 ASSISTANT = '[data-message-role="assistant"]'
 USER = '[data-message-role="user"]'
-PASSWORD = "a-long-passphrase"
 
 
-# Test modules import these under their function names; pytest knows them by `name`.
-@pytest.fixture(scope="module", name="browser")
-def browser_fixture():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `bash install.sh --dev` first")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
+def launch(playwright: Playwright) -> Browser:
+    """Debian's Chromium, headless, as the tests run it (no sandbox or GPU in a
+    container; no background requests of its own to other hosts)."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
 
 
 class PageWatch:
@@ -66,28 +60,6 @@ def open_page(browser, **context_options) -> tuple[Page, PageWatch]:
     context = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **context_options})
     page = context.new_page()
     return page, PageWatch(page)
-
-
-@pytest.fixture(name="page")
-def page_fixture(browser):
-    page, watch = open_page(browser)
-    page.watch = watch
-    yield page
-    page.context.close()
-    assert watch.errors == [], f"JavaScript errors: {watch.errors}"
-    assert watch.foreign_requests() == [], "requests left the machine"
-
-
-def create_user(server, username: str) -> None:
-    server.manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        username,
-        "--email",
-        f"{username}@clinic.example",
-        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-    )
 
 
 def sign_in(page: Page, server, username: str) -> None:
