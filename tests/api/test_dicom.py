@@ -16,8 +16,8 @@ from django.test.client import MULTIPART_CONTENT
 from PIL import Image
 
 from api.message_images import Part, message_images
-from tests.api.test_requests import data_uri, error_of, png_bytes
 from tests.dicom_files import IDENTIFYING_TEXT, PATIENT_TAGS, ct_series, ct_slice, zip_of
+from tests.support.api import data_uri, error_of, png_bytes
 from tests.support.sse import read_events
 
 pytestmark = pytest.mark.django_db

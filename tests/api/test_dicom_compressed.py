@@ -15,9 +15,9 @@ from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from api.message_images import Part, message_images
 from tests.api.test_dicom import ask, assert_names_nobody, dicom_uri, zipped
-from tests.api.test_requests import error_of
 from tests.chat.test_dicom_compressed import JPEG_XL_LOSSLESS, ct_volume
 from tests.dicom_files import compressed, jpeg_lossless, with_syntax
+from tests.support.api import error_of
 
 pytestmark = pytest.mark.django_db
 

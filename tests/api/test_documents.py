@@ -12,8 +12,8 @@ from django.test.client import MULTIPART_CONTENT
 from PIL import Image
 
 from api.message_images import Part, message_images
-from tests.api.test_requests import data_uri, error_of, png_bytes
 from tests.documents_files import METADATA_TEXT, lab_report
+from tests.support.api import data_uri, error_of, png_bytes
 
 pytestmark = pytest.mark.django_db
 

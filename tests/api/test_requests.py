@@ -6,17 +6,16 @@ the real engine worker on the demo model.
 
 from __future__ import annotations
 
-import base64
 import io
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.test.client import MULTIPART_CONTENT
-from PIL import Image
 
 from api import tokens as api_tokens
 from api.models import ApiToken
+from tests.support.api import data_uri, error_of, png_bytes
 from tests.support.sse import read_events
 
 pytestmark = pytest.mark.django_db
@@ -26,20 +25,6 @@ HELLO = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
 
 def with_image(uri: str) -> dict:
     return {"messages": [{"role": "user", "content": "x", "image_data": [uri]}]}
-
-
-def png_bytes(size=(64, 48), color=120) -> bytes:
-    out = io.BytesIO()
-    Image.new("L", size, color=color).save(out, "PNG")
-    return out.getvalue()
-
-
-def data_uri(raw: bytes, kind: str = "image/png") -> str:
-    return f"data:{kind};base64,{base64.b64encode(raw).decode()}"
-
-
-def error_of(response) -> dict:
-    return response.json()["error"]
 
 
 # --- authentication

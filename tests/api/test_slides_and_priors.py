@@ -12,10 +12,10 @@ import pytest
 from django.test.client import MULTIPART_CONTENT
 
 from api.message_images import Part, message_images
-from tests.api.test_requests import data_uri, error_of, png_bytes
 from tests.chat.test_priors import DATE_FORMS, PRIOR_LABEL, _radiograph
 from tests.dicom_files import zip_of
 from tests.slide_files import LABEL_COLOUR, PROPERTY_TEXT, plain_tiff, tissue_slide
+from tests.support.api import data_uri, error_of, png_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from django.contrib.sessions.models import Session
 from chat import services
 from chat.models import Message
 from medserver_site.asgi import application
-from tests.chat.test_consumer import socket_headers
+from tests.support.sockets import socket_headers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -237,7 +237,7 @@ async def test_hostile_frames_get_an_error_frame_and_the_socket_stays_open(
 async def test_the_socket_origin_must_be_this_servers_scheme_host_and_port(
     chat_session, user, origin, accepted
 ):
-    from tests.chat.test_consumer import open_socket
+    from tests.support.sockets import open_socket
 
     communicator, connected, _ = await open_socket(chat_session, user, origin=origin)
     assert connected is accepted

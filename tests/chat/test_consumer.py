@@ -15,113 +15,24 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.sessions.backends.db import SessionStore
-from django.utils.html import strip_tags
 
 from chat import answers, limits, selectors, services
 from chat.answers import live as live_answers
 from chat.markdown import render_markdown
-from chat.models import ChatSession, Message
+from chat.models import Message
 from inference.engine import Delta
-from medserver_site.asgi import application
+from tests.support.sockets import (
+    DELTA,
+    connect,
+    messages_of,
+    open_socket,
+    read_until_final,
+    streamed_text,
+    visible_text,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-# Blocks of an answer that closed are appended rendered; the open block is replaced.
-DELTA = re.compile(
-    r'<div id="answer-(\d+)-(closed|tail)" hx-swap-oob="(?:beforeend|innerHTML)">(.*?)</div>', re.S
-)
-# The finished answer replaces its streaming version: an article swapped out-of-band.
-FINAL = re.compile(
-    r'<article class="message" id="message-(\d+)"[^>]*data-status="(\w+)" hx-swap-oob="true"'
-)
-
-
-@pytest.fixture
-def chat_session(user, engine, medserver_settings):
-    medserver_settings(default_temperature=0.0)  # greedy: the same answer every run
-    return services.session_create(owner=user, model_name=engine.state.model)
-
-
-def signed_in_session(user, **data) -> str:
-    """Return the key of a session signed in as `user`, as the login page leaves
-    it (with `data` added to the session)."""
-    store = SessionStore()
-    store.update(data)
-    store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    store.save()
-    return store.session_key
-
-
-async def socket_headers(user, origin: bytes = b"http://localhost", **session) -> list:
-    """The headers a browser page signed in as `user` opens the socket with."""
-    headers = [(b"origin", origin), (b"host", b"localhost")]
-    if user.is_authenticated:
-        key = await database_sync_to_async(signed_in_session)(user, **session)
-        headers.append((b"cookie", f"sessionid={key}".encode()))
-    return headers
-
-
-async def open_socket(
-    session: ChatSession, user, origin: bytes = b"http://localhost", query: str = ""
-):
-    """Open the session's socket as `user` (a signed-in session's cookie); return
-    (communicator, connected, close code)."""
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{session.pk}/{query}")
-    # The app checks Origin as a browser would send it.
-    communicator.scope["headers"] = await socket_headers(user, origin)
-    connected, code = await communicator.connect()
-    return communicator, connected, code
-
-
-async def connect(session: ChatSession, user, query: str = "") -> WebsocketCommunicator:
-    communicator, connected, _ = await open_socket(session, user, query=query)
-    assert connected
-    return communicator
-
-
-async def read_until_final(communicator, *, timeout: float = 60) -> tuple[list[str], str, str]:
-    """Collect frames until an answer's final swap; return (frames, message id, status)."""
-    frames = []
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        left = deadline - asyncio.get_running_loop().time()
-        frame = await communicator.receive_from(timeout=max(left, 0.1))
-        frames.append(frame)
-        final = FINAL.search(frame)
-        if final:
-            return frames, final.group(1), final.group(2)
-
-
-def streamed_html(frames: list[str]) -> str:
-    """The answer's HTML as a page that applied every delta frame shows it."""
-    closed, tail = "", ""
-    for frame in frames:
-        for match in DELTA.finditer(frame):
-            if match.group(2) == "closed":
-                closed += match.group(3)
-            else:
-                tail = match.group(3)
-    return closed + tail
-
-
-def visible_text(markup: str) -> str:
-    """The words a reader sees in some HTML, whitespace folded."""
-    return " ".join(html.unescape(strip_tags(markup)).split())
-
-
-def streamed_text(frames: list[str]) -> str:
-    return visible_text(streamed_html(frames))
-
-
-@database_sync_to_async
-def messages_of(session: ChatSession) -> list[Message]:
-    return list(session.messages.order_by("id"))
 
 
 async def test_answer_streams_from_demo_model_and_is_saved(chat_session, user):

@@ -12,7 +12,7 @@ from chat.errors import Rejected
 from chat.models import Message
 from chat.templatetags.chat_format import copied_answer
 from tests.chat.conversation import exchange
-from tests.chat.test_consumer import connect, read_until_final
+from tests.support.sockets import connect, read_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

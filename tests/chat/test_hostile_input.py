@@ -24,7 +24,7 @@ from PIL import Image
 from api import tokens as api_tokens
 from chat import services
 from chat.models import Attachment, ChatSession, Message
-from tests.chat.test_consumer import open_socket
+from tests.support.sockets import open_socket
 
 MB = 1024 * 1024
 # What every refusal of an image, on the page or in the API, says in some form.

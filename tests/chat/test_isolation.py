@@ -27,8 +27,8 @@ from chat.models import Attachment, ChatSession, Message, Preset
 from chat.routing import websocket_urlpatterns
 from reviews import services as review_services
 from reviews.models import AnswerReview
-from tests.chat.test_consumer import open_socket
 from tests.dicom_files import ct_series, zip_of
+from tests.support.sockets import open_socket
 
 # Words only A's data holds: B must never be shown any of them.
 A_SECRETS = ("Zebrafinch", "Quokka-47", "Marmoset-title")

@@ -8,7 +8,7 @@ from channels.testing import WebsocketCommunicator
 from api import tokens as api_tokens
 from chat import services
 from medserver_site.asgi import application
-from tests.chat.test_consumer import socket_headers
+from tests.support.sockets import socket_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -242,7 +242,7 @@ async def test_a_preset_reaches_the_model_whole_with_thinking_on_or_off(user, en
     (as the engine counted them, saved with the answer) with thinking on as off."""
     from channels.db import database_sync_to_async
 
-    from tests.chat.test_consumer import open_socket, read_until_final
+    from tests.support.sockets import open_socket, read_until_final
 
     @database_sync_to_async
     def chat(preset_key: str | None, thinking: bool):

@@ -8,9 +8,7 @@ from channels.db import database_sync_to_async
 from chat import services
 from chat.models import Message, Preset
 from chat.provenance import provenance_facts
-from tests.chat.test_consumer import chat_session, connect, messages_of, read_until_final
-
-__all__ = ["chat_session"]  # the fixture, used by name below
+from tests.support.sockets import connect, messages_of, read_until_final
 
 
 @pytest.mark.django_db(transaction=True)

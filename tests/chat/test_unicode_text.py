@@ -14,7 +14,7 @@ from api import tokens as api_tokens
 from chat import services
 from chat.models import Message
 from chat.unicode_text import has_invalid_text
-from tests.chat.test_consumer import open_socket, read_until_final
+from tests.support.sockets import open_socket, read_until_final
 
 pytestmark = pytest.mark.django_db
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 from websockets.sync.client import connect
 
-from tests.chat.test_consumer import FINAL
 from tests.e2e.test_crash_durability import Chat
 from tests.lifecycle.content import noise_png
 from tests.lifecycle.datadir import files_under, medserver, query
 from tests.support.browserless import Browserless
 from tests.support.server import start_server
+from tests.support.sockets import FINAL
 
 PASSWORD = "a-long-passphrase"
 SERVER_ARGS = (

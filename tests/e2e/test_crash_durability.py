@@ -21,9 +21,9 @@ from websockets.sync.client import connect
 
 from chat.markdown import render_markdown
 from chat.services import INTERRUPTED
-from tests.chat.test_consumer import DELTA, FINAL, streamed_text, visible_text
 from tests.support.browserless import Browserless
 from tests.support.server import start_server
+from tests.support.sockets import DELTA, FINAL, streamed_text, visible_text
 
 PASSWORD = "a-long-passphrase"
 SERVER_ARGS = ("--max-new-tokens", "4000", "--loop-guard", "0", "--default-temperature", "0")

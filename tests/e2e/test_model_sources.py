@@ -13,9 +13,9 @@ import pytest
 from websockets.sync.client import connect
 
 from inference.demo_model import ensure_demo_model
-from tests.chat.test_consumer import FINAL
 from tests.support.browserless import Browserless
 from tests.support.server import start_server
+from tests.support.sockets import FINAL
 
 
 @pytest.fixture

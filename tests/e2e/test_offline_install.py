@@ -37,7 +37,7 @@ from packaging.utils import canonicalize_name
 
 from inference.demo_model import ensure_demo_model
 from medserver_site import __version__
-from tests.site.test_download import FakeHub
+from tests.support.hub import FakeHub
 
 PROJECT = Path(__file__).resolve().parents[2]
 # Written by pip at install time, not part of a wheel.

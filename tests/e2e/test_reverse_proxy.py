@@ -27,8 +27,8 @@ import pytest
 from websockets.sync.client import connect
 
 from medserver_site.config import ServerConfig
-from tests.chat.test_consumer import FINAL
 from tests.support.server import free_port, start_server
+from tests.support.sockets import FINAL
 
 PROJECT = Path(__file__).resolve().parents[2]
 SITE_CONF = PROJECT / "deploy" / "nginx" / "medserver.conf"

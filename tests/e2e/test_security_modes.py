@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.sync.client import connect
 
-from tests.chat.test_consumer import FINAL
 from tests.support.server import start_server
+from tests.support.sockets import FINAL
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -12,9 +12,9 @@ import urllib.request
 import pytest
 from websockets.sync.client import connect
 
-from tests.chat.test_consumer import FINAL
 from tests.support.browserless import Browserless
 from tests.support.server import READY_WITHIN_SECONDS
+from tests.support.sockets import FINAL
 
 
 def test_server_is_ready_within_a_minute_and_says_so(server):
