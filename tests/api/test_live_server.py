@@ -198,15 +198,7 @@ def test_a_model_that_cannot_load_gives_503_with_a_reason(tmp_path):
     (broken / "config.json").write_text(json.dumps({"model_type": "not-a-model"}))
     server = start_server(tmp_path / "data", model=str(broken), wait_for="error")
     try:
-        server.manage(
-            "createsuperuser",
-            "--noinput",
-            "--username",
-            "ops",
-            "--email",
-            "ops@clinic.example",
-            DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-        )
+        server.create_user("ops")
         key = server.manage("create_api_token", "ops").strip().splitlines()[-1]
         health = server.health()
         assert health["status"] == "error" and health["reason"]

@@ -54,15 +54,7 @@ def test_first_visitor_creates_the_admin_then_chats_and_the_answer_survives_relo
 
 
 def test_enter_sends_and_an_empty_message_is_explained(server, page, tmp_path):
-    server.manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        "dr-house",
-        "--email",
-        "house@clinic.example",
-        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-    )
+    server.create_user("dr-house")
     page.goto(server.url + "/accounts/login/")
     page.get_by_label("User name").fill("dr-house")
     page.get_by_label("Password").fill("a-long-passphrase")
@@ -83,15 +75,7 @@ def test_enter_sends_and_an_empty_message_is_explained(server, page, tmp_path):
 
 
 def test_an_attached_image_is_sent_shown_and_answered(server, page, tmp_path):
-    server.manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        "dr-quinn",
-        "--email",
-        "quinn@clinic.example",
-        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-    )
+    server.create_user("dr-quinn")
     image = tmp_path / "chest-xray.png"
     Image.new("L", (512, 512), color=70).save(image)
     page.goto(server.url + "/accounts/login/")

@@ -122,15 +122,7 @@ def data_dir(tmp_path):
 def test_sigkill_mid_answer_keeps_every_saved_message_and_the_text_so_far(data_dir):
     server = start_server(data_dir, *SERVER_ARGS)
     try:
-        server.manage(
-            "createsuperuser",
-            "--noinput",
-            "--username",
-            "dr-kill",
-            "--email",
-            "kill@clinic.example",
-            DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-        )
+        server.create_user("dr-kill")
         chat = Chat(server, "dr-kill")
         assert chat.ask("Hello") == "complete"
         cut = None
@@ -188,15 +180,7 @@ def test_sigkill_mid_answer_keeps_every_saved_message_and_the_text_so_far(data_d
 def test_streamed_text_is_saved_within_a_second_of_being_shown(data_dir):
     server = start_server(data_dir, *SERVER_ARGS)
     try:
-        server.manage(
-            "createsuperuser",
-            "--noinput",
-            "--username",
-            "dr-save",
-            "--email",
-            "save@clinic.example",
-            DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-        )
+        server.create_user("dr-save")
         chat = Chat(server, "dr-save")
         with chat.socket() as socket:
             socket.send(json.dumps({"action": "send", "content": LONG_PROMPTS[0]}))

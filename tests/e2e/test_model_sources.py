@@ -34,15 +34,7 @@ def test_a_copied_model_folder_is_served_and_answers(copied_model, tmp_path):
         with urllib.request.urlopen(f"{server.url}/api/health", timeout=5) as response:
             assert json.load(response)["model"] == "medgemma-copy"
 
-        server.manage(
-            "createsuperuser",
-            "--noinput",
-            "--username",
-            "dr-cy",
-            "--email",
-            "cy@clinic.example",
-            DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-        )
+        server.create_user("dr-cy")
         client = Browserless(server.url)
         session_path = urllib.parse.urlparse(client.login("dr-cy", "a-long-passphrase")).path
         ws_url = server.url.replace("http://", "ws://") + "/ws" + session_path

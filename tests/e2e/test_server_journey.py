@@ -34,15 +34,7 @@ def test_pages_need_a_login(server):
 
 
 def test_logged_in_user_posts_a_message_and_reads_back_the_saved_answer(server):
-    server.manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        "dr-ada",
-        "--email",
-        "ada@clinic.example",
-        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-    )
+    server.create_user("dr-ada")
     client = Browserless(server.url)
     session_url = client.login("dr-ada", "a-long-passphrase")
     session_path = urllib.parse.urlparse(session_url).path
@@ -70,15 +62,7 @@ def test_logged_in_user_posts_a_message_and_reads_back_the_saved_answer(server):
 
 
 def test_unknown_session_is_not_found(server):
-    server.manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        "dr-bo",
-        "--email",
-        "bo@clinic.example",
-        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-    )
+    server.create_user("dr-bo")
     client = Browserless(server.url)
     client.login("dr-bo", "a-long-passphrase")
     with pytest.raises(urllib.error.HTTPError) as error:

@@ -183,10 +183,7 @@ def served(tmp_path_factory):
     """Another MedServer on loopback: a real OpenAI-compatible server, with a token."""
     # As an engine for other servers, one user (the token) runs many answers at once.
     server = start_server(tmp_path_factory.mktemp("engine-server"), "--max-user-streams", "8")
-    server.manage(
-        "createsuperuser", "--noinput", "--username", "engine", "--email", "e@clinic.example",
-        DJANGO_SUPERUSER_PASSWORD="a-long-passphrase",
-    )  # fmt: skip
+    server.create_user("engine")
     server.api_key = server.manage("create_api_token", "engine").strip().splitlines()[-1]
     yield server
     server.stop()
