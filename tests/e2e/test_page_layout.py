@@ -62,10 +62,21 @@ def test_opening_a_review_does_not_move_the_answers_footer(server, page):
             (round(b["x"] - origin["x"]), round(b["y"] - origin["y"])) for b in map(_box, parts)
         ]
 
-    before = (layout(), _box(footer)["height"])
+    def settled() -> tuple[list[tuple[float, float]], float]:
+        # Measured once the page has stopped scrolling: two readings 100 ms apart agree.
+        last = None
+        for _ in range(50):
+            now = (layout(), _box(footer)["height"])
+            if now == last:
+                return now
+            last = now
+            page.wait_for_timeout(100)
+        return now
+
+    before = settled()
     answer.locator(".review-details > summary").click()
     expect(answer.locator(".review-form")).to_be_visible()
-    assert (layout(), _box(footer)["height"]) == before
+    assert settled() == before
 
 
 def test_question_and_answer_cards_differ_in_the_dark_and_a_phone_keeps_room(server, page):
