@@ -210,8 +210,10 @@ def test_the_range_chosen_before_sending_is_what_the_model_gets(server, page, tm
     # What the model was given: the question's attachments, their labels and pixels.
     with closing(sqlite3.connect(server.data_dir / "medserver.sqlite3", timeout=10)) as db:
         rows = db.execute(
+            # This user's question only: the server is shared with other modules' tests.
             "SELECT a.label, a.file FROM chat_attachment a JOIN chat_message m "
-            "ON a.message_id = m.id WHERE m.role = 'user' AND m.content = 'Any nodules?' "
+            "ON a.message_id = m.id JOIN auth_user u ON a.owner_id = u.id "
+            "WHERE m.role = 'user' AND m.content = 'Any nodules?' AND u.username = 'dr-range' "
             "ORDER BY a.created_at"
         ).fetchall()
     assert [label for label, _ in rows] == titles
@@ -237,7 +239,8 @@ def test_the_range_chosen_before_sending_is_what_the_model_gets(server, page, tm
     with closing(sqlite3.connect(server.data_dir / "medserver.sqlite3", timeout=10)) as db:
         found = db.execute(
             "SELECT DISTINCT a.volume FROM chat_attachment a JOIN chat_message m "
-            "ON a.message_id = m.id WHERE m.content = 'Any nodules?'"
+            "ON a.message_id = m.id JOIN auth_user u ON a.owner_id = u.id "
+            "WHERE m.content = 'Any nodules?' AND u.username = 'dr-range'"
         )
         (volume,) = {row[0] for row in found}
     (server.data_dir / "uploads" / volume).unlink()
