@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect
-from django_htmx.http import HttpResponseClientRedirect
 
 from chat import serving
 
@@ -42,8 +41,13 @@ class IdleSignOutMiddleware:
                     return self.get_response(request)
                 if request.htmx:
                     # The page the request came from, to come back to after signing in.
+                    # The request goes on (to the sign-in redirect), so that a page's
+                    # background poll does not navigate away: the page shows its own
+                    # sign-in card, which keeps the draft (static/js/idle.js).
                     page = request.htmx.current_url_abs_path or "/"
-                    return HttpResponseClientRedirect(signed_out_url(page))
+                    response = self.get_response(request)
+                    response["HX-Redirect"] = signed_out_url(page)
+                    return response
                 return redirect(signed_out_url(request.path))
             if (
                 not _is_polling(request)
